@@ -1,0 +1,1 @@
+//! Pod networking (CNI). Filled in by the networking issue.

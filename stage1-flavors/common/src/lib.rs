@@ -1,0 +1,1 @@
+//! What every stage1 flavor shares.

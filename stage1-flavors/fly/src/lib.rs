@@ -1,0 +1,1 @@
+//! The fly stage1 flavor.
