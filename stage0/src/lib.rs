@@ -1,2 +1,7 @@
-//! The `rkt` stage0: command line, image store, fetching, pod lifecycle and
-//! stage1 selection/exec.
+//! The `rkt` stage0 library: image store, fetching, configuration and the pod
+//! lifecycle. The command line (`src/cli/`, part of the binary) drives it.
+
+pub mod config;
+pub mod fetch;
+pub mod pod;
+pub mod store;

@@ -1,3 +1,7 @@
+//! `rkt`: the stage0 binary.
+
+mod cli;
+
 fn main() {
-    std::process::exit(2);
+    std::process::exit(cli::main());
 }

@@ -1,0 +1,91 @@
+//! Global flags and the per-invocation context every command receives.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use stage0::config::InsecureOptions;
+
+/// rkt's persistent flags; accepted before or after the subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// rkt data directory
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// system configuration directory
+    #[arg(
+        long,
+        global = true,
+        default_value = "/usr/lib/rkt",
+        value_name = "DIR"
+    )]
+    pub system_config: PathBuf,
+    /// local configuration directory
+    #[arg(long, global = true, default_value = "/etc/rkt", value_name = "DIR")]
+    pub local_config: PathBuf,
+    /// user configuration directory
+    #[arg(long, global = true, value_name = "DIR")]
+    pub user_config: Option<PathBuf>,
+    /// comma-separated list of security features to disable: none, image, tls,
+    /// ondisk, http, pubkey, capabilities, paths, seccomp, all-fetch, all-run, all
+    #[arg(long, global = true, default_value = "none", value_name = "OPTS")]
+    pub insecure_options: String,
+    /// automatically trust gpg keys fetched from https
+    #[arg(long, global = true)]
+    pub trust_keys_from_https: bool,
+    /// print out more debug information to stderr
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// write a CPU profile to this file
+    #[arg(long, global = true, hide = true, value_name = "FILE")]
+    pub cpuprofile: Option<PathBuf>,
+    /// write a memory profile to this file
+    #[arg(long, global = true, hide = true, value_name = "FILE")]
+    pub memprofile: Option<PathBuf>,
+}
+
+/// What every command needs: resolved directories and options.
+#[derive(Debug)]
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub system_config: PathBuf,
+    pub local_config: PathBuf,
+    pub user_config: Option<PathBuf>,
+    pub insecure: InsecureOptions,
+    pub trust_keys_from_https: bool,
+    pub debug: bool,
+}
+
+const DEFAULT_DATA_DIR: &str = "/var/lib/rkt";
+
+impl Context {
+    pub fn new(g: GlobalArgs) -> Result<Self> {
+        let insecure = InsecureOptions::parse(&g.insecure_options)?;
+        let data_dir = match g.dir {
+            Some(d) => absolute(d)?,
+            None => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        let user_config = g.user_config.filter(|p| !p.as_os_str().is_empty());
+        Ok(Context {
+            data_dir,
+            system_config: g.system_config,
+            local_config: g.local_config,
+            user_config,
+            insecure,
+            trust_keys_from_https: g.trust_keys_from_https,
+            debug: g.debug,
+        })
+    }
+}
+
+fn absolute(p: PathBuf) -> Result<PathBuf> {
+    let abs = if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(p)
+    };
+    // rkt resolves symlinks of an existing data dir so pod paths are stable.
+    Ok(abs.canonicalize().unwrap_or(abs))
+}

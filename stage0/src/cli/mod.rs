@@ -1,0 +1,129 @@
+//! Command line: global flags, subcommand dispatch and rkt's exit-code and
+//! error-output conventions (254 and a one-line `<subcommand>: ...` message on
+//! our own errors, 2 for a missing subcommand).
+
+mod cat_manifest;
+mod completion;
+mod config;
+mod context;
+mod enter;
+mod export;
+mod fetch;
+mod gc;
+mod image;
+mod list;
+mod output;
+mod prepare;
+mod rm;
+mod run;
+mod run_prepared;
+mod status;
+mod stop;
+mod version;
+
+use clap::{Parser, Subcommand};
+
+pub use context::{Context, GlobalArgs};
+
+/// Exit code of rkt's own failures.
+pub const EXIT_FAILURE: i32 = 254;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rkt",
+    about = "rkt, the application container runner",
+    disable_version_flag = true,
+    subcommand_required = false
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+macro_rules! commands {
+    ($($(#[$doc:meta])* $variant:ident($module:ident::$args:ident) => $name:literal,)*) => {
+        #[derive(Subcommand, Debug)]
+        enum Command {
+            $($(#[$doc])* #[command(name = $name)] $variant($module::$args),)*
+        }
+
+        impl Command {
+            /// The name rkt prefixes error lines with.
+            fn name(&self) -> &'static str {
+                match self { $(Command::$variant(_) => $name,)* }
+            }
+
+            fn run(self, ctx: &Context) -> anyhow::Result<i32> {
+                match self { $(Command::$variant(args) => $module::run(ctx, args),)* }
+            }
+        }
+    };
+}
+
+commands! {
+    /// Run image(s) in a pod in rkt
+    Run(run::RunArgs) => "run",
+    /// Prepare to run image(s) in a pod in rkt
+    Prepare(prepare::PrepareArgs) => "prepare",
+    /// Run a prepared application pod in rkt
+    RunPrepared(run_prepared::RunPreparedArgs) => "run-prepared",
+    /// Fetch image(s) and store them in the local store
+    Fetch(fetch::FetchArgs) => "fetch",
+    /// Enter the namespaces of an app within a rkt pod
+    Enter(enter::EnterArgs) => "enter",
+    /// Stop a pod
+    Stop(stop::StopArgs) => "stop",
+    /// List pods
+    List(list::ListArgs) => "list",
+    /// Check the status of a rkt pod
+    Status(status::StatusArgs) => "status",
+    /// Garbage collect rkt pods no longer in use
+    Gc(gc::GcArgs) => "gc",
+    /// Remove all files and resources associated with an exited pod
+    Rm(rm::RmArgs) => "rm",
+    /// Inspect and print the pod manifest
+    CatManifest(cat_manifest::CatManifestArgs) => "cat-manifest",
+    /// Export an app from an exited pod to an ACI file
+    Export(export::ExportArgs) => "export",
+    /// Operate on image(s) in the local store
+    Image(image::ImageArgs) => "image",
+    /// Print configuration for each stage in JSON format
+    Config(config::ConfigArgs) => "config",
+    /// Output shell completion code for the specified shell
+    Completion(completion::CompletionArgs) => "completion",
+    /// Print the version and exit
+    Version(version::VersionArgs) => "version",
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => EXIT_FAILURE,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        eprintln!();
+        eprintln!("rkt: missing subcommand");
+        return 2;
+    };
+    let name = command.name();
+    let result = Context::new(cli.global).and_then(|ctx| command.run(&ctx));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            EXIT_FAILURE
+        }
+    }
+}

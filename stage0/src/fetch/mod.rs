@@ -1,0 +1,1 @@
+//! Image fetching (local files now; HTTPS, discovery and docker later).

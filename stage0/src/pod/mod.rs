@@ -1,0 +1,3 @@
+//! Pods: the lifecycle directories and locks, UUIDs, rendering and stage1 exec.
+
+pub mod stage1;

@@ -1,0 +1,1 @@
+//! The image store: CAS blobs, the SQLite image database and the tree store.
