@@ -1,0 +1,113 @@
+//! Stage1 images (`coreos.com/rkt/stage1-<flavor>`), one table row per flavor.
+
+use std::path::Path;
+
+use abi::schema::ImageManifest;
+use abi::stage1::{
+    format_features, Entrypoint, Feature, FEATURES_ANNOTATION, INTERFACE_VERSION_ANNOTATION,
+};
+
+use super::{install, set_mode, RecipeError};
+use crate::manifest::{annotation, image_manifest, standard_labels};
+
+/// What goes into one flavor's stage1 image.
+#[derive(Debug, Clone, Copy)]
+pub struct Stage1Flavor {
+    pub name: &'static str,
+    pub image_name: &'static str,
+    /// (entrypoint, path in rootfs, file name in the build's bin dir).
+    pub entrypoints: &'static [(Entrypoint, &'static str, &'static str)],
+    pub interface_version: u32,
+    pub features: &'static [Feature],
+}
+
+/// Every flavor `build-aci stage1` knows; add `ns` and `kvm` rows here.
+pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[Stage1Flavor {
+    name: "fly",
+    image_name: "coreos.com/rkt/stage1-fly",
+    entrypoints: &[
+        (Entrypoint::Run, "/run", "fly-run"),
+        (Entrypoint::Enter, "/enter", "fly-enter"),
+        (Entrypoint::Gc, "/gc", "fly-gc"),
+        (Entrypoint::Stop, "/stop", "fly-stop"),
+    ],
+    interface_version: 5,
+    features: &[
+        Feature::NetHost,
+        Feature::Dns,
+        Feature::HostsEntry,
+        Feature::Volumes,
+        Feature::Enter,
+        Feature::Stop,
+        Feature::IpcParent,
+    ],
+}];
+
+impl Stage1Flavor {
+    pub fn find(name: &str) -> Result<&'static Stage1Flavor, RecipeError> {
+        STAGE1_FLAVORS
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = STAGE1_FLAVORS.iter().map(|f| f.name).collect();
+                RecipeError::UnknownFlavor(name.to_string(), known.join(", "))
+            })
+    }
+}
+
+/// Manifest with entrypoint, interface-version and features annotations and
+/// no `app` section.
+pub fn stage1_manifest(flavor: &Stage1Flavor, version: &str) -> Result<ImageManifest, RecipeError> {
+    let mut m = image_manifest(flavor.image_name, &standard_labels(version))?;
+    for (ep, path, _) in flavor.entrypoints {
+        m.annotations.push(annotation(ep.annotation(), path)?);
+    }
+    m.annotations.push(annotation(
+        INTERFACE_VERSION_ANNOTATION,
+        &flavor.interface_version.to_string(),
+    )?);
+    m.annotations.push(annotation(
+        FEATURES_ANNOTATION,
+        &format_features(flavor.features),
+    )?);
+    Ok(m)
+}
+
+/// Copies each entrypoint binary from `bin_dir` to its path in `root`.
+pub fn populate_stage1_rootfs(
+    root: &Path,
+    flavor: &Stage1Flavor,
+    bin_dir: &Path,
+) -> Result<(), RecipeError> {
+    // A temporary staging dir is 0700; the image's / must not be.
+    set_mode(root, 0o755)?;
+    for (_, path, file) in flavor.entrypoints {
+        install(root, path.trim_start_matches('/'), &bin_dir.join(file))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::stage1::{parse_features, InterfaceVersion};
+
+    #[test]
+    fn fly_manifest_declares_entrypoints_and_features() {
+        let fly = Stage1Flavor::find("fly").unwrap();
+        let m = stage1_manifest(fly, "0.1.0").unwrap();
+        assert!(m.app.is_none());
+        assert_eq!(m.annotation(Entrypoint::Run.annotation()), Some("/run"));
+        assert_eq!(m.annotation(Entrypoint::Stop.annotation()), Some("/stop"));
+        assert_eq!(
+            InterfaceVersion::from_annotation(m.annotation(INTERFACE_VERSION_ANNOTATION)),
+            Ok(InterfaceVersion(5))
+        );
+        let features = parse_features(m.annotation(FEATURES_ANNOTATION).unwrap());
+        assert_eq!(features, fly.features);
+        assert!(Stage1Flavor::find("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("fly"));
+    }
+}
