@@ -1,9 +1,12 @@
 //! The contracts between stage0, stage1 flavors and third-party stage1 images:
-//! appc image and pod manifests (with the spec's validation) and the versioned
-//! stage1 ABI (entrypoints, arguments, pod-directory files).
+//! appc image and pod manifests (with the spec's validation), the versioned
+//! stage1 ABI (entrypoints, arguments, pod-directory files) and the JSON files
+//! stage1 leaves in the pod directory (`runtime-config`, `net-info.json`).
 //!
 //! This crate does no I/O beyond (de)serialising; everything else depends on it.
 
+pub mod net_info;
 pub mod pod_dir;
+pub mod runtime_config;
 pub mod schema;
 pub mod stage1;

@@ -60,7 +60,8 @@ impl DnsConfMode {
         *self == DnsConfMode::default()
     }
 
-    fn parse(value: &str) -> Result<Self, String> {
+    /// Parses a `--dns-conf-mode` value (`resolv=<m>,hosts=<m>`, either part optional).
+    pub fn parse(value: &str) -> Result<Self, String> {
         let mut mode = DnsConfMode::default();
         for part in value.split(',').filter(|p| !p.is_empty()) {
             let (k, v) = part
