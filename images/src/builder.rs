@@ -20,12 +20,14 @@ pub const DETERMINISTIC_MTIME: u64 = 946_684_800;
 
 #[derive(Debug, Error)]
 pub enum BuildError {
-    #[error("reading rootfs entry {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    // `err`, not `source`: the message carries it already (no repeat in
+    // `{:#}` chains).
+    #[error("reading rootfs entry {path}: {err}")]
+    Read { path: PathBuf, err: io::Error },
     #[error("rootfs entry {0} is a socket or unknown file type; ACIs cannot hold it, remove it from the rootfs")]
     Unsupported(PathBuf),
-    #[error("writing ACI {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    #[error("writing ACI {path}: {err}")]
+    Write { path: PathBuf, err: io::Error },
     #[error(transparent)]
     Tar(#[from] RawError),
 }
@@ -90,9 +92,9 @@ impl AciBuilder {
     /// Writes the ACI to `path` through a temporary sibling, so a failed
     /// build never leaves a half-written image behind.
     pub fn write_file(&self, path: &Path) -> Result<(), BuildError> {
-        let werr = |source| BuildError::Write {
+        let werr = |err| BuildError::Write {
             path: path.to_path_buf(),
-            source,
+            err,
         };
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -123,9 +125,9 @@ impl AciBuilder {
 
         let mut seen_inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
         for (name, path) in entries {
-            let rerr = |source| BuildError::Read {
+            let rerr = |err| BuildError::Read {
                 path: path.clone(),
-                source,
+                err,
             };
             let meta = fs::symlink_metadata(&path).map_err(rerr)?;
             let name = name.into_vec();
@@ -187,9 +189,9 @@ fn collect(
     prefix: OsString,
     out: &mut Vec<(OsString, PathBuf)>,
 ) -> Result<(), BuildError> {
-    let rerr = |source| BuildError::Read {
+    let rerr = |err| BuildError::Read {
         path: dir.to_path_buf(),
-        source,
+        err,
     };
     for ent in fs::read_dir(dir).map_err(rerr)? {
         let ent = ent.map_err(rerr)?;

@@ -1,8 +1,8 @@
 //! Helpers to make image manifests for the builders and the tests.
 
 use abi::schema::{
-    AcIdentifier, AcName, Annotation, App, EnvironmentVariable, ImageManifest, Label, Port,
-    SchemaError, AC_VERSION,
+    host_os_arch, AcIdentifier, AcName, Annotation, App, EnvironmentVariable, ImageManifest, Label,
+    Port, SchemaError, AC_VERSION,
 };
 
 /// An image manifest with a name, labels and nothing else.
@@ -29,17 +29,8 @@ pub fn image_manifest(name: &str, labels: &[(&str, &str)]) -> Result<ImageManife
 
 /// `version`, `os` and `arch` labels for an image built on this machine.
 pub fn standard_labels(version: &str) -> [(&str, &str); 3] {
-    [("version", version), ("os", "linux"), ("arch", host_arch())]
-}
-
-/// The appc name of the architecture this program was built for.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "aarch64",
-        "x86" => "i386",
-        other => other,
-    }
+    let (os, arch) = host_os_arch();
+    [("version", version), ("os", os), ("arch", arch)]
 }
 
 /// An `app` section running `exec` as root with the given environment.

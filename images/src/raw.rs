@@ -18,16 +18,30 @@ const NAME_FIELD: usize = 100;
 
 #[derive(Debug, Error)]
 pub enum RawError {
+    // Not `#[from]`: that would also expose the cause as `source` and
+    // `{:#}` chains would print it twice.
     #[error("writing the ACI tar stream failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("serialising the image manifest failed: {0}")]
-    Manifest(#[from] serde_json::Error),
+    Manifest(serde_json::Error),
     #[error("file entry {name:?} declared {declared} bytes but its reader gave {actual}")]
     ShortData {
         name: String,
         declared: u64,
         actual: u64,
     },
+}
+
+impl From<io::Error> for RawError {
+    fn from(e: io::Error) -> Self {
+        RawError::Io(e)
+    }
+}
+
+impl From<serde_json::Error> for RawError {
+    fn from(e: serde_json::Error) -> Self {
+        RawError::Manifest(e)
+    }
 }
 
 /// What an entry is; the payload is whatever the type carries.

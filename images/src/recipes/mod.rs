@@ -22,11 +22,13 @@ pub use stage1::{populate_stage1_rootfs, stage1_manifest, Stage1Flavor, STAGE1_F
 
 #[derive(Debug, Error)]
 pub enum RecipeError {
-    #[error("{action} {path}: {source}")]
+    // `err` rather than `source`: the message already carries it, and error
+    // chains printed with `{:#}` would repeat it.
+    #[error("{action} {path}: {err}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        err: io::Error,
     },
     #[error("running {program}: {detail}")]
     Command { program: PathBuf, detail: String },
@@ -37,10 +39,10 @@ pub enum RecipeError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RecipeError + 'a {
-    move |source| RecipeError::Io {
+    move |err| RecipeError::Io {
         action,
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }
 
