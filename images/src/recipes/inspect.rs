@@ -39,3 +39,47 @@ pub fn populate_inspect_rootfs(root: &Path, inspect_binary: &Path) -> Result<(),
     link(root, "dir1/link_invalid", "/nonexistent/x")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AciBuilder;
+
+    #[test]
+    fn inspect_image_has_fixtures() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("inspect-bin");
+        std::fs::write(&bin, b"\x7fELF").unwrap();
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir(&root).unwrap();
+        populate_inspect_rootfs(&root, &bin).unwrap();
+        let m = inspect_manifest("1.0.0").unwrap();
+        let bytes = AciBuilder::new(m, &root)
+            .deterministic(true)
+            .to_bytes()
+            .unwrap();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let mut links = Vec::new();
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            if path == "rootfs" {
+                assert_eq!(e.header().mode().unwrap(), 0o755);
+            }
+            if path == "rootfs/inspect" {
+                assert_eq!(e.header().mode().unwrap(), 0o755);
+            }
+            if let Some(l) = e.link_name().unwrap() {
+                links.push(format!("{path} -> {}", l.display()));
+            }
+        }
+        assert_eq!(
+            links,
+            [
+                "rootfs/dir1/link_abs_dir2 -> /dir2",
+                "rootfs/dir1/link_invalid -> /nonexistent/x",
+                "rootfs/dir1/link_rel_dir2 -> ../dir2",
+            ]
+        );
+    }
+}
