@@ -2,6 +2,7 @@
 //! error-output conventions (254 and a one-line `<subcommand>: ...` message on
 //! our own errors, 2 for a missing subcommand).
 
+mod apps;
 mod cat_manifest;
 mod completion;
 mod config;

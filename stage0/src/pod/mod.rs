@@ -1,3 +1,4 @@
 //! Pods: the lifecycle directories and locks, UUIDs, rendering and stage1 exec.
 
+pub mod manifest;
 pub mod stage1;
