@@ -1,0 +1,96 @@
+//! fly `enter` entrypoint: runs a command inside the running app, in its
+//! mount namespace and chroot, with its environment and credentials.
+//! The command's exit code is `rkt enter`'s (we exec it).
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use abi::stage1::EnterArgs;
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, chroot, fchdir};
+use stage1_common::env::{self, Environment};
+use stage1_common::paths::{resolve_exec, resolve_in_root};
+use stage1_common::pod::Pod;
+use stage1_common::user;
+use stage1_fly::{exec, fail};
+
+/// What runs when stage0 passes no command.
+const DEFAULT_COMMAND: &str = "/bin/sh";
+
+fn main() {
+    match run() {
+        Ok(never) => match never {},
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn run() -> Result<Infallible> {
+    let args = EnterArgs::parse(std::env::args().skip(1)).context("invalid enter arguments")?;
+    if args.pid <= 1 {
+        bail!("invalid --pid={}; pass the pid of the pod's app", args.pid);
+    }
+    let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
+    let pod = Pod::load(&cwd)?;
+    let app = match (args.app_name.as_str(), pod.apps.as_slice()) {
+        ("", [only]) => only,
+        ("", _) => bail!("the pod has several apps; pass --appname"),
+        (name, _) => pod.app(name)?,
+    };
+    let env_file = env::env_file_path(&pod.stage1_rootfs(), &app.name);
+    let mut environment = match Environment::read_file(&env_file) {
+        Ok(e) => e,
+        Err(_) => env::compose(&app.name, &app.app, None),
+    };
+    if let Ok(term) = std::env::var("TERM") {
+        environment.set("TERM", &term);
+    }
+
+    // Everything under /proc/<pid> must be opened before switching
+    // namespaces: the app's root is reachable only through this handle.
+    let proc_dir = format!("/proc/{}", args.pid);
+    let mnt_ns = File::open(format!("{proc_dir}/ns/mnt")).with_context(|| {
+        format!(
+            "cannot open the mount namespace of pid {}; is the pod running?",
+            args.pid
+        )
+    })?;
+    let root = open(
+        format!("{proc_dir}/root").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("cannot open the root of pid {}", args.pid))?;
+    setns(mnt_ns.as_fd(), CloneFlags::CLONE_NEWNS)
+        .context("cannot join the app's mount namespace")?;
+    fchdir(root).context("cannot enter the app's root")?;
+    chroot(".").context("cannot chroot into the app's root")?;
+    chdir("/").context("cannot chdir to /")?;
+
+    let slash = Path::new("/");
+    let wd = app
+        .app
+        .working_directory
+        .as_deref()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/");
+    let wd = resolve_in_root(slash, Path::new(wd))?;
+    if chdir(&wd).is_err() {
+        chdir("/").context("cannot chdir to /")?;
+    }
+
+    let creds = user::resolve_credentials(slash, &app.app)
+        .with_context(|| format!("cannot resolve the user/group of app {:?}", app.name))?;
+    let command = if args.command.is_empty() {
+        vec![DEFAULT_COMMAND.to_string()]
+    } else {
+        args.command.clone()
+    };
+    let path = resolve_exec(slash, &command[0], environment.search_path())?;
+    user::apply_credentials(&creds)?;
+    Ok(exec(&path, &command, &environment.to_strings())?)
+}
