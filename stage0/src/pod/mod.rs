@@ -1,4 +1,5 @@
 //! Pods: the lifecycle directories and locks, UUIDs, rendering and stage1 exec.
 
 pub mod manifest;
+pub mod options;
 pub mod stage1;
