@@ -6,7 +6,7 @@ pub enum SchemaError {
     #[error("invalid AC Identifier {0:?}: only a-z, 0-9 and -._~/ are allowed, starting and ending alphanumeric")]
     AcIdentifier(String),
     #[error(
-        "invalid AC Name {0:?}: only a-z, 0-9 and - are allowed, starting and ending alphanumeric"
+        "invalid AC Name {0:?}: only a-z, 0-9 and single dashes are allowed, starting and ending alphanumeric (e.g. \"my-app\")"
     )]
     AcName(String),
     #[error("invalid image ID {0:?}: expected sha512-<hex>")]

@@ -361,3 +361,248 @@ impl ExposedPort {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const ID: &str = "sha512-8d3fffddf79e9a232ffd19f9ccaa4d6b37a6a243dbe0f23137b108a043d9da13121a9b505c804956b22e93c7f93969f4a7ba8ddea45bf4aab0bebc8f814e0990";
+
+    /// A pod as rkt writes it (Go `null`s included), modelled on
+    /// appc's `spec/pods.md` example.
+    fn example() -> Value {
+        json!({
+            "acVersion": "0.8.11",
+            "acKind": "PodManifest",
+            "apps": [
+                {
+                    "name": "reduce-worker",
+                    "image": {"name": "example.com/reduce-worker", "id": ID,
+                              "labels": [{"name": "version", "value": "1.0.0"}]},
+                    "app": {
+                        "exec": ["/bin/reduce-worker"],
+                        "user": "0",
+                        "group": "0",
+                        "mountPoints": [{"name": "work", "path": "/var/lib/work"}],
+                        "ports": [{"name": "health", "protocol": "tcp", "port": 4000}]
+                    },
+                    "readOnlyRootFS": true,
+                    "mounts": [
+                        {"volume": "work", "path": "/var/lib/work"},
+                        {"volume": "scratch", "path": "/tmp/scratch",
+                         "appVolume": {"name": "scratch", "kind": "empty"}}
+                    ],
+                    "annotations": [{"name": "coreos.com/rkt/stage2/stdin", "value": "null"}]
+                },
+                {
+                    "name": "backup",
+                    "image": {"id": ID},
+                    "app": null,
+                    "readOnlyRootFS": false
+                }
+            ],
+            "volumes": [
+                {"name": "work", "kind": "host", "source": "/opt/tenant1/work", "readOnly": true, "recursive": true},
+                {"name": "cache", "kind": "empty", "mode": "0700", "uid": 1000}
+            ],
+            "isolators": [{"name": "resource/memory", "value": {"limit": "512Mi"}}],
+            "annotations": [{"name": "coreos.com/rkt/stage1/mutable", "value": "false"}],
+            "ports": [{"name": "health", "hostPort": 8080, "hostIP": "127.0.0.1"}],
+            "userAnnotations": {"a": "b"},
+            "userLabels": {"c": "d"}
+        })
+    }
+
+    fn parse(v: &Value) -> Result<PodManifest, SchemaError> {
+        PodManifest::from_json(&serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn parses_with_defaults_and_round_trips() {
+        let m = parse(&example()).unwrap();
+        assert_eq!(m.apps.len(), 2);
+        let app = m.app("reduce-worker").unwrap();
+        assert!(app.read_only_root_fs);
+        assert_eq!(app.image.id.as_str(), ID);
+        assert_eq!(app.annotation("coreos.com/rkt/stage2/stdin"), Some("null"));
+        assert!(m.app("backup").unwrap().app.is_none());
+        let cache = m.volume("cache").unwrap();
+        assert_eq!(cache.mode.as_deref(), Some("0700"));
+        assert_eq!(cache.mode_bits(), 0o700);
+        assert_eq!((cache.uid, cache.gid), (Some(1000), Some(0)));
+        let scratch = app.mounts[1].app_volume.as_ref().unwrap();
+        assert_eq!(scratch.mode.as_deref(), Some(EMPTY_VOLUME_DEFAULT_MODE));
+        let work = m.volume("work").unwrap();
+        assert!(work.is_read_only());
+        assert_eq!(work.mode, None);
+        assert_eq!(m.annotation("coreos.com/rkt/stage1/mutable"), Some("false"));
+        assert_eq!(m.ports[0].host_ip.as_deref(), Some("127.0.0.1"));
+
+        let out = serde_json::to_vec(&m).unwrap();
+        assert_eq!(parse(&serde_json::from_slice(&out).unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn empty_lists_serialise_as_arrays_and_null_reads_as_empty() {
+        let m = PodManifest::from_json(
+            br#"{"acVersion":"0.8.11","acKind":"PodManifest","apps":null,"volumes":null,"isolators":null,"annotations":null,"ports":null}"#,
+        )
+        .unwrap();
+        assert_eq!(m, PodManifest::default());
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"acVersion":"0.8.11","acKind":"PodManifest","apps":[],"volumes":[],"isolators":[],"annotations":[],"ports":[]}"#
+        );
+        // Plain serde accepts Go's nulls too.
+        let plain: PodManifest = serde_json::from_str(
+            r#"{"acVersion":"0.8.11","acKind":"PodManifest","apps":[],"volumes":null,"ports":null}"#,
+        )
+        .unwrap();
+        assert!(plain.volumes.is_empty());
+    }
+
+    #[test]
+    fn go_style_keys() {
+        let m = PodManifest::from_json(
+            format!(
+                r#"{{"ACVersion":"0.8.11","ACKind":"PodManifest",
+                    "Apps":[{{"Name":"a","Image":{{"ID":"{ID}"}},"ReadOnlyRootFs":true,
+                              "Mounts":[{{"Volume":"v","Path":"/v","AppVolume":{{"Name":"v","Kind":"host","Source":"/s","ReadOnly":true}}}}]}}],
+                    "Ports":[{{"Name":"p","HostPort":1,"HostIp":"::1","PodPort":{{"Name":"p","Protocol":"tcp","Port":2,"Count":0}}}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(m.apps[0].read_only_root_fs);
+        let v = m.apps[0].mounts[0].app_volume.as_ref().unwrap();
+        assert_eq!(v.source.as_deref(), Some("/s"));
+        assert_eq!(m.ports[0].host_ip.as_deref(), Some("::1"));
+        assert_eq!(m.ports[0].pod_port.as_ref().unwrap().count, 1);
+    }
+
+    #[test]
+    fn validation_errors() {
+        type Mutate = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Mutate, &str)> = vec![
+            (
+                "kind",
+                Box::new(|v| v["acKind"] = "ImageManifest".into()),
+                "acKind is \"ImageManifest\" but must be \"PodManifest\"",
+            ),
+            (
+                "no kind",
+                Box::new(|v| v["acKind"] = "".into()),
+                "acKind must be set",
+            ),
+            (
+                "version",
+                Box::new(|v| v["acVersion"] = "1.2".into()),
+                "acVersion: invalid version",
+            ),
+            (
+                "dup app",
+                Box::new(|v| v["apps"][1]["name"] = "reduce-worker".into()),
+                "duplicate app name \"reduce-worker\"",
+            ),
+            (
+                "dup volume",
+                Box::new(|v| v["volumes"][1]["name"] = "work".into()),
+                "duplicate volume name \"work\"",
+            ),
+            (
+                "host no source",
+                Box::new(|v| {
+                    v["volumes"][0].as_object_mut().unwrap().remove("source");
+                }),
+                "volume \"work\": kind=host needs a source path",
+            ),
+            (
+                "host relative",
+                Box::new(|v| v["volumes"][0]["source"] = "work".into()),
+                "source must be an absolute path",
+            ),
+            (
+                "host mode",
+                Box::new(|v| v["volumes"][0]["mode"] = "0755".into()),
+                "mode, uid and gid are only allowed with kind=empty",
+            ),
+            (
+                "empty source",
+                Box::new(|v| v["volumes"][1]["source"] = "/x".into()),
+                "kind=empty takes no source",
+            ),
+            (
+                "bad mode",
+                Box::new(|v| v["volumes"][1]["mode"] = "rwx".into()),
+                "mode must be an octal permission",
+            ),
+            (
+                "bad kind",
+                Box::new(|v| v["volumes"][1]["kind"] = "tmpfs".into()),
+                "unknown variant `tmpfs`",
+            ),
+            (
+                "app volume",
+                Box::new(|v| v["apps"][0]["mounts"][1]["appVolume"]["source"] = "/x".into()),
+                "apps[reduce-worker].mounts.appVolume: volume \"scratch\"",
+            ),
+            (
+                "app section",
+                Box::new(|v| v["apps"][0]["app"]["workingDirectory"] = "rel".into()),
+                "apps[reduce-worker].app.workingDirectory",
+            ),
+            (
+                "image labels",
+                Box::new(|v| v["apps"][0]["image"]["labels"][0]["name"] = "name".into()),
+                "apps[reduce-worker].image.labels",
+            ),
+            (
+                "isolators",
+                Box::new(|v| v["isolators"][0]["value"] = json!({"default": true})),
+                "isolators: isolator \"resource/memory\"",
+            ),
+            (
+                "annotations",
+                Box::new(|v| {
+                    v["annotations"] = json!([{"name":"a","value":"1"},{"name":"a","value":"2"}])
+                }),
+                "annotations: duplicate annotation \"a\"",
+            ),
+            (
+                "dup port",
+                Box::new(|v| {
+                    v["ports"] = json!([{"name":"p","hostPort":1},{"name":"p","hostPort":2}])
+                }),
+                "port \"p\" is forwarded twice",
+            ),
+            (
+                "host ip",
+                Box::new(|v| v["ports"][0]["hostIP"] = "localhost".into()),
+                "hostIP \"localhost\" is not an IP address",
+            ),
+            (
+                "host port",
+                Box::new(|v| v["ports"][0]["hostPort"] = 0.into()),
+                "hostPort must be in 1..=65535",
+            ),
+            (
+                "image id",
+                Box::new(|v| v["apps"][1]["image"]["id"] = "sha1-00".into()),
+                "invalid image ID",
+            ),
+            (
+                "app name",
+                Box::new(|v| v["apps"][1]["name"] = "Backup".into()),
+                "invalid AC Name",
+            ),
+        ];
+        for (what, mutate, want) in cases {
+            let mut v = example();
+            mutate(&mut v);
+            let err = parse(&v).unwrap_err().to_string();
+            assert!(err.contains(want), "{what}: {err}");
+            assert!(!err.contains('\n'), "{what}: multi-line error {err}");
+        }
+    }
+}

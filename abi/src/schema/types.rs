@@ -47,7 +47,9 @@ impl AcName {
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !s.starts_with('-')
-            && !s.ends_with('-');
+            && !s.ends_with('-')
+            // Go's regex `^[a-z0-9]+([-][a-z0-9]+)*$` forbids "--".
+            && !s.contains("--");
         if ok {
             Ok(Self(s))
         } else {
@@ -79,6 +81,13 @@ impl AcName {
         Self::new(collapsed.trim_matches('-'))
     }
 
+    /// The default pod app name for an image (rkt): the last `/`-separated
+    /// component of the image name, sanitised (`example.com/some-app` →
+    /// `some-app`).
+    pub fn from_image_name(image: &str) -> Result<Self, SchemaError> {
+        Self::sanitize(image.rsplit('/').next().unwrap_or(image))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -95,13 +104,30 @@ impl ImageId {
     pub fn new(s: impl Into<String>) -> Result<Self, SchemaError> {
         let s = s.into();
         match s.split_once('-') {
-            Some(("sha512", hex)) if !hex.is_empty() && !hex.contains('-') => Ok(Self(s)),
+            Some(("sha512", hex))
+                if !hex.is_empty()
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                Ok(Self(s))
+            }
             _ => Err(SchemaError::ImageId(s)),
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The hex digest after `sha512-`.
+    pub fn hex(&self) -> &str {
+        &self.0[Self::PREFIX.len()..]
+    }
+
+    /// True for a complete ID (128 hex digits) rather than a prefix.
+    pub fn is_full(&self) -> bool {
+        self.hex().len() == 128
     }
 }
 
@@ -152,4 +178,74 @@ pub struct Label {
 pub struct Annotation {
     pub name: AcIdentifier,
     pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["example.com/app", "coreos.com/etcd", "a", "a_b~c.d/e-f"] {
+            assert!(AcIdentifier::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Example.com", "/a", "a/", "a b", "-a"] {
+            assert!(AcIdentifier::new(bad).is_err(), "{bad}");
+        }
+        for ok in ["app", "my-app-2", "9"] {
+            assert!(AcName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "App", "a--b", "-a", "a-", "a_b", "a.b"] {
+            assert!(AcName::new(bad).is_err(), "{bad}");
+        }
+        let e = AcName::new("My_App").unwrap_err();
+        assert!(
+            e.to_string().contains("only a-z, 0-9 and single dashes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sanitize() {
+        assert_eq!(
+            AcName::from_image_name("example.com/some-app")
+                .unwrap()
+                .as_str(),
+            "some-app"
+        );
+        assert_eq!(
+            AcName::from_image_name("coreos.com/rkt/stage1-fly")
+                .unwrap()
+                .as_str(),
+            "stage1-fly"
+        );
+        assert_eq!(
+            AcName::from_image_name("busybox").unwrap().as_str(),
+            "busybox"
+        );
+        assert_eq!(
+            AcName::sanitize("My_App..v2!").unwrap().as_str(),
+            "my-app-v2"
+        );
+        assert_eq!(
+            AcName::sanitize("example.com/some-app").unwrap().as_str(),
+            "example-com-some-app"
+        );
+        assert!(AcName::sanitize("___").is_err());
+    }
+
+    #[test]
+    fn image_ids() {
+        let full = format!("sha512-{}", "ab".repeat(64));
+        let id = ImageId::new(full.clone()).unwrap();
+        assert!(id.is_full());
+        assert_eq!(id.hex().len(), 128);
+        assert!(!ImageId::new("sha512-abc").unwrap().is_full());
+        for bad in ["sha256-ab", "sha512-", "sha512-XYZ", "sha512-ab-cd", "ab"] {
+            assert!(ImageId::new(bad).is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{full}\""));
+        assert!(serde_json::from_str::<ImageId>("\"sha512-zz\"").is_err());
+    }
 }
