@@ -3,8 +3,12 @@
 //! `stage1/rootfs/rkt/status/` (rkt.md §2.1, §2.7).
 
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{openat, renameat, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -45,6 +49,60 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Like [`write_atomic`] for `name` in the directory open at `dir`, for use
+/// after a chroot has hidden the pod directory's path.
+pub fn write_atomic_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8]) -> io::Result<()> {
+    let tmp = format!(".{name}.tmp{}", std::process::id());
+    let result = (|| {
+        let fd = openat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )?;
+        // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        f.write_all(contents)?;
+        f.sync_all()?;
+        renameat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            Some(dir.as_raw_fd()),
+            name,
+        )?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = unlinkat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
+    }
+    result
+}
+
+/// Writes `pid` and `pgid` (fly) into the pod directory open at `pod_dir`.
+pub fn write_pid_files_at(
+    pod_dir: BorrowedFd<'_>,
+    pid: i32,
+    pgid: Option<i32>,
+) -> Result<(), StatusError> {
+    let write = |name: &str, n: i32| {
+        write_atomic_at(pod_dir, name, n.to_string().as_bytes()).map_err(|source| {
+            StatusError::Write {
+                path: PathBuf::from(name),
+                source,
+            }
+        })
+    };
+    // pgid first: stage0 takes `pid` appearing as "started".
+    if let Some(pgid) = pgid {
+        write(abi::pod_dir::PGID, pgid)?;
+    }
+    write(abi::pod_dir::PID, pid)
 }
 
 /// Writes a decimal number file such as `$pod/pid` atomically.
@@ -157,6 +215,20 @@ mod tests {
         );
         assert_eq!(read_number_file(&pod.path().join("ppid")).unwrap(), None);
         // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(pod.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn pid_files_through_a_dir_fd() {
+        use std::os::fd::AsFd;
+        let pod = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(pod.path()).unwrap();
+        write_pid_files_at(dir.as_fd(), 42, Some(41)).unwrap();
+        assert_eq!(read_number_file(&pod.path().join("pid")).unwrap(), Some(42));
+        assert_eq!(
+            read_number_file(&pod.path().join("pgid")).unwrap(),
+            Some(41)
+        );
         assert_eq!(std::fs::read_dir(pod.path()).unwrap().count(), 2);
     }
 

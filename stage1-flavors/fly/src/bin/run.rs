@@ -6,6 +6,8 @@
 //! "running" until it exits.
 
 use std::convert::Infallible;
+use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use abi::stage1::RunArgs;
@@ -95,12 +97,15 @@ fn run() -> Result<Infallible> {
         mount::remount_readonly(rootfs, false)?;
     }
 
-    status::write_pgid(&pod.dir, getpgrp().as_raw())?;
-    status::write_pid(&pod.dir, getpid().as_raw())?;
     status::mark_started(&stage1_rootfs, &app.name)?;
 
+    let pod_fd = File::open(&pod.dir).with_context(|| format!("cannot open {:?}", pod.dir))?;
     chroot(rootfs).with_context(|| format!("cannot chroot into {rootfs:?}"))?;
     chdir(&workdir).with_context(|| format!("cannot enter working directory {workdir:?}"))?;
+    // Only now: once `pid` exists, `enter` may join us and must find the
+    // app's root, not the host's.
+    status::write_pid_files_at(pod_fd.as_fd(), getpid().as_raw(), Some(getpgrp().as_raw()))?;
+    drop(pod_fd);
     user::apply_credentials(&creds)?;
     lockfd::keep_lock_across_exec(lock_fd)?;
     Ok(exec(&exec_path, &app.app.exec, &environment.to_strings())?)
