@@ -1,1 +1,568 @@
 //! The image store: CAS blobs, the SQLite image database and the tree store.
+//!
+//! Layout under `$dir/cas` (rkt's, with SQLite in place of ql):
+//! `blob/sha512/<2 hex>/<key>` (uncompressed ACI tar), `imageManifest/sha512/<2 hex>/<key>`,
+//! `db/images.sqlite`, `tree/<tree id>/{rootfs,manifest,hash,rendered,image}`,
+//! `treestorelocks/`, `imagelocks/`, `tmp/`.
+
+mod archive;
+mod db;
+mod error;
+mod extract;
+mod import;
+mod key;
+mod render;
+mod sys;
+mod treehash;
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use abi::schema::ImageManifest;
+
+use db::{Db, ImageRow};
+
+pub use error::StoreError;
+pub use import::MAX_MANIFEST_SIZE;
+pub use key::{is_key_prefix, normalize_prefix, ImageKey, TreeId};
+pub use render::{dep_list, Layer};
+
+/// Options of one import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The image was fetched by name without a version (rkt's `latest` flag).
+    pub latest: bool,
+}
+
+/// What `image list` shows about a stored image.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub key: ImageKey,
+    pub name: String,
+    pub version: Option<String>,
+    pub import_time: SystemTime,
+    pub last_used: SystemTime,
+    pub latest: bool,
+    /// Size of the stored (uncompressed) ACI blob.
+    pub size: u64,
+    /// Size of the image's rendered tree, 0 when not rendered.
+    pub tree_store_size: u64,
+}
+
+impl From<ImageRow> for ImageInfo {
+    fn from(r: ImageRow) -> Self {
+        ImageInfo {
+            key: r.key,
+            name: r.name,
+            version: r.version,
+            import_time: r.import_time,
+            last_used: r.last_used,
+            latest: r.latest,
+            size: r.size,
+            tree_store_size: r.tree_store_size,
+        }
+    }
+}
+
+/// The CAS under `$dir/cas`.
+pub struct Store {
+    cas: PathBuf,
+    db: Db,
+}
+
+const TREE_ROOTFS: &str = "rootfs";
+const TREE_MANIFEST: &str = "manifest";
+const TREE_HASH: &str = "hash";
+const TREE_RENDERED: &str = "rendered";
+const TREE_IMAGE: &str = "image";
+
+impl Store {
+    /// Opens (creating if needed) the store under `data_dir/cas` and cleans
+    /// temporary files that no running import or render owns any more.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let cas = data_dir.join("cas");
+        for d in [
+            "blob/sha512",
+            "imageManifest/sha512",
+            "db",
+            "tree",
+            "treestorelocks",
+            "imagelocks",
+            "tmp",
+        ] {
+            let p = cas.join(d);
+            fs::create_dir_all(&p).map_err(StoreError::io(format!("creating {}", p.display())))?;
+        }
+        let db = Db::open(&cas.join("db/images.sqlite"))?;
+        let store = Store { cas, db };
+        store.clean_tmp();
+        Ok(store)
+    }
+
+    /// The store's root directory (`$dir/cas`).
+    pub fn cas_dir(&self) -> &Path {
+        &self.cas
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.cas.join("tmp")
+    }
+
+    /// Removes leftovers of killed imports/renders. Live ones hold a lock and
+    /// are left alone.
+    fn clean_tmp(&self) {
+        let Ok(rd) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with("import-") {
+                let Ok(f) = File::options().write(true).open(&path) else {
+                    continue;
+                };
+                if let Ok(Some(_lock)) = sys::lock_open_file(f, false, true) {
+                    let _ = fs::remove_file(&path);
+                }
+            } else if let Some(rest) = name.strip_prefix("tree-") {
+                let Some(id) = rest.rsplit_once('.').and_then(|(id, _)| TreeId::parse(id)) else {
+                    continue;
+                };
+                if let Ok(Some(_lock)) = sys::lock_file(&self.tree_lock_path(&id), false) {
+                    let _ = sys::remove_dir_all_checked(&path);
+                }
+            }
+        }
+    }
+
+    fn blob_path(&self, key: &ImageKey) -> PathBuf {
+        self.cas
+            .join("blob/sha512")
+            .join(key.shard())
+            .join(key.as_str())
+    }
+
+    fn manifest_path(&self, key: &ImageKey) -> PathBuf {
+        self.cas
+            .join("imageManifest/sha512")
+            .join(key.shard())
+            .join(key.as_str())
+    }
+
+    /// A new temp file in `cas/tmp`, locked so `open` of another process
+    /// does not take it for a leftover.
+    fn temp_file(&self, prefix: &str) -> Result<TempFile, StoreError> {
+        let path = self
+            .tmp_dir()
+            .join(format!("{prefix}{}", uuid::Uuid::new_v4().simple()));
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(StoreError::io(format!("creating {}", path.display())))?;
+        let lock = sys::lock_open_file(f, true, true)
+            .map_err(StoreError::io("locking a temporary file"))?
+            .ok_or_else(|| StoreError::Io {
+                context: "locking a temporary file".into(),
+                source: io::Error::from(io::ErrorKind::WouldBlock),
+            })?;
+        Ok(TempFile {
+            path,
+            file: Some(lock),
+        })
+    }
+
+    /// Imports an ACI (plain tar, or gzip/bzip2/xz compressed) from `reader`.
+    /// Importing the same image again yields the same key and refreshes its row.
+    pub fn import(&self, reader: impl Read, opts: &ImportOptions) -> Result<ImageKey, StoreError> {
+        let mut tmp = self.temp_file("import-")?;
+        let copied = import::copy_stream(reader, tmp.file())?;
+        let key = ImageKey::from_digest(&copied.digest);
+        let (raw_manifest, manifest) = import::validate(tmp.file())?;
+
+        let mpath = self.manifest_path(&key);
+        write_atomic(&self.tmp_dir(), &mpath, &raw_manifest)?;
+        let bpath = self.blob_path(&key);
+        create_parent(&bpath)?;
+        // Same content under the same name: a concurrent import of the same
+        // image renaming over ours is harmless.
+        fs::rename(&tmp.path, &bpath)
+            .map_err(StoreError::io(format!("storing {}", bpath.display())))?;
+        tmp.persisted();
+
+        let now = SystemTime::now();
+        self.db.upsert(&ImageRow {
+            key: key.clone(),
+            name: manifest.name.to_string(),
+            version: manifest.label("version").map(str::to_string),
+            import_time: now,
+            last_used: now,
+            latest: opts.latest,
+            size: copied.size,
+            tree_store_size: 0,
+        })?;
+        Ok(key)
+    }
+
+    /// Resolves a user-given key prefix (`sha512-` + at least 2 hex digits).
+    pub fn resolve_key(&self, prefix: &str) -> Result<ImageKey, StoreError> {
+        let p = normalize_prefix(prefix).ok_or_else(|| StoreError::BadKey(prefix.to_string()))?;
+        let mut keys = self.db.keys_with_prefix(&p)?;
+        match keys.len() {
+            0 => Err(StoreError::NotFound(prefix.to_string())),
+            1 => Ok(keys.remove(0)),
+            _ => Err(StoreError::Ambiguous(prefix.to_string())),
+        }
+    }
+
+    /// rkt's `GetACI`: images named `name` carrying all `labels`; without a
+    /// requested `version`, `latest` images are preferred; then the newest import.
+    pub fn find_by_name(
+        &self,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<Option<ImageKey>, StoreError> {
+        let mut candidates = Vec::new();
+        for row in self.db.by_name(name)? {
+            let Ok(m) = self.manifest(&row.key) else {
+                continue;
+            };
+            if labels.iter().all(|(k, v)| m.label(k) == Some(v.as_str())) {
+                candidates.push(row);
+            }
+        }
+        if !labels.iter().any(|(k, _)| k == "version") && candidates.iter().any(|r| r.latest) {
+            candidates.retain(|r| r.latest);
+        }
+        Ok(candidates
+            .into_iter()
+            .max_by_key(|r| r.import_time)
+            .map(|r| r.key))
+    }
+
+    /// The stored manifest of an image.
+    pub fn manifest(&self, key: &ImageKey) -> Result<ImageManifest, StoreError> {
+        import::parse_manifest(&self.raw_manifest(key)?)
+    }
+
+    /// The manifest bytes exactly as they were in the ACI.
+    pub fn raw_manifest(&self, key: &ImageKey) -> Result<Vec<u8>, StoreError> {
+        fs::read(self.manifest_path(key)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound(key.to_string()),
+            _ => StoreError::Io {
+                context: format!("reading the manifest of {key}"),
+                source: e,
+            },
+        })
+    }
+
+    pub fn info(&self, key: &ImageKey) -> Result<ImageInfo, StoreError> {
+        self.db
+            .get(key)?
+            .map(ImageInfo::from)
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))
+    }
+
+    pub fn list(&self) -> Result<Vec<ImageInfo>, StoreError> {
+        Ok(self.db.all()?.into_iter().map(ImageInfo::from).collect())
+    }
+
+    /// The stored uncompressed ACI tar.
+    pub fn open_blob(&self, key: &ImageKey) -> Result<File, StoreError> {
+        File::open(self.blob_path(key)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound(key.to_string()),
+            _ => StoreError::Io {
+                context: format!("opening the blob of {key}"),
+                source: e,
+            },
+        })
+    }
+
+    /// Records that the image was just used.
+    pub fn touch(&self, key: &ImageKey) -> Result<(), StoreError> {
+        self.db.touch(key, SystemTime::now())
+    }
+
+    /// Removes an image's row, blob and manifest. Rendered trees stay until
+    /// `image gc` finds no pod using them.
+    pub fn remove(&self, key: &ImageKey) -> Result<(), StoreError> {
+        if !self.db.remove(key)? {
+            return Err(StoreError::NotFound(key.to_string()));
+        }
+        for p in [self.blob_path(key), self.manifest_path(key)] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::Io {
+                        context: format!("removing {}", p.display()),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a stored blob against its key (rehashes it).
+    pub fn verify_blob(&self, key: &ImageKey) -> Result<(), StoreError> {
+        use sha2::{Digest, Sha512};
+        let mut f = self.open_blob(key)?;
+        let mut h = Sha512::new();
+        io::copy(&mut f, &mut h).map_err(StoreError::io(format!("reading the blob of {key}")))?;
+        let got = ImageKey::from_digest(&h.finalize());
+        if &got != key {
+            return Err(StoreError::Corrupt {
+                key: key.to_string(),
+                got: got.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- tree store ----
+
+    fn tree_lock_path(&self, id: &TreeId) -> PathBuf {
+        self.cas.join("treestorelocks").join(id.as_str())
+    }
+
+    pub fn tree_dir(&self, id: &TreeId) -> PathBuf {
+        self.cas.join("tree").join(id.as_str())
+    }
+
+    pub fn tree_rootfs(&self, id: &TreeId) -> PathBuf {
+        self.tree_dir(id).join(TREE_ROOTFS)
+    }
+
+    /// The id of the tree `render_tree` would produce for `key` with the
+    /// dependencies currently in the store.
+    pub fn tree_id(&self, key: &ImageKey) -> Result<TreeId, StoreError> {
+        let layers = dep_list(self, key)?;
+        Ok(tree_id_of(&layers))
+    }
+
+    /// True if the tree is completely rendered.
+    pub fn tree_rendered(&self, id: &TreeId) -> bool {
+        self.tree_dir(id).join(TREE_RENDERED).exists()
+    }
+
+    /// Renders the image and its dependencies once into the tree store and
+    /// returns the tree id. Trees are immutable: later calls return the
+    /// existing tree. Concurrent renders of one tree wait for each other.
+    pub fn render_tree(&self, key: &ImageKey) -> Result<TreeId, StoreError> {
+        let layers = dep_list(self, key)?;
+        let id = tree_id_of(&layers);
+        let _lock = sys::lock_file(&self.tree_lock_path(&id), true)
+            .map_err(StoreError::io(format!("locking tree store {id}")))?;
+        let dir = self.tree_dir(&id);
+        if self.tree_rendered(&id) {
+            return Ok(id);
+        }
+        if dir.exists() {
+            // An unfinished tree from before the rename-into-place scheme or a crash.
+            sys::remove_dir_all_checked(&dir)
+                .map_err(StoreError::io(format!("removing stale {}", dir.display())))?;
+        }
+        let tmp = self
+            .tmp_dir()
+            .join(format!("tree-{id}.{}", uuid::Uuid::new_v4().simple()));
+        let result = self.render_tree_into(&layers, key, &tmp).and_then(|size| {
+            fs::rename(&tmp, &dir)
+                .map_err(StoreError::io(format!("storing tree {}", dir.display())))?;
+            Ok(size)
+        });
+        match result {
+            Ok(size) => {
+                self.db.set_tree_store_size(key, size)?;
+                Ok(id)
+            }
+            Err(e) => {
+                let _ = sys::remove_dir_all_checked(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn render_tree_into(
+        &self,
+        layers: &[Layer],
+        key: &ImageKey,
+        tmp: &Path,
+    ) -> Result<u64, StoreError> {
+        let rootfs = tmp.join(TREE_ROOTFS);
+        fs::create_dir_all(&rootfs)
+            .map_err(StoreError::io(format!("creating {}", rootfs.display())))?;
+        render::render_layers(self, layers, &rootfs)?;
+        fs::write(tmp.join(TREE_MANIFEST), self.raw_manifest(key)?)
+            .map_err(StoreError::io("writing the tree manifest"))?;
+        let (hash, size) =
+            treehash::hash_tree(&rootfs).map_err(StoreError::io("hashing the rendered tree"))?;
+        fs::write(tmp.join(TREE_HASH), &hash).map_err(StoreError::io("writing the tree hash"))?;
+        fs::write(tmp.join(TREE_IMAGE), key.as_str())
+            .map_err(StoreError::io("writing the tree image"))?;
+        // The marker goes last: a tree without it is never used.
+        fs::write(tmp.join(TREE_RENDERED), b"")
+            .map_err(StoreError::io("writing the tree marker"))?;
+        Ok(size)
+    }
+
+    /// Recomputes a rendered tree's hash and compares it with the stored one.
+    pub fn verify_tree(&self, id: &TreeId) -> Result<(), StoreError> {
+        let dir = self.tree_dir(id);
+        if !self.tree_rendered(id) {
+            return Err(StoreError::Tree {
+                id: id.to_string(),
+                why: "not rendered".into(),
+            });
+        }
+        let want = fs::read_to_string(dir.join(TREE_HASH))
+            .map_err(StoreError::io(format!("reading the hash of tree {id}")))?;
+        let (got, _) = treehash::hash_tree(&dir.join(TREE_ROOTFS))
+            .map_err(StoreError::io(format!("hashing tree {id}")))?;
+        if want.trim() != got {
+            return Err(StoreError::Tree {
+                id: id.to_string(),
+                why: format!("hash mismatch: expected {}, got {got}", want.trim()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes a tree (under its lock; refuses when something is mounted in it).
+    pub fn remove_tree(&self, id: &TreeId) -> Result<(), StoreError> {
+        let _lock = sys::lock_file(&self.tree_lock_path(id), true)
+            .map_err(StoreError::io(format!("locking tree store {id}")))?;
+        let dir = self.tree_dir(id);
+        sys::remove_dir_all_checked(&dir)
+            .map_err(StoreError::io(format!("removing {}", dir.display())))?;
+        let _ = fs::remove_file(self.tree_lock_path(id));
+        Ok(())
+    }
+
+    /// Ids of all trees in the tree store (rendered or not).
+    pub fn list_trees(&self) -> Result<Vec<TreeId>, StoreError> {
+        let dir = self.cas.join("tree");
+        let mut ids: Vec<TreeId> = fs::read_dir(&dir)
+            .map_err(StoreError::io(format!("reading {}", dir.display())))?
+            .flatten()
+            .filter_map(|e| TreeId::parse(&e.file_name().to_string_lossy()))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The image key recorded in a rendered tree.
+    pub fn tree_image(&self, id: &TreeId) -> Option<ImageKey> {
+        fs::read_to_string(self.tree_dir(id).join(TREE_IMAGE))
+            .ok()
+            .and_then(|s| ImageKey::parse(s.trim()))
+    }
+
+    /// Renders image + dependencies into `dest` (which gets `manifest` and
+    /// `rootfs/`), without the tree store.
+    pub fn render_to(&self, key: &ImageKey, dest: &Path) -> Result<(), StoreError> {
+        let rootfs = dest.join(TREE_ROOTFS);
+        fs::create_dir_all(&rootfs)
+            .map_err(StoreError::io(format!("creating {}", rootfs.display())))?;
+        let layers = dep_list(self, key)?;
+        render::render_layers(self, &layers, &rootfs)?;
+        fs::write(dest.join(TREE_MANIFEST), self.raw_manifest(key)?)
+            .map_err(StoreError::io("writing the manifest"))
+    }
+
+    /// Renders only the rootfs of image + dependencies into `dest`.
+    pub fn render_rootfs_to(&self, key: &ImageKey, dest: &Path) -> Result<(), StoreError> {
+        fs::create_dir_all(dest).map_err(StoreError::io(format!("creating {}", dest.display())))?;
+        let layers = dep_list(self, key)?;
+        render::render_layers(self, &layers, dest)
+    }
+
+    /// Extracts the image's own ACI (no dependencies, no whitelist) into
+    /// `dest`: `manifest` + `rootfs/`, or with `rootfs_only` the rootfs contents.
+    pub fn extract_to(
+        &self,
+        key: &ImageKey,
+        dest: &Path,
+        rootfs_only: bool,
+    ) -> Result<(), StoreError> {
+        fs::create_dir_all(dest).map_err(StoreError::io(format!("creating {}", dest.display())))?;
+        let blob = self.open_blob(key)?;
+        let mut ex = extract::Extractor::new(dest)?;
+        archive::walk(&blob, |e, _| {
+            let (rel, link) = if rootfs_only {
+                match render::rootfs_rel(&e.path) {
+                    Some(r) => (r, e.link.as_deref().and_then(render::rootfs_rel)),
+                    None => return Ok(()),
+                }
+            } else {
+                (e.path.as_str(), e.link.as_deref())
+            };
+            let link = if e.kind == archive::Kind::Hardlink {
+                link
+            } else {
+                None
+            };
+            ex.entry(&blob, e, rel, link)
+        })?;
+        ex.finish()
+    }
+}
+
+fn tree_id_of(layers: &[Layer]) -> TreeId {
+    let keys: Vec<ImageKey> = layers.iter().map(|l| l.key.clone()).collect();
+    TreeId::from_dep_list(&keys)
+}
+
+fn create_parent(p: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent)
+            .map_err(StoreError::io(format!("creating {}", parent.display())))?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to `dest` through a temp file and a rename.
+fn write_atomic(tmp_dir: &Path, dest: &Path, data: &[u8]) -> Result<(), StoreError> {
+    create_parent(dest)?;
+    let tmp = tmp_dir.join(format!("write-{}", uuid::Uuid::new_v4().simple()));
+    fs::write(&tmp, data).map_err(StoreError::io(format!("writing {}", tmp.display())))?;
+    fs::rename(&tmp, dest).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::Io {
+            context: format!("storing {}", dest.display()),
+            source: e,
+        }
+    })
+}
+
+/// A locked file in `cas/tmp`, removed on drop unless persisted.
+struct TempFile {
+    path: PathBuf,
+    file: Option<nix::fcntl::Flock<File>>,
+}
+
+impl TempFile {
+    fn file(&mut self) -> &mut File {
+        // Only `persisted` empties it, and it consumes the need for the file.
+        self.file.as_deref_mut()
+            .expect("temp file still open")
+    }
+
+    fn persisted(&mut self) {
+        self.file = None;
+        self.path = PathBuf::new();
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

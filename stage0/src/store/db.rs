@@ -1,0 +1,243 @@
+//! The image database: SQLite in WAL mode under `cas/db/`, one row per image
+//! (rkt's `aciinfo` table) and the HTTP cache table (`remote`) for later fetchers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{ImageKey, StoreError};
+
+/// Bumped whenever `migrate` learns a new step.
+const SCHEMA_VERSION: i64 = 1;
+
+/// One stored image as the database knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageRow {
+    pub key: ImageKey,
+    pub name: String,
+    pub version: Option<String>,
+    pub import_time: SystemTime,
+    pub last_used: SystemTime,
+    pub latest: bool,
+    pub size: u64,
+    pub tree_store_size: u64,
+}
+
+pub(crate) struct Db {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let err = |source| StoreError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        // Concurrent `rkt fetch` processes wait for each other instead of failing.
+        conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let db = Db {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if version < 1 {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS aciinfo (
+                    blobkey TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL,
+                    version TEXT,
+                    importtime INTEGER NOT NULL,
+                    lastused INTEGER NOT NULL,
+                    latest INTEGER NOT NULL,
+                    size INTEGER NOT NULL,
+                    treestoresize INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE INDEX IF NOT EXISTS aciinfo_name ON aciinfo(name);
+                 CREATE TABLE IF NOT EXISTS remote (
+                    aciurl TEXT PRIMARY KEY NOT NULL,
+                    sigurl TEXT,
+                    etag TEXT,
+                    blobkey TEXT NOT NULL,
+                    cachemaxage INTEGER NOT NULL DEFAULT 0,
+                    downloadtime INTEGER NOT NULL
+                 );",
+            )
+            .map_err(self.err())?;
+        }
+        if version < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Inserts or refreshes an image row (re-import of the same image keeps
+    /// its tree-store size).
+    pub fn upsert(&self, row: &ImageRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO aciinfo (blobkey, name, version, importtime, lastused, latest, size, treestoresize)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+             ON CONFLICT(blobkey) DO UPDATE SET
+                name = excluded.name, version = excluded.version,
+                importtime = excluded.importtime, lastused = excluded.lastused,
+                latest = excluded.latest, size = excluded.size",
+            params![
+                row.key.as_str(),
+                row.name,
+                row.version,
+                nanos(row.import_time),
+                nanos(row.last_used),
+                row.latest,
+                row.size as i64,
+            ],
+        )
+        .map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+
+    pub fn get(&self, key: &ImageKey) -> Result<Option<ImageRow>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("{SELECT} WHERE blobkey = ?1"),
+                [key.as_str()],
+                from_row,
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    pub fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<ImageKey>, StoreError> {
+        // Keys are lowercase hex, so a range scan is an exact prefix match
+        // without LIKE's wildcard characters.
+        let upper = format!("{prefix}\u{7f}");
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT blobkey FROM aciinfo WHERE blobkey >= ?1 AND blobkey < ?2")
+            .map_err(self.err())?;
+        let keys = stmt
+            .query_map([prefix, upper.as_str()], |r| r.get::<_, String>(0))
+            .map_err(self.err())?
+            .filter_map(|k| k.ok().and_then(|k| ImageKey::parse(&k)))
+            .collect();
+        Ok(keys)
+    }
+
+    pub fn by_name(&self, name: &str) -> Result<Vec<ImageRow>, StoreError> {
+        self.query(&format!("{SELECT} WHERE name = ?1"), [name])
+    }
+
+    pub fn all(&self) -> Result<Vec<ImageRow>, StoreError> {
+        self.query(SELECT, [])
+    }
+
+    fn query<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<ImageRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).map_err(self.err())?;
+        let rows = stmt.query_map(p, from_row).map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    pub fn touch(&self, key: &ImageKey, when: SystemTime) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE aciinfo SET lastused = ?2 WHERE blobkey = ?1",
+                params![key.as_str(), nanos(when)],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn set_tree_store_size(&self, key: &ImageKey, size: u64) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE aciinfo SET treestoresize = ?2 WHERE blobkey = ?1",
+                params![key.as_str(), size as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Deletes the image row and cache rows pointing at it; false if absent.
+    pub fn remove(&self, key: &ImageKey) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
+        let n = tx
+            .execute("DELETE FROM aciinfo WHERE blobkey = ?1", [key.as_str()])
+            .map_err(self.err())?;
+        tx.execute("DELETE FROM remote WHERE blobkey = ?1", [key.as_str()])
+            .map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(n > 0)
+    }
+}
+
+const SELECT: &str =
+    "SELECT blobkey, name, version, importtime, lastused, latest, size, treestoresize FROM aciinfo";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
+    let key: String = r.get(0)?;
+    let key = ImageKey::parse(&key).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("bad image key {key:?} in database").into(),
+        )
+    })?;
+    Ok(ImageRow {
+        key,
+        name: r.get(1)?,
+        version: r.get(2)?,
+        import_time: from_nanos(r.get(3)?),
+        last_used: from_nanos(r.get(4)?),
+        latest: r.get(5)?,
+        size: r.get::<_, i64>(6)?.max(0) as u64,
+        tree_store_size: r.get::<_, i64>(7)?.max(0) as u64,
+    })
+}
+
+fn nanos(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn from_nanos(n: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(n.max(0) as u64)
+}

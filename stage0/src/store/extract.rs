@@ -1,0 +1,363 @@
+//! Writing archive entries under a destination directory. Every parent
+//! component is opened relative to the destination with `O_NOFOLLOW`, so no
+//! entry can create or write anything outside it, whatever symlinks earlier
+//! entries (or earlier layers) left behind.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, UnlinkatFlags};
+
+use super::archive::{Entry, Kind};
+use super::{sys, StoreError};
+
+struct DirMeta {
+    rel: String,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+}
+
+pub(crate) struct Extractor {
+    root: OwnedFd,
+    /// The last parent directory opened: archives list siblings together.
+    cache: Option<(String, OwnedFd)>,
+    dirs: Vec<DirMeta>,
+    /// Regular files written by this extractor: the only valid hard-link targets.
+    written: HashSet<String>,
+    chown: bool,
+    copy_buf: Vec<u8>,
+}
+
+fn unsafe_err(rel: &str, why: impl Into<String>) -> StoreError {
+    StoreError::Unsafe {
+        entry: rel.to_string(),
+        why: why.into(),
+    }
+}
+
+fn io_err(rel: &str, what: &str, e: impl Into<io::Error>) -> StoreError {
+    StoreError::Io {
+        context: format!("{what} {rel:?}"),
+        source: e.into(),
+    }
+}
+
+impl Extractor {
+    pub fn new(dest: &Path) -> Result<Self, StoreError> {
+        let root = sys::open_dir(dest).map_err(StoreError::io(format!(
+            "opening destination {}",
+            dest.display()
+        )))?;
+        Ok(Extractor {
+            root,
+            cache: None,
+            dirs: Vec::new(),
+            written: HashSet::new(),
+            chown: nix::unistd::geteuid().is_root(),
+            copy_buf: Vec::new(),
+        })
+    }
+
+    /// Opens directory `rel` under the root, creating missing components
+    /// (mode 0755) and refusing to pass through anything but real directories.
+    fn open_dir(&self, rel: &str) -> Result<OwnedFd, StoreError> {
+        let mut cur = self
+            .root
+            .try_clone()
+            .map_err(StoreError::io("duplicating a descriptor"))?;
+        for comp in rel.split('/').filter(|c| !c.is_empty()) {
+            let next = match sys::open_dir_at(cur.as_raw_fd(), comp) {
+                Err(Errno::ENOENT) => {
+                    match nix::sys::stat::mkdirat(
+                        Some(cur.as_raw_fd()),
+                        comp,
+                        Mode::from_bits_truncate(0o755),
+                    ) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(io_err(rel, "creating directory", e)),
+                    }
+                    sys::open_dir_at(cur.as_raw_fd(), comp)
+                }
+                r => r,
+            };
+            cur = match next {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                    return Err(unsafe_err(
+                        rel,
+                        format!("path component {comp:?} is a symlink or not a directory; refusing to write through it"),
+                    ))
+                }
+                Err(e) => return Err(io_err(rel, "opening directory", e)),
+            };
+        }
+        Ok(cur)
+    }
+
+    /// True if a regular file was written at `rel` (a valid hard-link target).
+    pub fn was_written(&self, rel: &str) -> bool {
+        self.written.contains(rel)
+    }
+
+    fn parent(&mut self, dir: &str) -> Result<RawFd, StoreError> {
+        if self.cache.as_ref().is_none_or(|(d, _)| d != dir) {
+            let fd = self.open_dir(dir)?;
+            self.cache = Some((dir.to_string(), fd));
+        }
+        Ok(self
+            .cache
+            .as_ref()
+            .map(|(_, fd)| fd.as_raw_fd())
+            .unwrap_or(-1))
+    }
+
+    /// Removes a non-directory at `name` so a new entry can take its place.
+    fn clear(&self, pfd: RawFd, name: &str, rel: &str) -> Result<(), StoreError> {
+        match nix::unistd::unlinkat(Some(pfd), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(Errno::EISDIR) | Err(Errno::EPERM) => Err(unsafe_err(
+                rel,
+                "a directory already exists there; refusing to replace it",
+            )),
+            Err(e) => Err(io_err(rel, "removing existing", e)),
+        }
+    }
+
+    /// Writes `e` at `rel` (relative to the destination; empty = the
+    /// destination itself). `link_rel` is a hard link's target mapped the same way.
+    pub fn entry(
+        &mut self,
+        blob: &File,
+        e: &Entry,
+        rel: &str,
+        link_rel: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if rel.is_empty() {
+            if e.kind == Kind::Dir {
+                self.dirs.push(dir_meta(e, rel));
+            }
+            return Ok(());
+        }
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let pfd = self.parent(dir)?;
+        match e.kind {
+            Kind::Dir => {
+                match nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        let st =
+                            nix::sys::stat::fstatat(Some(pfd), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                                .map_err(|e| io_err(rel, "inspecting", e))?;
+                        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+                            // A lower layer's symlink or file is replaced, never followed.
+                            self.clear(pfd, name, rel)?;
+                            nix::sys::stat::mkdirat(
+                                Some(pfd),
+                                name,
+                                Mode::from_bits_truncate(0o700),
+                            )
+                            .map_err(|e| io_err(rel, "creating directory", e))?;
+                        }
+                    }
+                    Err(err) => return Err(io_err(rel, "creating directory", err)),
+                }
+                self.dirs.push(dir_meta(e, rel));
+            }
+            Kind::File => {
+                self.clear(pfd, name, rel)?;
+                let f =
+                    sys::create_file_at(pfd, name).map_err(|err| io_err(rel, "creating", err))?;
+                self.copy_data(blob, &f, e, rel)?;
+                self.set_xattrs(&f, e, rel);
+                self.own_and_mode(&f, e, rel)?;
+                self.written.insert(rel.to_string());
+            }
+            Kind::Symlink => {
+                self.clear(pfd, name, rel)?;
+                let target = e.link.as_deref().unwrap_or_default();
+                nix::unistd::symlinkat(target, Some(pfd), name)
+                    .map_err(|err| io_err(rel, "creating symlink", err))?;
+                if self.chown {
+                    nix::unistd::fchownat(
+                        Some(pfd),
+                        name,
+                        Some(Uid::from_raw(e.uid as u32)),
+                        Some(Gid::from_raw(e.gid as u32)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|err| io_err(rel, "changing owner of", err))?;
+                }
+                let t = TimeSpec::new(e.mtime as i64, 0);
+                nix::sys::stat::utimensat(Some(pfd), name, &t, &t, UtimensatFlags::NoFollowSymlink)
+                    .map_err(|err| io_err(rel, "setting times of", err))?;
+            }
+            Kind::Hardlink => {
+                let target = link_rel.unwrap_or_default();
+                if !self.written.contains(target) {
+                    return Err(unsafe_err(
+                        rel,
+                        format!("hard link target {target:?} is not an earlier file of this image"),
+                    ));
+                }
+                let (tdir, tname) = target.rsplit_once('/').unwrap_or(("", target));
+                let tfd = self.open_dir(tdir)?;
+                self.clear(pfd, name, rel)?;
+                nix::unistd::linkat(
+                    Some(tfd.as_raw_fd()),
+                    tname,
+                    Some(pfd),
+                    name,
+                    AtFlags::empty(),
+                )
+                .map_err(|err| io_err(rel, "creating hard link", err))?;
+                self.written.insert(rel.to_string());
+            }
+            Kind::Fifo => {
+                self.clear(pfd, name, rel)?;
+                nix::sys::stat::mknodat(
+                    Some(pfd),
+                    name,
+                    SFlag::S_IFIFO,
+                    Mode::from_bits_truncate(0o600),
+                    0,
+                )
+                .map_err(|err| io_err(rel, "creating fifo", err))?;
+                // Opening a fifo would block: adjust it by name, not following links.
+                if self.chown {
+                    nix::unistd::fchownat(
+                        Some(pfd),
+                        name,
+                        Some(Uid::from_raw(e.uid as u32)),
+                        Some(Gid::from_raw(e.gid as u32)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|err| io_err(rel, "changing owner of", err))?;
+                }
+                nix::sys::stat::fchmodat(
+                    Some(pfd),
+                    name,
+                    Mode::from_bits_truncate(e.mode & 0o7777),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|err| io_err(rel, "changing mode of", err))?;
+                let t = TimeSpec::new(e.mtime as i64, 0);
+                nix::sys::stat::utimensat(Some(pfd), name, &t, &t, UtimensatFlags::NoFollowSymlink)
+                    .map_err(|err| io_err(rel, "setting times of", err))?;
+            }
+            Kind::Device => return Err(unsafe_err(rel, "device nodes are not allowed in images")),
+            Kind::Sparse | Kind::Other(_) => {
+                return Err(unsafe_err(rel, "unsupported tar entry type"))
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the entry's bytes from the blob, in the kernel when possible.
+    fn copy_data(&mut self, blob: &File, f: &File, e: &Entry, rel: &str) -> Result<(), StoreError> {
+        let mut off = e.data_offset as i64;
+        let mut left = e.size as usize;
+        while left > 0 {
+            match sys::copy_file_range(blob, &mut off, f, left) {
+                Ok(0) => {
+                    return Err(StoreError::InvalidAci(format!(
+                        "archive is truncated inside {rel:?}"
+                    )))
+                }
+                Ok(n) => left -= n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EXDEV | Errno::ENOSYS | Errno::EINVAL | Errno::EOPNOTSUPP) => break,
+                Err(err) => return Err(io_err(rel, "writing", err)),
+            }
+        }
+        if left > 0 {
+            // Fallback for filesystems without copy_file_range between them.
+            if self.copy_buf.len() < (1 << 20) {
+                self.copy_buf.resize(1 << 20, 0);
+            }
+            let mut out = f;
+            while left > 0 {
+                let want = left.min(self.copy_buf.len());
+                let n = blob
+                    .read_at(&mut self.copy_buf[..want], off as u64)
+                    .map_err(|err| io_err(rel, "reading blob for", err))?;
+                if n == 0 {
+                    return Err(StoreError::InvalidAci(format!(
+                        "archive is truncated inside {rel:?}"
+                    )));
+                }
+                out.write_all(&self.copy_buf[..n])
+                    .map_err(|err| io_err(rel, "writing", err))?;
+                off += n as i64;
+                left -= n;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_xattrs(&self, f: &impl AsRawFd, e: &Entry, rel: &str) {
+        for (k, v) in &e.xattrs {
+            // Best effort: the target filesystem may not support every namespace.
+            if let Err(err) = sys::fsetxattr(f, k, v) {
+                tracing::debug!("{rel}: cannot set xattr {k}: {err}");
+            }
+        }
+    }
+
+    fn own_and_mode(&self, f: &impl AsRawFd, e: &Entry, rel: &str) -> Result<(), StoreError> {
+        apply_meta(f.as_raw_fd(), self.chown, e.uid, e.gid, e.mode, e.mtime)
+            .map_err(|err| io_err(rel, "setting owner, mode and times of", err))
+    }
+
+    /// Applies directory metadata, deepest last-created first, now that their
+    /// contents no longer change their mtimes.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.cache = None;
+        while let Some(d) = self.dirs.pop() {
+            let fd = self.open_dir(&d.rel)?;
+            apply_meta(fd.as_raw_fd(), self.chown, d.uid, d.gid, d.mode, d.mtime)
+                .map_err(|err| io_err(&d.rel, "setting owner, mode and times of", err))?;
+        }
+        Ok(())
+    }
+}
+
+fn dir_meta(e: &Entry, rel: &str) -> DirMeta {
+    DirMeta {
+        rel: rel.to_string(),
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        mtime: e.mtime,
+    }
+}
+
+/// chown before chmod: chown clears setuid/setgid bits.
+fn apply_meta(
+    fd: RawFd,
+    chown: bool,
+    uid: u64,
+    gid: u64,
+    mode: u32,
+    mtime: u64,
+) -> nix::Result<()> {
+    if chown {
+        nix::unistd::fchown(
+            fd,
+            Some(Uid::from_raw(uid as u32)),
+            Some(Gid::from_raw(gid as u32)),
+        )?;
+    }
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode & 0o7777))?;
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::futimens(fd, &t, &t)
+}
