@@ -14,7 +14,7 @@ use super::archive::{self, Kind};
 use super::StoreError;
 
 /// Largest manifest accepted; stops a hostile image from making us buffer gigabytes.
-pub const MAX_MANIFEST_SIZE: u64 = 1 << 20;
+pub const MAX_MANIFEST_SIZE: u64 = abi::schema::MAX_MANIFEST_SIZE as u64;
 /// Size of the buffers passed between the decompressing and hashing threads.
 const CHUNK: usize = 1 << 20;
 /// Buffers in flight: enough to keep both threads busy, little memory.
@@ -238,34 +238,7 @@ pub(crate) fn validate(blob: &File) -> Result<(Vec<u8>, ImageManifest), StoreErr
     Ok((raw, parsed))
 }
 
-/// Parses and checks an image manifest.
+/// Parses and checks an image manifest (appc rules, Go decoding quirks).
 pub(crate) fn parse_manifest(raw: &[u8]) -> Result<ImageManifest, StoreError> {
-    let m: ImageManifest =
-        serde_json::from_slice(raw).map_err(|e| StoreError::InvalidManifest(e.to_string()))?;
-    if m.ac_kind != "ImageManifest" {
-        return Err(StoreError::InvalidManifest(format!(
-            "acKind is {:?}, expected \"ImageManifest\"",
-            m.ac_kind
-        )));
-    }
-    if m.ac_version.is_empty() {
-        return Err(StoreError::InvalidManifest("acVersion must be set".into()));
-    }
-    let mut names = HashSet::new();
-    for l in &m.labels {
-        if l.name.as_str() == "name" || !names.insert(l.name.as_str()) {
-            return Err(StoreError::InvalidManifest(format!(
-                "bad or duplicate label {:?}",
-                l.name.as_str()
-            )));
-        }
-    }
-    for p in &m.path_whitelist {
-        if !p.starts_with('/') {
-            return Err(StoreError::InvalidManifest(format!(
-                "pathWhitelist entry {p:?} is not an absolute path"
-            )));
-        }
-    }
-    Ok(m)
+    ImageManifest::from_json(raw).map_err(|e| StoreError::InvalidManifest(e.to_string()))
 }

@@ -104,6 +104,17 @@ impl TreeId {
         (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| TreeId(s.into()))
     }
 
+    /// Wraps an id read back from a pod directory without checking it; store
+    /// operations that delete or create refuse ids that do not [`parse`](Self::parse).
+    pub fn from_string(s: String) -> Self {
+        TreeId(s.trim().to_string())
+    }
+
+    /// True if the id has the `deps-sha512-<64 hex>` form.
+    pub fn is_valid(&self) -> bool {
+        Self::parse(&self.0).is_some()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -432,6 +432,12 @@ impl Store {
 
     /// Removes a tree (under its lock; refuses when something is mounted in it).
     pub fn remove_tree(&self, id: &TreeId) -> Result<(), StoreError> {
+        if !id.is_valid() {
+            return Err(StoreError::Tree {
+                id: id.to_string(),
+                why: "not a valid tree store id".into(),
+            });
+        }
         let _lock = sys::lock_file(&self.tree_lock_path(id), true)
             .map_err(StoreError::io(format!("locking tree store {id}")))?;
         let dir = self.tree_dir(id);
@@ -546,8 +552,7 @@ struct TempFile {
 impl TempFile {
     fn file(&mut self) -> &mut File {
         // Only `persisted` empties it, and it consumes the need for the file.
-        self.file.as_deref_mut()
-            .expect("temp file still open")
+        self.file.as_deref_mut().expect("temp file still open")
     }
 
     fn persisted(&mut self) {
@@ -566,3 +571,9 @@ impl Drop for TempFile {
 
 #[cfg(test)]
 mod tests;
+
+/// ACI builders for tests of this crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::{aci, manifest, raw_entry};
+}
