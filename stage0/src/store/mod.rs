@@ -575,5 +575,5 @@ mod tests;
 /// ACI builders for tests of this crate.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::tests::{aci, manifest, raw_entry};
+    pub(crate) use super::tests::{aci, manifest};
 }
