@@ -243,6 +243,13 @@ impl Store {
             .map(|r| r.key))
     }
 
+    /// Every stored image named `name` (rkt's `ResolveName`), newest import first.
+    pub fn keys_by_name(&self, name: &str) -> Result<Vec<ImageKey>, StoreError> {
+        let mut rows = self.db.by_name(name)?;
+        rows.sort_by_key(|r| std::cmp::Reverse(r.import_time));
+        Ok(rows.into_iter().map(|r| r.key).collect())
+    }
+
     /// The stored manifest of an image.
     pub fn manifest(&self, key: &ImageKey) -> Result<ImageManifest, StoreError> {
         import::parse_manifest(&self.raw_manifest(key)?)
