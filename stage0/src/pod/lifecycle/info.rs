@@ -42,8 +42,13 @@ fn read_int(path: &Path) -> Option<i32> {
 
 impl Pod {
     /// The mtime of `pod-created` (else of `pod`, as pods from old rkt have
-    /// no `pod-created`).
+    /// no `pod-created`); like rkt, only once the pod is prepared.
     pub fn created(&self) -> Option<SystemTime> {
+        if !(matches!(self.state, PodState::Prepared | PodState::Running)
+            || self.state.is_after_run())
+        {
+            return None;
+        }
         mtime(&self.path.join(pod_dir::POD_CREATED))
             .or_else(|| mtime(&self.path.join(pod_dir::POD_MANIFEST)))
     }

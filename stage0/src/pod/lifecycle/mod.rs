@@ -414,6 +414,9 @@ impl Pod {
 
     fn rename_to(&mut self, to: StateDir) -> Result<(), PodError> {
         let dest = state_path(&self.data_dir, to, &self.uuid);
+        // Data dirs made by other tools may lack some state dirs; a missing
+        // one must not look like a lost race.
+        mkdir_all(&pods_dir(&self.data_dir).join(to.name()))?;
         if let Err(e) = std::fs::rename(&self.path, &dest) {
             return Err(if e.kind() == std::io::ErrorKind::NotFound {
                 PodError::Gone(self.uuid.clone())
