@@ -205,7 +205,7 @@ mod tests {
         std::fs::create_dir_all(p.path().join("stage1/rootfs/opt")).unwrap();
         let uuid = p.uuid().to_string();
         drop(p);
-        let mut p = Pod::load(d, &uuid).unwrap();
+        let mut p = super::super::load_unlocked(d, &uuid);
         p.to_exited_garbage().unwrap();
         p.take_exclusive_lock().unwrap();
         let path = p.path().to_path_buf();

@@ -318,7 +318,7 @@ mod tests {
         pod.to_run().unwrap();
         let uuid = pod.uuid().to_string();
         drop(pod);
-        let mut p = Pod::load(tmp.path(), &uuid).unwrap();
+        let mut p = super::super::load_unlocked(tmp.path(), &uuid);
         p.state = PodState::Running;
         assert!(matches!(
             p.wait_pid(Some(Duration::from_secs(2))),

@@ -476,6 +476,21 @@ enum Probe {
     Missing,
 }
 
+/// Tests: loads a pod whose lock was just dropped. A child forked by a
+/// concurrent test may briefly hold an inherited copy of the lock fd (until
+/// its exec closes it), so the lock is given a moment to go.
+#[cfg(test)]
+pub(crate) fn load_unlocked(data_dir: &Path, uuid: &str) -> Pod {
+    for _ in 0..100 {
+        let p = Pod::load(data_dir, uuid).unwrap();
+        if !matches!(p.state, PodState::Running | PodState::Preparing) {
+            return p;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("pod {uuid} stayed locked");
+}
+
 fn state_path(data_dir: &Path, dir: StateDir, uuid: &str) -> PathBuf {
     pods_dir(data_dir).join(dir.name()).join(uuid)
 }
@@ -515,7 +530,7 @@ mod tests {
         assert!(pod.to_run().is_err());
 
         drop(again);
-        assert_eq!(probe_state(d, pod.uuid()), PodState::Exited);
+        assert_eq!(load_unlocked(d, pod.uuid()).state(), PodState::Exited);
     }
 
     #[test]
@@ -535,7 +550,7 @@ mod tests {
         ));
         let uuid = pod.uuid().to_string();
         drop(pod);
-        let mut exited = Pod::load(d, &uuid).unwrap();
+        let mut exited = load_unlocked(d, &uuid);
         assert_eq!(exited.state(), PodState::Exited);
         exited.to_exited_garbage().unwrap();
         assert_eq!(probe_state(d, &uuid), PodState::ExitedGarbage);
@@ -551,7 +566,7 @@ mod tests {
         let pod = Pod::create(d).unwrap();
         let uuid = pod.uuid().to_string();
         drop(pod);
-        let mut p = Pod::load(d, &uuid).unwrap();
+        let mut p = load_unlocked(d, &uuid);
         assert_eq!(p.state(), PodState::AbortedPrepare);
         p.to_garbage().unwrap();
         assert_eq!(p.state(), PodState::Garbage);
@@ -579,8 +594,8 @@ mod tests {
         let pod = Pod::create(d).unwrap();
         let uuid = pod.uuid().to_string();
         drop(pod);
-        let mut a = Pod::load(d, &uuid).unwrap();
-        let mut b = Pod::load(d, &uuid).unwrap();
+        let mut a = load_unlocked(d, &uuid);
+        let mut b = load_unlocked(d, &uuid);
         a.to_garbage().unwrap();
         // b still believes the pod is in prepare/: it must not resurrect it.
         let e = b.to_garbage().unwrap_err();
