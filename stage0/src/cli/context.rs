@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use stage0::config::InsecureOptions;
+use stage0::config::{Config, InsecureOptions};
 
 /// rkt's persistent flags; accepted before or after the subcommand.
 #[derive(Args, Debug, Clone)]
@@ -75,6 +75,17 @@ impl Context {
             trust_keys_from_https: g.trust_keys_from_https,
             debug: g.debug,
         })
+    }
+}
+
+impl Context {
+    /// The merged system/local/user configuration.
+    pub fn config(&self) -> Result<Config> {
+        let mut dirs: Vec<&std::path::Path> = vec![&self.system_config, &self.local_config];
+        if let Some(u) = &self.user_config {
+            dirs.push(u);
+        }
+        Ok(Config::load(&dirs)?)
     }
 }
 

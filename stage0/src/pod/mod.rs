@@ -1,7 +1,11 @@
 //! Pods: the lifecycle directories and locks, UUIDs, rendering and stage1 exec.
 
+pub mod dns;
+pub mod launch;
 pub mod lifecycle;
 pub mod manifest;
 pub mod mounts;
 pub mod options;
+pub mod render;
+pub mod select;
 pub mod stage1;

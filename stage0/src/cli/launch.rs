@@ -1,0 +1,68 @@
+//! The common tail of `run` and `run-prepared`: turn runtime flags into the
+//! stage1 `run` arguments, mount the pod and exec stage1.
+
+use anyhow::{Context as _, Result};
+use abi::stage1::RunArgs;
+use stage0::pod::launch::{exec_stage1, mount_pod, overlay_supported, write_stage0_files, StageZeroFiles};
+use stage0::pod::lifecycle::Pod;
+use stage0::pod::stage1::Stage1Image;
+use abi::schema::PodManifest;
+
+use super::pod_flags::{effective_net, RuntimeFlags};
+use super::Context;
+
+/// Whether to use overlayfs: not with `--no-overlay`, and not where the data
+/// dir cannot host it (with rkt's message).
+pub fn overlay_choice(ctx: &Context, no_overlay: bool) -> bool {
+    if no_overlay {
+        return false;
+    }
+    match overlay_supported(&ctx.data_dir) {
+        Ok(()) => true,
+        Err(reason) => {
+            eprintln!("disabling overlay support: {reason:?}");
+            false
+        }
+    }
+}
+
+/// Mounts the pod, writes stage0's files and execs stage1. Returns only on error.
+pub fn launch(
+    ctx: &Context,
+    pod: &Pod,
+    stage1: &Stage1Image,
+    manifest: &PodManifest,
+    rt: &RuntimeFlags,
+) -> Result<i32> {
+    let plan = rt.dns_flags().plan()?;
+    mount_pod(&ctx.data_dir, pod.path(), manifest)?;
+    write_stage0_files(
+        pod.path(),
+        manifest,
+        &StageZeroFiles {
+            resolv_conf: plan.resolv_conf.clone(),
+            hosts: plan.hosts.clone(),
+        },
+    )?;
+    let args = RunArgs {
+        debug: ctx.debug,
+        net: effective_net(stage1, rt),
+        interactive: rt.interactive,
+        private_users: None,
+        mds_token: None,
+        local_config: ctx.local_config.display().to_string(),
+        hostname: rt.hostname.clone(),
+        dns_conf_mode: plan.mode,
+        disable_capabilities: ctx.insecure.capabilities,
+        disable_paths: ctx.insecure.paths,
+        disable_seccomp: ctx.insecure.seccomp,
+        mutable: false,
+        ipc: rt.ipc_mode()?,
+        uuid: pod.uuid().to_string(),
+    };
+    let lock_fd = pod
+        .lock_fd()
+        .context("internal error: the pod is not locked before exec")?;
+    let err = exec_stage1(pod.path(), stage1, &args, lock_fd, &mut |w| eprintln!("{w}"));
+    Err(err.into())
+}
