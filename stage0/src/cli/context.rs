@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use stage0::config::{Config, InsecureOptions};
 
@@ -48,44 +48,45 @@ pub struct GlobalArgs {
 #[derive(Debug)]
 pub struct Context {
     pub data_dir: PathBuf,
-    pub system_config: PathBuf,
     pub local_config: PathBuf,
-    pub user_config: Option<PathBuf>,
     pub insecure: InsecureOptions,
-    pub trust_keys_from_https: bool,
     pub debug: bool,
+    config: Config,
 }
 
-const DEFAULT_DATA_DIR: &str = "/var/lib/rkt";
+/// rkt's default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/rkt";
 
 impl Context {
     pub fn new(g: GlobalArgs) -> Result<Self> {
         let insecure = InsecureOptions::parse(&g.insecure_options)?;
-        let data_dir = match g.dir {
-            Some(d) => absolute(d)?,
-            None => PathBuf::from(DEFAULT_DATA_DIR),
-        };
+        if g.trust_keys_from_https {
+            bail!("--trust-keys-from-https: discovering and trusting keys over https is not available in this build yet; add keys with `rkt trust` when it is, or use --insecure-options=image");
+        }
         let user_config = g.user_config.filter(|p| !p.as_os_str().is_empty());
-        Ok(Context {
-            data_dir,
-            system_config: g.system_config,
-            local_config: g.local_config,
-            user_config,
-            insecure,
-            trust_keys_from_https: g.trust_keys_from_https,
-            debug: g.debug,
-        })
-    }
-}
-
-impl Context {
-    /// The merged system/local/user configuration.
-    pub fn config(&self) -> Result<Config> {
-        let mut dirs: Vec<&std::path::Path> = vec![&self.system_config, &self.local_config];
-        if let Some(u) = &self.user_config {
+        let mut dirs: Vec<&std::path::Path> = vec![&g.system_config, &g.local_config];
+        if let Some(u) = &user_config {
             dirs.push(u);
         }
-        Ok(Config::load(&dirs)?)
+        let config = Config::load(&dirs)?;
+        // --dir wins over paths.d's `data`, which wins over the default.
+        let data_dir = match (g.dir, &config.paths.data) {
+            (Some(d), _) => absolute(d)?,
+            (None, Some(d)) => absolute(d.clone())?,
+            (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        Ok(Context {
+            data_dir,
+            local_config: g.local_config,
+            insecure,
+            debug: g.debug,
+            config,
+        })
+    }
+
+    /// The merged system/local/user configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 }
 

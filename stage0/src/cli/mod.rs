@@ -40,7 +40,7 @@ pub const EXIT_FAILURE: i32 = 254;
     disable_version_flag = true,
     subcommand_required = false
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
@@ -102,6 +102,42 @@ commands! {
     Version(version::VersionArgs) => "version",
 }
 
+/// Diagnostics go to stderr prefixed like rkt's (`run: ...`); `--debug`
+/// shows them, otherwise only warnings.
+fn init_tracing(command: &'static str, debug: bool) {
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+    use tracing_subscriber::registry::LookupSpan;
+
+    struct Prefixed(&'static str);
+    impl<S, N> FormatEvent<S, N> for Prefixed
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut w: Writer<'_>,
+            event: &tracing::Event<'_>,
+        ) -> std::fmt::Result {
+            write!(w, "{}: ", self.0)?;
+            ctx.field_format().format_fields(w.by_ref(), event)?;
+            writeln!(w)
+        }
+    }
+    let level = if debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .event_format(Prefixed(command))
+        .try_init();
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -123,6 +159,7 @@ pub fn main() -> i32 {
         return 2;
     };
     let name = command.name();
+    init_tracing(name, cli.global.debug);
     let result = Context::new(cli.global).and_then(|ctx| command.run(&ctx));
     match result {
         Ok(code) => code,

@@ -78,7 +78,7 @@ pub fn prepare_pod(
     }
 
     let store = Store::open(&ctx.data_dir)?;
-    let config = ctx.config()?;
+    let config = ctx.config();
     let fetcher = Fetcher::new(&store, ctx.insecure, policy, ctx.debug);
     let stage1_req = Stage1Request {
         url: flags.stage1_url.clone(),
@@ -87,7 +87,7 @@ pub fn prepare_pod(
         hash: flags.stage1_hash.clone(),
         from_dir: flags.stage1_from_dir.clone(),
     };
-    let stage1_key = select_stage1(&store, &fetcher, &stage1_req, &config)?;
+    let stage1_key = select_stage1(&store, &fetcher, &stage1_req, config)?;
     let stage1_manifest = store.manifest(&stage1_key)?;
     let stage1 = Stage1Image::from_manifest(stage1_manifest.clone())?;
 

@@ -184,6 +184,12 @@ pub fn exec_stage1(
         Err(e) => return e.into(),
     };
     let (argv, warnings) = args.to_argv(stage1.version);
+    tracing::debug!(
+        "execing stage1 {} (interface version {}) {}",
+        entry.display(),
+        stage1.version.0,
+        argv.join(" ")
+    );
     for w in &warnings {
         warn(w);
     }

@@ -96,7 +96,7 @@ pub fn select_stage1(
         }
         return import_trusted(store, &images_dir.join(file));
     }
-    default_stage1(store, config, &images_dir)
+    default_stage1(store, config)
 }
 
 /// The directory `--stage1-from-dir` names files in.
@@ -133,7 +133,7 @@ pub fn default_image_candidates(config: &Config, file_name: &str) -> Vec<PathBuf
     out
 }
 
-fn default_stage1(store: &Store, config: &Config, images_dir: &Path) -> Result<ImageKey, SelectError> {
+fn default_stage1(store: &Store, config: &Config) -> Result<ImageKey, SelectError> {
     let name = config
         .stage1
         .name
@@ -151,14 +151,15 @@ fn default_stage1(store: &Store, config: &Config, images_dir: &Path) -> Result<I
             .find_by_name(&name, &labels)
             .map_err(|e| SelectError::Store(name.clone(), e))?
         {
+            tracing::debug!("using stage1 {name}:{version} from the local store ({key})");
             return Ok(key);
         }
     }
     let file_name = format!("stage1-{DEFAULT_FLAVOR}.aci");
     let candidates = default_image_candidates(config, &file_name);
-    let _ = images_dir;
     for candidate in &candidates {
         if candidate.is_file() {
+            tracing::debug!("using stage1 image file {}", candidate.display());
             return import_trusted(store, candidate);
         }
     }

@@ -86,17 +86,34 @@ impl Stage1Image {
         self.manifest.annotation(ep.annotation())
     }
 
-    /// `<pod>/stage1/rootfs/<entrypoint>`; an error when not declared.
+    /// The entrypoint's binary: `<pod>/stage1/rootfs/<entrypoint>` when the
+    /// stage1 rootfs is present there (copied pods, or inside the pod's mount
+    /// namespace), else the same file in the tree store's rendering of the
+    /// stage1 image, which is immutable (rkt does this for `enter`). An error
+    /// when the entrypoint is not declared.
     pub fn entrypoint_path(&self, pod: &Path, ep: Entrypoint) -> Result<PathBuf, Stage1Error> {
         let rel = self
             .entrypoint(ep)
             .ok_or_else(|| Stage1Error::MissingEntrypoint {
                 image: self.name().to_string(),
                 annotation: ep.annotation(),
-            })?;
-        Ok(pod
-            .join(pod_dir::STAGE1_ROOTFS)
-            .join(rel.trim_start_matches('/')))
+            })?
+            .trim_start_matches('/');
+        let in_pod = pod.join(pod_dir::STAGE1_ROOTFS).join(rel);
+        if in_pod.exists() {
+            return Ok(in_pod);
+        }
+        let tree = std::fs::read_to_string(pod.join(pod_dir::STAGE1_TREE_STORE_ID));
+        // $dir/pods/<state>/<uuid> -> $dir
+        let data_dir = pod.parent().and_then(Path::parent).and_then(Path::parent);
+        match (tree, data_dir) {
+            (Ok(id), Some(data_dir)) => Ok(data_dir
+                .join("cas/tree")
+                .join(id.trim())
+                .join("rootfs")
+                .join(rel)),
+            _ => Ok(in_pod),
+        }
     }
 
     /// Whether the stage1 honours `feature`.

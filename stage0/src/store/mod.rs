@@ -179,9 +179,17 @@ impl Store {
     /// Importing the same image again yields the same key and refreshes its row.
     pub fn import(&self, reader: impl Read, opts: &ImportOptions) -> Result<ImageKey, StoreError> {
         let mut tmp = self.temp_file("import-")?;
+        let t0 = std::time::Instant::now();
         let copied = import::copy_stream(reader, tmp.file())?;
+        let t1 = std::time::Instant::now();
         let key = ImageKey::from_digest(&copied.digest);
         let (raw_manifest, manifest) = import::validate(tmp.file())?;
+        eprintln!(
+            "import {key}: {} bytes copied in {:?}, validated in {:?}",
+            copied.size,
+            t1 - t0,
+            t1.elapsed()
+        );
 
         let mpath = self.manifest_path(&key);
         write_atomic(&self.tmp_dir(), &mpath, &raw_manifest)?;

@@ -135,10 +135,28 @@ impl Pod {
     }
 
     pub(crate) fn app_status_path(&self, app: &str) -> std::path::PathBuf {
-        self.path
-            .join(pod_dir::STAGE1_ROOTFS)
-            .join(pod_dir::STATUS_DIR)
-            .join(app)
+        self.stage1_runtime_path(&format!("{}/{app}", pod_dir::STATUS_DIR))
+    }
+
+    /// Where a file stage1 writes at run time (`rel` inside its rootfs) can be
+    /// read from the host. Overlay pods mount their stage1 rootfs only in the
+    /// pod's own mount namespace, so what stage1 wrote lives in the overlay's
+    /// upper directory; copied pods have it in place.
+    pub fn stage1_runtime_path(&self, rel: &str) -> std::path::PathBuf {
+        let rel = rel.trim_start_matches('/');
+        let in_place = self.path.join(pod_dir::STAGE1_ROOTFS).join(rel);
+        if !self.uses_overlay() {
+            return in_place;
+        }
+        match std::fs::read_to_string(self.path.join(pod_dir::STAGE1_TREE_STORE_ID)) {
+            Ok(id) => self
+                .path
+                .join(pod_dir::OVERLAY_DIR)
+                .join(id.trim())
+                .join("upper")
+                .join(rel),
+            Err(_) => in_place,
+        }
     }
 
     /// The networks from `net-info.json`; empty when absent or unreadable.
@@ -152,10 +170,7 @@ impl Pod {
 
     /// Whether `stage1/rootfs/rkt/supervisor-status` is a symlink to `ready`.
     pub fn is_supervisor_ready(&self) -> bool {
-        let link = self
-            .path
-            .join(pod_dir::STAGE1_ROOTFS)
-            .join(pod_dir::SUPERVISOR_STATUS);
+        let link = self.stage1_runtime_path(pod_dir::SUPERVISOR_STATUS);
         std::fs::read_link(link).is_ok_and(|t| t.as_os_str() == "ready")
     }
 
