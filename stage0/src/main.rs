@@ -2,6 +2,9 @@
 
 mod cli;
 
+#[global_allocator]
+static ALLOC: cli::profile::CountingAlloc = cli::profile::CountingAlloc;
+
 fn main() {
     // The Rust runtime ignores SIGPIPE; a CLI should die quietly when its
     // reader goes away (`rkt list | head`), and an ignored disposition would

@@ -1,12 +1,14 @@
 //! The common tail of `run` and `run-prepared`: turn runtime flags into the
 //! stage1 `run` arguments, mount the pod and exec stage1.
 
-use anyhow::{Context as _, Result};
+use abi::schema::PodManifest;
 use abi::stage1::RunArgs;
-use stage0::pod::launch::{exec_stage1, mount_pod, overlay_supported, write_stage0_files, StageZeroFiles};
+use anyhow::{Context as _, Result};
+use stage0::pod::launch::{
+    exec_stage1, mount_pod, overlay_supported, write_stage0_files, StageZeroFiles,
+};
 use stage0::pod::lifecycle::Pod;
 use stage0::pod::stage1::Stage1Image;
-use abi::schema::PodManifest;
 
 use super::pod_flags::{effective_net, RuntimeFlags};
 use super::Context;
@@ -63,6 +65,9 @@ pub fn launch(
     let lock_fd = pod
         .lock_fd()
         .context("internal error: the pod is not locked before exec")?;
-    let err = exec_stage1(pod.path(), stage1, &args, lock_fd, &mut |w| eprintln!("{w}"));
+    super::profile::finish();
+    let err = exec_stage1(pod.path(), stage1, &args, lock_fd, &mut |w| {
+        eprintln!("{w}")
+    });
     Err(err.into())
 }

@@ -19,6 +19,7 @@ mod output;
 mod pod_flags;
 mod prepare;
 mod prepare_pod;
+pub mod profile;
 mod rm;
 mod run;
 mod run_prepared;
@@ -160,7 +161,10 @@ pub fn main() -> i32 {
     };
     let name = command.name();
     init_tracing(name, cli.global.debug);
-    let result = Context::new(cli.global).and_then(|ctx| command.run(&ctx));
+    let result = profile::start(cli.global.cpuprofile.clone(), cli.global.memprofile.clone())
+        .and_then(|()| Context::new(cli.global))
+        .and_then(|ctx| command.run(&ctx));
+    profile::finish();
     match result {
         Ok(code) => code,
         Err(e) => {
