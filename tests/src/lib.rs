@@ -5,6 +5,9 @@
 //! beside it, the test images in `target/images/`); a missing one fails the
 //! test loudly rather than skipping it.
 
+pub mod fixtures;
+pub mod pods;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -78,13 +81,19 @@ impl Out {
 
     #[track_caller]
     pub fn expect_stderr(self, needle: &str) -> Out {
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}; output:\n{self}");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}; output:\n{self}"
+        );
         self
     }
 
     #[track_caller]
     pub fn expect_stdout(self, needle: &str) -> Out {
-        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}; output:\n{self}");
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}; output:\n{self}"
+        );
         self
     }
 }

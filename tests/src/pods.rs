@@ -1,0 +1,229 @@
+//! Helpers for the pod tests: the fetched test images, pod directories by
+//! state, `rkt status` parsing, pods running in the background and small
+//! ACIs built on the fly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use abi::schema::ImageManifest;
+
+use crate::{image, Out, Rkt};
+
+/// The pod state directories under `$dir/pods`.
+pub const STATE_DIRS: &[&str] = &[
+    "embryo",
+    "prepare",
+    "prepared",
+    "run",
+    "exited-garbage",
+    "garbage",
+];
+
+/// Fetches `busybox.aci` and `inspect.aci`; returns their full keys.
+pub fn fetch_test_images(rkt: &Rkt) -> (String, String) {
+    (
+        rkt.fetch(&image("busybox.aci")),
+        rkt.fetch(&image("inspect.aci")),
+    )
+}
+
+/// The UUIDs in `$dir/pods/<state>`, sorted.
+pub fn pods_in(rkt: &Rkt, state: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(rkt.dir.join("pods").join(state))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Every pod directory as `state/uuid`, sorted.
+pub fn all_pods(rkt: &Rkt) -> Vec<String> {
+    let mut v = Vec::new();
+    for s in STATE_DIRS {
+        v.extend(pods_in(rkt, s).into_iter().map(|u| format!("{s}/{u}")));
+    }
+    v.sort();
+    v
+}
+
+/// The directory of pod `uuid` in state directory `state`.
+pub fn pod_dir(rkt: &Rkt, state: &str, uuid: &str) -> PathBuf {
+    rkt.dir.join("pods").join(state).join(uuid)
+}
+
+/// Whether `s` looks like a lowercase UUIDv4 string.
+pub fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .map(|p| p.len())
+            .eq([8usize, 4, 4, 4, 12].iter().copied())
+        && s.chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+/// `key=value` lines of `rkt status` as a map.
+pub fn status_map(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `rkt status UUID` parsed; panics if status fails.
+#[track_caller]
+pub fn status(rkt: &Rkt, uuid: &str) -> BTreeMap<String, String> {
+    status_map(&rkt.ok(&["status", uuid]).stdout)
+}
+
+/// Runs a pod to completion with `--uuid-file-save` and returns its output
+/// and UUID.
+pub fn run_pod(rkt: &Rkt, args: &[&str]) -> (Out, String) {
+    let uf = rkt.root().join(format!("uuid-{}", unique()));
+    let save = format!("--uuid-file-save={}", uf.display());
+    let mut all = vec!["run", save.as_str()];
+    all.extend_from_slice(args);
+    let out = rkt.run(&all);
+    let uuid = std::fs::read_to_string(&uf).unwrap_or_default();
+    (out, uuid)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A `rkt run` started in the background; killed (by its own pid) and
+/// reaped on drop if still alive.
+pub struct BgPod {
+    child: Option<Child>,
+    pub uuid: String,
+}
+
+impl BgPod {
+    /// Starts `rkt run --uuid-file-save=... ARGS` and waits until the pod is
+    /// `running` according to `rkt status`.
+    #[track_caller]
+    pub fn start(rkt: &Rkt, args: &[&str]) -> BgPod {
+        let uf = rkt.root().join(format!("bg-uuid-{}", unique()));
+        let mut cmd = rkt.command();
+        cmd.arg("run")
+            .arg(format!("--uuid-file-save={}", uf.display()))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn rkt run");
+        let mut pod = BgPod {
+            child: Some(child),
+            uuid: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(o) = pod.wait(Duration::ZERO) {
+                panic!("background rkt run exited early:\n{o}");
+            }
+            if pod.uuid.is_empty() {
+                pod.uuid = std::fs::read_to_string(&uf).unwrap_or_default();
+            }
+            if !pod.uuid.is_empty() {
+                let o = rkt.run(&["status", &pod.uuid]);
+                if o.code == 0
+                    && status_map(&o.stdout).get("state").map(String::as_str) == Some("running")
+                    && status_map(&o.stdout).contains_key("pid")
+                {
+                    return pod;
+                }
+            }
+            assert!(Instant::now() < deadline, "pod never became running");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Waits up to `timeout` for the background rkt to exit; its exit code
+    /// (128+signal when killed) and its output.
+    pub fn wait(&mut self, timeout: Duration) -> Option<Out> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return None,
+            }
+        }
+        let o = self
+            .child
+            .take()?
+            .wait_with_output()
+            .expect("collect output");
+        Some(Out::from_output(o))
+    }
+
+    /// The pid of the background process (rkt, then the stage1 and the app
+    /// it became through exec).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for BgPod {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Only our own child: with fly it has become the app by exec.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Writes an ACI from `manifest` and a rootfs filled by `fill`; returns its
+/// path under `dir`.
+pub fn build_aci(
+    dir: &Path,
+    file: &str,
+    manifest: ImageManifest,
+    fill: impl FnOnce(&Path),
+) -> PathBuf {
+    let staging = dir.join(format!("{file}.rootfs"));
+    std::fs::create_dir_all(&staging).unwrap();
+    fill(&staging);
+    let out = dir.join(file);
+    images::AciBuilder::new(manifest, &staging)
+        .write_file(&out)
+        .expect("write aci");
+    out
+}
+
+/// The host busybox the third-party stage1s and images are built from.
+pub fn host_busybox() -> PathBuf {
+    let p = PathBuf::from("/bin/busybox");
+    assert!(
+        p.exists(),
+        "/bin/busybox is missing: apt-get install busybox-static"
+    );
+    p
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
