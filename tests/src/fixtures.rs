@@ -129,7 +129,9 @@ pub fn decompress(data: &[u8]) -> Vec<u8> {
             .read_to_end(&mut out)
             .unwrap();
     } else if data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        xz2::read::XzDecoder::new(data).read_to_end(&mut out).unwrap();
+        xz2::read::XzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
     } else {
         out = data.to_vec();
     }

@@ -54,7 +54,10 @@ fn missing_subcommand_exits_2() {
     let rkt = Rkt::new();
     let out = rkt.run(&[]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stdout.is_empty() || out.stderr.contains("missing subcommand"), "{out}");
+    assert!(
+        out.stdout.is_empty() || out.stderr.contains("missing subcommand"),
+        "{out}"
+    );
     // Global flags alone are still no subcommand.
     let out = rkt.run(&["--debug"]);
     assert_eq!(out.code, 2, "{out}");
@@ -87,7 +90,11 @@ fn dir_is_empty_tree(p: &Path) -> bool {
 fn errors_are_one_line_prefixed_by_the_subcommand() {
     let rkt = Rkt::new();
     let missing = rkt.root().join("nonexistent.aci");
-    let out = rkt.run(&["--insecure-options=image", "fetch", missing.to_str().unwrap()]);
+    let out = rkt.run(&[
+        "--insecure-options=image",
+        "fetch",
+        missing.to_str().unwrap(),
+    ]);
     assert!(!out.stderr.contains("\n\n"), "{out}");
     let lines: Vec<&str> = stderr_lines(&out)
         .into_iter()
@@ -122,7 +129,11 @@ fn unknown_flag_exits_254() {
 fn fetch_stderr_lines_are_all_prefixed() {
     let rkt = Rkt::new();
     let busybox = image("busybox.aci");
-    let out = rkt.ok(&["--insecure-options=image", "fetch", busybox.to_str().unwrap()]);
+    let out = rkt.ok(&[
+        "--insecure-options=image",
+        "fetch",
+        busybox.to_str().unwrap(),
+    ]);
     for line in stderr_lines(&out) {
         assert!(
             line.starts_with("fetch: ") || line.starts_with("image: "),
@@ -143,7 +154,10 @@ fn config(rkt: &Rkt) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("rkt config is not JSON ({e}):\n{out}"));
     let obj = v.as_object().expect("config is an object");
     assert_eq!(obj.keys().collect::<Vec<_>>(), ["stage0"], "{out}");
-    obj["stage0"].as_array().expect("stage0 is an array").clone()
+    obj["stage0"]
+        .as_array()
+        .expect("stage0 is an array")
+        .clone()
 }
 
 fn entries_of<'a>(stage0: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -257,7 +271,11 @@ fn debug_flag_is_accepted() {
 fn global_flags_are_accepted_after_the_subcommand() {
     let rkt = Rkt::new();
     let busybox = image("busybox.aci");
-    let out = rkt.run(&["fetch", "--insecure-options=image", busybox.to_str().unwrap()]);
+    let out = rkt.run(&[
+        "fetch",
+        "--insecure-options=image",
+        busybox.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.trim().starts_with("sha512-"), "{out}");
     rkt.ok(&["image", "list", "--debug"]);
