@@ -165,6 +165,16 @@ pub fn write_exit_status(stage1_rootfs: &Path, app: &str, code: i32) -> Result<(
     write_number_file(&dir.join(app), code.into())
 }
 
+/// Like [`write_exit_status`] through the status directory open at `dir`,
+/// for a process whose view of the pod's paths may differ (chroot, or the
+/// pod's own mount namespace).
+pub fn write_exit_status_at(dir: BorrowedFd<'_>, app: &str, code: i32) -> Result<(), StatusError> {
+    write_atomic_at(dir, app, code.to_string().as_bytes()).map_err(|source| StatusError::Write {
+        path: PathBuf::from(abi::pod_dir::STATUS_DIR).join(app),
+        source,
+    })
+}
+
 /// The recorded exit code of `app`, if it has exited.
 pub fn read_exit_status(stage1_rootfs: &Path, app: &str) -> Result<Option<i32>, StatusError> {
     let path = status_dir(stage1_rootfs).join(app);
@@ -244,6 +254,18 @@ mod tests {
         let dir = status_dir(s1.path());
         assert!(dir.join("app-created").is_file());
         assert!(dir.join("app-started").is_file());
+    }
+
+    #[test]
+    fn exit_status_through_a_dir_fd() {
+        use std::os::fd::AsFd;
+        let s1 = tempfile::tempdir().unwrap();
+        let dir = status_dir(s1.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let fd = std::fs::File::open(&dir).unwrap();
+        write_exit_status_at(fd.as_fd(), "app", 143).unwrap();
+        assert_eq!(read_exit_status(s1.path(), "app").unwrap(), Some(143));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     }
 
     #[test]
