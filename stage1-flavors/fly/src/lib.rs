@@ -5,6 +5,10 @@
 //! slave of the host's), so nothing it mounts outlives the app and `gc` has
 //! nothing to clean up in the host.
 //!
+//! `run` forks: the child becomes the app, the parent stays as a small
+//! waiter (see [`waiter`]) that holds the pod lock and records the app's exit
+//! code, which rkt's fly (exec'ing the app directly) never did.
+//!
 //! This library holds what the four entrypoint binaries share.
 
 use std::convert::Infallible;
@@ -13,9 +17,13 @@ use std::fmt::Display;
 
 use nix::errno::Errno;
 use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::unistd::ForkResult;
 use thiserror::Error;
 
 pub use stage1_common::STAGE1_ERROR_EXIT;
+
+pub mod terminal;
+pub mod waiter;
 
 #[derive(Debug, Error)]
 pub enum FlyError {
@@ -27,6 +35,8 @@ pub enum FlyError {
     Exec { path: String, errno: Errno },
     #[error("cannot reset signal {signal}: {errno}")]
     Signal { signal: Signal, errno: Errno },
+    #[error("cannot fork the app process: {0}")]
+    Fork(Errno),
 }
 
 /// Checks a `--net` value: fly only knows the host network. rkt passes
@@ -52,6 +62,14 @@ pub fn reset_signals_for_exec() -> Result<(), FlyError> {
             signal: Signal::SIGPIPE,
             errno,
         })
+}
+
+/// fork(2). Only for the entrypoints, which never start threads: the child
+/// may then allocate and run arbitrary code before it execs.
+pub fn fork() -> Result<ForkResult, FlyError> {
+    // SAFETY: the entrypoint binaries are single-threaded, so no lock can be
+    // held by a thread that does not exist in the child.
+    unsafe { nix::unistd::fork() }.map_err(FlyError::Fork)
 }
 
 /// Replaces the process with `path`, argv `argv` and environment `env`.

@@ -1,37 +1,43 @@
-//! fly `run` entrypoint: sets up the single app of the pod and execs it, so
-//! the exit code of `rkt run` is the app's.
+//! fly `run` entrypoint: sets up the single app of the pod, forks it off and
+//! waits for it, so the exit code of `rkt run` is the app's and
+//! `rkt/status/<app>` records it.
 //!
 //! stage0 starts it with cwd = the pod directory and the pod lock in
-//! `RKT_LOCK_FD`; the lock fd is inherited by the app and keeps the pod
-//! "running" until it exits.
+//! `RKT_LOCK_FD`; this process (the waiter) keeps the lock, and with it the
+//! pod "running", until the app has exited.
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use abi::stage1::RunArgs;
 use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sched::{unshare, CloneFlags};
-use nix::unistd::{chdir, chroot, getpgrp, getpid, setpgid, Pid};
+use nix::unistd::{chdir, chroot, getpgrp, getpid, pipe2, read, setpgid, write, ForkResult, Pid};
+use stage1_common::env::Environment;
 use stage1_common::mount::{self, Propagation};
 use stage1_common::paths::{path_inside, resolve_exec, resolve_in_root};
 use stage1_common::pod::{Pod, PodApp};
+use stage1_common::user::Credentials;
 use stage1_common::{env, etc, lockfd, status, user, volumes};
-use stage1_fly::{check_net, debug, exec, fail};
+use stage1_fly::terminal::Terminal;
+use stage1_fly::waiter::{self, BlockedSignals};
+use stage1_fly::{check_net, debug, exec, fail, fork, STAGE1_ERROR_EXIT};
 
 /// Host trees bound recursively into the app, as rkt's fly does.
 const HOST_BINDS: [&str; 3] = ["/dev", "/proc", "/sys"];
 
 fn main() {
     match run() {
-        Ok(never) => match never {},
+        Ok(code) => std::process::exit(code),
         Err(e) => fail(format!("{e:#}")),
     }
 }
 
-fn run() -> Result<Infallible> {
+fn run() -> Result<i32> {
     let args = RunArgs::parse(std::env::args().skip(1)).context("invalid run arguments")?;
     let dbg = args.debug;
     check_net(&args.net)?;
@@ -62,9 +68,6 @@ fn run() -> Result<Infallible> {
         dbg,
         format!("app {:?} exec {exec_path:?} as {creds:?}", app.name),
     );
-
-    // Own process group so `stop` can signal the app and its children.
-    setpgid(Pid::from_raw(0), Pid::from_raw(0)).context("setpgid failed")?;
 
     // A private mount namespace, slave of the host's: host mounts still show
     // up, ours never leak back and vanish when the app exits.
@@ -99,16 +102,106 @@ fn run() -> Result<Infallible> {
 
     status::mark_started(&stage1_rootfs, &app.name)?;
 
+    // Opened now: the app's chroot hides these paths from the child, and
+    // the std handles are close-on-exec, so the app inherits neither.
     let pod_fd = File::open(&pod.dir).with_context(|| format!("cannot open {:?}", pod.dir))?;
-    chroot(rootfs).with_context(|| format!("cannot chroot into {rootfs:?}"))?;
-    chdir(&workdir).with_context(|| format!("cannot enter working directory {workdir:?}"))?;
-    // Only now: once `pid` exists, `enter` may join us and must find the
-    // app's root, not the host's.
-    status::write_pid_files_at(pod_fd.as_fd(), getpid().as_raw(), Some(getpgrp().as_raw()))?;
-    drop(pod_fd);
-    user::apply_credentials(&creds)?;
-    lockfd::keep_lock_across_exec(lock_fd)?;
-    Ok(exec(&exec_path, &app.app.exec, &environment.to_strings())?)
+    let status_dir = status::status_dir(&stage1_rootfs);
+    let status_fd =
+        File::open(&status_dir).with_context(|| format!("cannot open {status_dir:?}"))?;
+    let terminal = Terminal::controlling_stdin();
+    let signals = BlockedSignals::block()?;
+    // Written to only if the child fails before exec, so that a setup error
+    // is not recorded as the app's exit status.
+    let (failed_r, failed_w) = pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let app_proc = AppProcess {
+        exec_path: &exec_path,
+        app,
+        environment: &environment,
+        rootfs,
+        workdir: &workdir,
+        creds: &creds,
+        pod_fd,
+        lock_fd,
+        signals: &signals,
+        terminal,
+    };
+    let child = match fork()? {
+        ForkResult::Child => {
+            drop(failed_r);
+            let err = match app_proc.exec() {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = write(&failed_w, b"x");
+            fail(format!("{err:#}"))
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(failed_w);
+    drop(app_proc);
+    debug(dbg, format!("app {:?} runs as pid {child}", app.name));
+
+    let code = waiter::wait_for(child, &signals, terminal)?;
+    if failed_before_exec(failed_r) {
+        // The child printed why.
+        return Ok(STAGE1_ERROR_EXIT);
+    }
+    if let Err(e) = status::write_exit_status_at(status_fd.as_fd(), &app.name, code) {
+        // The app's code is still what `rkt run` must return.
+        eprintln!("stage1: {e}");
+    }
+    debug(dbg, format!("app {:?} exited with {code}", app.name));
+    Ok(code)
+}
+
+/// Everything the forked child needs to become the app.
+struct AppProcess<'a> {
+    exec_path: &'a str,
+    app: &'a PodApp,
+    environment: &'a Environment,
+    rootfs: &'a Path,
+    workdir: &'a Path,
+    creds: &'a Credentials,
+    pod_fd: File,
+    lock_fd: RawFd,
+    signals: &'a BlockedSignals,
+    terminal: Option<Terminal>,
+}
+
+impl AppProcess<'_> {
+    fn exec(self) -> Result<Infallible> {
+        let parent_group = getpgrp();
+        // Own process group so `stop` can signal the app and its children
+        // without reaching the waiter.
+        setpgid(Pid::from_raw(0), Pid::from_raw(0)).context("setpgid failed")?;
+        let own = getpgrp();
+        if let Some(t) = self.terminal {
+            // Keep an interactive app in the foreground, as it was before
+            // the new group; SIGTTOU is still blocked here.
+            t.pass_on(parent_group, own)?;
+        }
+        let rootfs = self.rootfs;
+        chroot(rootfs).with_context(|| format!("cannot chroot into {rootfs:?}"))?;
+        let workdir = self.workdir;
+        chdir(workdir).with_context(|| format!("cannot enter working directory {workdir:?}"))?;
+        // Only now: once `pid` exists, `enter` may join us and must find the
+        // app's root, not the host's.
+        status::write_pid_files_at(self.pod_fd.as_fd(), getpid().as_raw(), Some(own.as_raw()))?;
+        drop(self.pod_fd);
+        user::apply_credentials(self.creds)?;
+        // The waiter holds the pod lock for as long as the app runs.
+        lockfd::set_cloexec(self.lock_fd, true)?;
+        self.signals.restore()?;
+        let argv = &self.app.app.exec;
+        Ok(exec(self.exec_path, argv, &self.environment.to_strings())?)
+    }
+}
+
+/// Whether the child reported a failure before exec on the pipe (it has
+/// exited, so the read cannot block).
+fn failed_before_exec(pipe: OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(read(pipe.as_raw_fd(), &mut byte), Ok(1))
 }
 
 fn single_app(pod: &Pod) -> Result<&PodApp> {
