@@ -1,12 +1,16 @@
 //! Runs the real fly entrypoints against pod directories built by hand, as
 //! stage0 would prepare them (needs root: mounts, chroot, setuid).
 
+use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -83,6 +87,56 @@ impl TestPod {
     /// Starts fly-run as stage0 does: cwd = pod, pod dir flocked, fd in
     /// RKT_LOCK_FD. Returns the child and the test's copy of the lock fd.
     fn spawn_run(&self, extra: &[&str]) -> (Child, File) {
+        self.spawn_run_with(extra, |_| {})
+    }
+
+    /// Moves the stage1 rootfs out of the pod (to `base/s1`) and starts
+    /// fly-run the way stage0 starts overlay pods: in a new mount namespace
+    /// where it is mounted back at `stage1/rootfs`. From the host, that
+    /// directory is then empty.
+    fn spawn_run_private_stage1(&self) -> (Child, File) {
+        let s1 = self.private_stage1();
+        let target = self.dir().join("stage1/rootfs");
+        std::fs::rename(&target, &s1).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+        let (src, dst, slash) = (c(&s1), c(&target), c(Path::new("/")));
+        self.spawn_run_with(&[], move |cmd| {
+            // SAFETY: only unshare(2) and mount(2) on strings allocated
+            // before the fork, which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let none = std::ptr::null();
+                    if libc::unshare(libc::CLONE_NEWNS) != 0
+                        || libc::mount(
+                            none,
+                            slash.as_ptr(),
+                            none,
+                            libc::MS_REC | libc::MS_PRIVATE,
+                            std::ptr::null(),
+                        ) != 0
+                        || libc::mount(
+                            src.as_ptr(),
+                            dst.as_ptr(),
+                            none,
+                            libc::MS_BIND | libc::MS_REC,
+                            std::ptr::null(),
+                        ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    /// Where [`TestPod::spawn_run_private_stage1`] keeps the stage1 rootfs.
+    fn private_stage1(&self) -> PathBuf {
+        self.base().join("s1")
+    }
+
+    fn spawn_run_with(&self, extra: &[&str], setup: impl FnOnce(&mut Command)) -> (Child, File) {
         let lock = File::open(self.dir()).unwrap();
         lock.lock().unwrap();
         let fd = lock.as_raw_fd();
@@ -105,6 +159,7 @@ impl TestPod {
                 Ok(())
             });
         }
+        setup(&mut cmd);
         (cmd.spawn().unwrap(), lock)
     }
 
@@ -130,6 +185,18 @@ impl TestPod {
             assert!(Instant::now() < deadline, "fly-run never wrote pid");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn wait_for_file(&self, path: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "{path:?} never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn exit_status(&self, stage1_rootfs: &Path) -> Option<String> {
+        std::fs::read_to_string(stage1_rootfs.join("rkt/status/app")).ok()
     }
 
     fn assert_no_mounts(&self) {
@@ -174,9 +241,12 @@ fn exit_code_output_and_pid_files() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!((pid, pgid), (child_pid, child_pid));
+    // pid names the app, a child of the waiter, leading its own group.
+    assert_ne!(pid, child_pid);
+    assert_eq!(pgid, pid);
     let s1 = pod.dir().join("stage1/rootfs");
     assert!(s1.join("rkt/status/app-started").is_file());
+    assert_eq!(pod.exit_status(&s1).as_deref(), Some("3"));
     let env = std::fs::read_to_string(s1.join("rkt/env/app")).unwrap();
     assert!(env.contains("AC_APP_NAME=app\n"), "{env}");
     // stage0's side of the mtab rule, done here too.
@@ -298,7 +368,7 @@ fn volumes_host_rw_ro_file_empty_and_symlinked_target() {
 }
 
 #[test]
-fn enter_and_stop_a_running_app() {
+fn enter_and_stop_a_running_app_with_a_private_stage1_rootfs() {
     let pod = TestPod::new(
         json!({
             "exec": ["/bin/busybox", "sleep", "100"],
@@ -318,12 +388,33 @@ fn enter_and_stop_a_running_app() {
         );
     std::fs::write(pod.dir().join("pod"), manifest).unwrap();
 
-    let (child, lock) = pod.spawn_run(&[]);
+    // Like an overlay pod: the stage1 rootfs is mounted only in the pod's
+    // mount namespace, so enter, stop and gc (run from the host's) see an
+    // empty stage1/rootfs.
+    let (child, lock) = pod.spawn_run_private_stage1();
     let pid = pod.wait_for_pid();
     drop(lock);
-    // The app holds the pod lock (inherited across exec).
+    let s1 = pod.private_stage1();
+    assert_eq!(
+        std::fs::read_dir(pod.dir().join("stage1/rootfs"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // The waiter holds the pod lock, the app does not have it.
     let probe = File::open(pod.dir()).unwrap();
-    assert!(probe.try_lock().is_err(), "pod lock not held by the app");
+    assert!(probe.try_lock().is_err(), "pod lock not held by the waiter");
+    let pod_dir = std::fs::canonicalize(pod.dir()).unwrap();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let target = std::fs::read_link(fd.unwrap().path()).unwrap();
+        assert_ne!(target, pod_dir, "the app inherited the pod lock fd");
+    }
+    // Proves enter reads run's env file (not a recomputed environment).
+    let env_file = s1.join("rkt/env/app");
+    let mut env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("AC_APP_NAME=app\n"), "{env}");
+    env.push_str("EXTRA=from-env-file\n");
+    std::fs::write(&env_file, env).unwrap();
 
     let out = pod.entrypoint(
         env!("CARGO_BIN_EXE_fly-enter"),
@@ -334,13 +425,13 @@ fn enter_and_stop_a_running_app() {
             "/bin/busybox",
             "sh",
             "-c",
-            "busybox cat /marker /vol/file; busybox id -u; echo $FOO",
+            "busybox cat /marker /vol/file; busybox id -u; echo $FOO $AC_APP_NAME $EXTRA",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "inside-the-app\nvol-content\n1000\nfrom-app\n"
+        "inside-the-app\nvol-content\n1000\nfrom-app app from-env-file\n"
     );
     // The command's exit code is enter's.
     let out = pod.entrypoint(
@@ -355,18 +446,173 @@ fn enter_and_stop_a_running_app() {
         ],
     );
     assert_eq!(out.status.code(), Some(7), "stderr: {}", text(&out.stderr));
+    assert_eq!(pod.exit_status(&s1), None);
 
     let out = pod.entrypoint(env!("CARGO_BIN_EXE_fly-stop"), &[UUID]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.signal(), Some(libc::SIGTERM));
-    // The app is gone, so is the lock.
+    // SIGTERM killed the app; the waiter reports it as a shell would.
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(pod.exit_status(&s1).as_deref(), Some("143"));
+    // The app and the waiter are gone, so is the lock.
     probe.try_lock().unwrap();
     pod.assert_no_mounts();
 
-    // gc has nothing to undo and succeeds.
+    // gc has nothing to undo and succeeds with the stage1 rootfs empty, and
+    // with it missing altogether.
     let out = pod.entrypoint(env!("CARGO_BIN_EXE_fly-gc"), &[UUID]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    std::fs::remove_dir(pod.dir().join("stage1/rootfs")).unwrap();
+    let out = pod.entrypoint(env!("CARGO_BIN_EXE_fly-gc"), &["--debug", UUID]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn waiter_forwards_signals_to_the_app() {
+    // A trap that proves SIGUSR1 reached the app and decides the exit code.
+    let pod = TestPod::new(
+        app(&[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-usr1; kill $!; exit 5' USR1; busybox sleep 100 & busybox touch /ready; wait",
+        ]),
+        json!([]),
+        json!([]),
+    );
+    let (child, lock) = pod.spawn_run(&[]);
+    pod.wait_for_file(&pod.rootfs().join("ready"));
+    let waiter = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(waiter, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "got-usr1\n");
+    let s1 = pod.dir().join("stage1/rootfs");
+    assert_eq!(pod.exit_status(&s1).as_deref(), Some("5"));
+    drop(lock);
+
+    // SIGTERM to the waiter ends an app that does not handle it.
+    std::fs::remove_file(s1.join("rkt/status/app")).unwrap();
+    std::fs::remove_file(pod.dir().join("pid")).unwrap();
+    pod.write_manifest(
+        json!([{"name": "app", "image": {"id": "sha512-0123"},
+                "app": app(&["/bin/busybox", "sleep", "100"])}]),
+        json!([]),
+    );
+    let (child, _lock) = pod.spawn_run(&[]);
+    pod.wait_for_pid();
+    let waiter = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(waiter, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(pod.exit_status(&s1).as_deref(), Some("143"));
+    pod.assert_no_mounts();
+}
+
+/// Starts fly-run on a new pty as the session leader (as under `script`),
+/// types a line and returns what the terminal showed, or fails after 10s.
+fn run_on_pty(pod: &TestPod, input: &str, expect: &str) -> (String, std::process::ExitStatus) {
+    let (mut master, slave) = {
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty writes two fds into the provided ints; no names
+        // or termios are passed.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both fds were just opened and are owned by nobody else.
+        unsafe { (File::from_raw_fd(m), File::from_raw_fd(s)) }
+    };
+    let slave_fd = slave.as_raw_fd();
+    let (mut child, lock) = pod.spawn_run_with(&[], move |cmd| {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: setsid, ioctl and dup2 only, all async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() == -1
+                    || libc::ioctl(slave_fd, libc::TIOCSCTTY, 0) == -1
+                    || libc::dup2(slave_fd, 0) == -1
+                    || libc::dup2(slave_fd, 1) == -1
+                    || libc::dup2(slave_fd, 2) == -1
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    drop(slave);
+    drop(lock);
+    let mut reader = master.try_clone().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once the last slave fd is closed.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    pod.wait_for_pid();
+    master.write_all(input.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !text(&seen).contains(expect) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pod.wait_for_pid()),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!(
+                    "{expect:?} never appeared on the terminal: {:?}",
+                    text(&seen)
+                );
+            }
+        }
+    }
+    (text(&seen), child.wait().unwrap())
+}
+
+#[test]
+fn interactive_app_owns_the_terminal() {
+    let pod = TestPod::new(
+        app(&[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "read line; echo got:$line; exit 4",
+        ]),
+        json!([]),
+        json!([]),
+    );
+    let (seen, status) = run_on_pty(&pod, "hello\n", "got:hello");
+    assert_eq!(status.code(), Some(4), "terminal: {seen}");
+    let s1 = pod.dir().join("stage1/rootfs");
+    assert_eq!(pod.exit_status(&s1).as_deref(), Some("4"));
+    pod.assert_no_mounts();
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::fs::File;
+use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir};
-use stage1_common::env::{self, Environment};
+use stage1_common::env::{self, EnvError, Environment};
 use stage1_common::paths::{resolve_exec, resolve_in_root};
 use stage1_common::pod::Pod;
 use stage1_common::user;
@@ -41,14 +42,10 @@ fn run() -> Result<Infallible> {
         ("", _) => bail!("the pod has several apps; pass --appname"),
         (name, _) => pod.app(name)?,
     };
+    // `run` wrote it in the stage1 rootfs, which for overlay pods is mounted
+    // only in the pod's mount namespace: read it there, by absolute path
+    // (setns resets cwd and root to the namespace's).
     let env_file = env::env_file_path(&pod.stage1_rootfs(), &app.name);
-    let mut environment = match Environment::read_file(&env_file) {
-        Ok(e) => e,
-        Err(_) => env::compose(&app.name, &app.app, None),
-    };
-    if let Ok(term) = std::env::var("TERM") {
-        environment.set("TERM", &term);
-    }
 
     // Everything under /proc/<pid> must be opened before switching
     // namespaces: the app's root is reachable only through this handle.
@@ -67,6 +64,18 @@ fn run() -> Result<Infallible> {
     .with_context(|| format!("cannot open the root of pid {}", args.pid))?;
     setns(mnt_ns.as_fd(), CloneFlags::CLONE_NEWNS)
         .context("cannot join the app's mount namespace")?;
+    let mut environment = match Environment::read_file(&env_file) {
+        Ok(e) => e,
+        // No env file (e.g. a pod started by another stage1 version): the
+        // same rules `run` applies.
+        Err(EnvError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            env::compose(&app.name, &app.app, None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Ok(term) = std::env::var("TERM") {
+        environment.set("TERM", &term);
+    }
     fchdir(root).context("cannot enter the app's root")?;
     chroot(".").context("cannot chroot into the app's root")?;
     chdir("/").context("cannot chdir to /")?;
