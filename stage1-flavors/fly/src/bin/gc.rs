@@ -2,6 +2,10 @@
 //! namespace, so normally nothing is left; defensively unmount anything found
 //! below the app rootfs (or the shared volumes) in this namespace so removing
 //! the pod directory can never reach into the host.
+//!
+//! stage0 runs it from the host's mount namespace, where an overlay pod's
+//! `stage1/rootfs` is an empty directory (or gone): then there is simply
+//! nothing below it to unmount.
 
 use std::path::Path;
 
