@@ -40,6 +40,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[Stage1Flavor {
         Feature::Enter,
         Feature::Stop,
         Feature::IpcParent,
+        Feature::Interactive,
     ],
 }];
 
