@@ -41,6 +41,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[Stage1Flavor {
         Feature::Stop,
         Feature::IpcParent,
         Feature::Interactive,
+        Feature::ReadonlyRootfs,
     ],
 }];
 
