@@ -113,11 +113,19 @@ impl BgPod {
     /// `running` according to `rkt status`.
     #[track_caller]
     pub fn start(rkt: &Rkt, args: &[&str]) -> BgPod {
+        Self::start_with_env(rkt, &[], args)
+    }
+
+    /// [`BgPod::start`] with extra environment variables for rkt (which
+    /// passes its environment on to the stage1).
+    #[track_caller]
+    pub fn start_with_env(rkt: &Rkt, env: &[(&str, &str)], args: &[&str]) -> BgPod {
         let uf = rkt.root().join(format!("bg-uuid-{}", unique()));
         let mut cmd = rkt.command();
         cmd.arg("run")
             .arg(format!("--uuid-file-save={}", uf.display()))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let child = cmd.spawn().expect("spawn rkt run");
