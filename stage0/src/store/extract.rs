@@ -29,8 +29,8 @@ struct DirMeta {
 
 pub(crate) struct Extractor {
     root: OwnedFd,
-    /// The last parent directory opened: archives list siblings together.
-    cache: Option<(String, OwnedFd)>,
+    /// Open descriptors of the components of the last parent directory.
+    stack: Vec<(String, OwnedFd)>,
     dirs: Vec<DirMeta>,
     /// Regular files written by this extractor: the only valid hard-link targets.
     written: HashSet<String>,
@@ -60,7 +60,7 @@ impl Extractor {
         )))?;
         Ok(Extractor {
             root,
-            cache: None,
+            stack: Vec::new(),
             dirs: Vec::new(),
             written: HashSet::new(),
             chown: nix::unistd::geteuid().is_root(),
@@ -76,30 +76,13 @@ impl Extractor {
             .try_clone()
             .map_err(StoreError::io("duplicating a descriptor"))?;
         for comp in rel.split('/').filter(|c| !c.is_empty()) {
-            let next = match sys::open_dir_at(cur.as_raw_fd(), comp) {
-                Err(Errno::ENOENT) => {
-                    match nix::sys::stat::mkdirat(
-                        Some(cur.as_raw_fd()),
-                        comp,
-                        Mode::from_bits_truncate(0o755),
-                    ) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(io_err(rel, "creating directory", e)),
-                    }
-                    sys::open_dir_at(cur.as_raw_fd(), comp)
-                }
-                r => r,
-            };
-            cur = match next {
-                Ok(fd) => fd,
-                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
-                    return Err(unsafe_err(
-                        rel,
-                        format!("path component {comp:?} is a symlink or not a directory; refusing to write through it"),
-                    ))
-                }
-                Err(e) => return Err(io_err(rel, "opening directory", e)),
-            };
+            cur = open_or_create_dir(cur.as_raw_fd(), comp).map_err(|e| match e {
+                Errno::ELOOP | Errno::ENOTDIR => unsafe_err(
+                    rel,
+                    format!("path component {comp:?} is a symlink or not a directory; refusing to write through it"),
+                ),
+                e => io_err(rel, "opening directory", e),
+            })?;
         }
         Ok(cur)
     }
@@ -109,16 +92,35 @@ impl Extractor {
         self.written.contains(rel)
     }
 
+    /// Descriptor of directory `dir`, reusing the open chain of the previous
+    /// entry's directory (archives list a directory's entries together).
     fn parent(&mut self, dir: &str) -> Result<RawFd, StoreError> {
-        if self.cache.as_ref().is_none_or(|(d, _)| d != dir) {
-            let fd = self.open_dir(dir)?;
-            self.cache = Some((dir.to_string(), fd));
+        let comps: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+        let common = self
+            .stack
+            .iter()
+            .zip(&comps)
+            .take_while(|((name, _), c)| name == *c)
+            .count();
+        self.stack.truncate(common);
+        for (i, comp) in comps.iter().enumerate().skip(common) {
+            let base = match self.stack.last() {
+                Some((_, fd)) => fd.as_raw_fd(),
+                None => self.root.as_raw_fd(),
+            };
+            let fd = open_or_create_dir(base, comp).map_err(|e| match e {
+                Errno::ELOOP | Errno::ENOTDIR => unsafe_err(
+                    &comps[..=i].join("/"),
+                    format!("path component {comp:?} is a symlink or not a directory; refusing to write through it"),
+                ),
+                e => io_err(&comps[..=i].join("/"), "opening directory", e),
+            })?;
+            self.stack.push((comp.to_string(), fd));
         }
-        Ok(self
-            .cache
-            .as_ref()
-            .map(|(_, fd)| fd.as_raw_fd())
-            .unwrap_or(-1))
+        Ok(match self.stack.last() {
+            Some((_, fd)) => fd.as_raw_fd(),
+            None => self.root.as_raw_fd(),
+        })
     }
 
     /// Removes a non-directory at `name` so a new entry can take its place.
@@ -321,13 +323,28 @@ impl Extractor {
     /// Applies directory metadata, deepest last-created first, now that their
     /// contents no longer change their mtimes.
     pub fn finish(mut self) -> Result<(), StoreError> {
-        self.cache = None;
+        self.stack.clear();
         while let Some(d) = self.dirs.pop() {
             let fd = self.open_dir(&d.rel)?;
             apply_meta(fd.as_raw_fd(), self.chown, d.uid, d.gid, d.mode, d.mtime)
                 .map_err(|err| io_err(&d.rel, "setting owner, mode and times of", err))?;
         }
         Ok(())
+    }
+}
+
+/// Opens (creating with mode 0755 if missing) directory `name` under `dir`,
+/// never following a symlink.
+fn open_or_create_dir(dir: RawFd, name: &str) -> nix::Result<OwnedFd> {
+    match sys::open_dir_at(dir, name) {
+        Err(Errno::ENOENT) => {
+            match nix::sys::stat::mkdirat(Some(dir), name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            sys::open_dir_at(dir, name)
+        }
+        r => r,
     }
 }
 

@@ -184,7 +184,7 @@ impl Store {
         let t1 = std::time::Instant::now();
         let key = ImageKey::from_digest(&copied.digest);
         let (raw_manifest, manifest) = import::validate(tmp.file())?;
-        eprintln!(
+        tracing::debug!(
             "import {key}: {} bytes copied in {:?}, validated in {:?}",
             copied.size,
             t1 - t0,
