@@ -119,3 +119,24 @@ fn dir_entries(p: &Path) -> Vec<std::path::PathBuf> {
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tree_ids_of_every_pod() {
+        let d = tempfile::tempdir().unwrap();
+        let pod = d.path().join("run/0123");
+        fs::create_dir_all(pod.join("appsinfo/app1")).unwrap();
+        fs::write(pod.join("stage1TreeStoreID"), "deps-sha512-aa\n").unwrap();
+        fs::write(pod.join("appsinfo/app1/treeStoreID"), "deps-sha512-bb").unwrap();
+        let other = d.path().join("exited-garbage/4567/appsinfo/x");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("treeStoreID"), "deps-sha512-cc").unwrap();
+        let ids = referenced_trees(d.path());
+        for id in ["deps-sha512-aa", "deps-sha512-bb", "deps-sha512-cc"] {
+            assert!(ids.contains(id), "{id} missing from {ids:?}");
+        }
+    }
+}
