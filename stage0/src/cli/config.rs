@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 use stage0::pod::select::{default_image_candidates, stage1_images_dir, DEFAULT_FLAVOR};
 
+use super::context::DEFAULT_DATA_DIR;
 use super::Context;
 
 #[derive(Args, Debug)]
@@ -27,7 +28,8 @@ pub fn run(ctx: &Context, args: ConfigArgs) -> Result<i32> {
     entries.push(json!({
         "rktVersion": "v1",
         "rktKind": "paths",
-        "data": ctx.data_dir,
+        // rkt prints the configured value; --dir only overrides it at run time.
+        "data": cfg.paths.data.clone().unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         "stage1-images": stage1_images_dir(cfg),
     }));
     let file = format!("stage1-{DEFAULT_FLAVOR}.aci");
@@ -61,7 +63,10 @@ fn auth_entry(kind: &str, list_key: &str, name: &str, raw: &Value) -> Value {
     obj.insert(list_key.into(), json!([name]));
     if let Value::Object(src) = raw {
         for (k, v) in src {
-            if !matches!(k.as_str(), "rktVersion" | "rktKind" | "domains" | "registries") {
+            if !matches!(
+                k.as_str(),
+                "rktVersion" | "rktKind" | "domains" | "registries"
+            ) {
                 obj.insert(k.clone(), v.clone());
             }
         }
