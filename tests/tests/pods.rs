@@ -239,7 +239,10 @@ fn cat_manifest_prints_the_pod_manifest() {
         ],
     );
     let pretty = rkt.ok(&["cat-manifest", &uuid]).stdout;
-    assert!(pretty.contains("\n\t"), "tab-indented by default:\n{pretty}");
+    assert!(
+        pretty.contains("\n\t"),
+        "tab-indented by default:\n{pretty}"
+    );
     let v: serde_json::Value = serde_json::from_str(&pretty).expect("manifest json");
     assert_eq!(v["acKind"], "PodManifest");
     let app = &v["apps"][0];
@@ -1056,4 +1059,78 @@ fn host_canary_survives_pod_lifecycle() {
     // /dev, /proc and /sys of the host are still fine.
     assert!(Path::new("/dev/null").exists());
     assert!(Path::new("/proc/self/status").exists());
+}
+
+#[test]
+fn export_leaves_out_files_the_app_deleted() {
+    let rkt = setup();
+    let (out, uuid) = run_pod(
+        &rkt,
+        &[
+            BUSYBOX,
+            "--exec",
+            "/bin/sh",
+            "--",
+            "-c",
+            "rm /etc/group && echo n > /new",
+        ],
+    );
+    out.expect_code(0);
+    let aci = rkt.root().join("o.aci");
+    rkt.ok(&["export", &uuid, aci.to_str().unwrap()]);
+    let o = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&aci)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(list.lines().any(|l| l == "rootfs/new"), "{list}");
+    assert!(list.lines().any(|l| l == "rootfs/etc/passwd"), "{list}");
+    assert!(!list.lines().any(|l| l.contains("etc/group")), "{list}");
+    assert!(
+        !list.contains(".wh."),
+        "no overlay whiteouts in the ACI: {list}"
+    );
+}
+
+#[test]
+fn mount_target_through_dangling_symlink_stays_in_rootfs() {
+    let rkt = setup();
+    assert!(!Path::new("/nonexistent").exists(), "host has /nonexistent");
+    let host = rkt.root().join("hostvol");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "in").unwrap();
+    let vol = format!("--volume=v,kind=host,source={}", host.display());
+    // /dir1/link_invalid -> /nonexistent/x inside the image.
+    rkt.ok(&[
+        "run",
+        &vol,
+        INSPECT,
+        "--mount=volume=v,target=/dir1/link_invalid",
+        "--",
+        "--read-file",
+        "--file-name=/nonexistent/x/f",
+    ])
+    .expect_stdout("/nonexistent/x/f: in\n");
+    assert!(
+        !Path::new("/nonexistent").exists(),
+        "a mount escaped onto the host"
+    );
+    gc_clean(&rkt);
+}
+
+#[test]
+fn missing_exec_is_a_clear_error() {
+    let rkt = setup();
+    let (out, uuid) = run_pod(&rkt, &[INSPECT, "--exec", "/nope"]);
+    out.expect_code(254).expect_stderr("/nope");
+    // The pod ran (and failed): it is exited, not stuck running.
+    let list = rkt.ok(&["list", "--no-legend", "--full"]).stdout;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&uuid) && l.split('\t').any(|c| c == "exited")),
+        "{list}"
+    );
+    assert_eq!(pods_in(&rkt, "run"), vec![uuid.clone()]);
+    gc_clean(&rkt);
 }
