@@ -36,7 +36,9 @@ pub fn isolators_from_flags(f: &AppFlags) -> Result<Vec<Isolator>> {
         values.push(IsolatorValue::OomScoreAdj(adj));
     }
     match (&f.caps_retain, &f.caps_remove) {
-        (Some(_), Some(_)) => bail!("--caps-retain and --caps-remove cannot both be given for one app"),
+        (Some(_), Some(_)) => {
+            bail!("--caps-retain and --caps-remove cannot both be given for one app")
+        }
         (Some(r), None) => values.push(IsolatorValue::CapabilitiesRetainSet(cap_list(r)?)),
         (None, Some(r)) => values.push(IsolatorValue::CapabilitiesRemoveSet(cap_list(r)?)),
         (None, None) => {}

@@ -66,7 +66,11 @@ pub struct PrepareFlags {
     #[command(flatten)]
     pub app: AppFlags,
     /// IMAGE [per-app flags] [-- args ---] ...
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE"
+    )]
     pub images: Vec<String>,
 }
 
@@ -138,7 +142,10 @@ impl RuntimeFlags {
             .collect();
         let only = |name: &str| nets.len() == 1 && nets[0] == name;
         if ports > 0 && (only("host") || only("none")) {
-            bail!("--port cannot be used with --net={}; forwarding needs a contained network", nets[0]);
+            bail!(
+                "--port cannot be used with --net={}; forwarding needs a contained network",
+                nets[0]
+            );
         }
         if self.mds_register && only("none") {
             bail!("--mds-register cannot be used with --net=none; the pod could not reach the metadata service");

@@ -286,12 +286,19 @@ fn manifest_from_file(store: &Store, path: &Path) -> Result<(PodManifest, Vec<Ap
     }
     let mut apps = Vec::new();
     for ra in &manifest.apps {
-        let key = store
-            .resolve_key(ra.image.id.as_str())
-            .with_context(|| format!("app {}: image {} is not in the store; fetch it first", ra.name, ra.image.id))?;
+        let key = store.resolve_key(ra.image.id.as_str()).with_context(|| {
+            format!(
+                "app {}: image {} is not in the store; fetch it first",
+                ra.name, ra.image.id
+            )
+        })?;
         let image = store.manifest(&key)?;
         if ra.app.is_none() && image.app.is_none() {
-            bail!("app {}: neither the pod manifest nor image {} has an app section", ra.name, image.name);
+            bail!(
+                "app {}: neither the pod manifest nor image {} has an app section",
+                ra.name,
+                image.name
+            );
         }
         for v in &manifest.volumes {
             if v.kind == VolumeKind::Host && v.source.is_none() {
@@ -344,4 +351,3 @@ fn warn_ignored_isolators(stage1: &Stage1Image, manifest: &PodManifest) {
         }
     }
 }
-

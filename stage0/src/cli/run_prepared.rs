@@ -26,7 +26,8 @@ pub fn run(ctx: &Context, args: RunPreparedArgs) -> Result<i32> {
         bail!("pod {uuid} is not prepared (state: {})", pod.state());
     }
     let manifest = pod.manifest()?;
-    args.runtime.validate(manifest.ports.len(), manifest.apps.len())?;
+    args.runtime
+        .validate(manifest.ports.len(), manifest.apps.len())?;
     let stage1 = Stage1Image::load(pod.path())?;
     let demands = Demands {
         apps: manifest.apps.len(),

@@ -77,7 +77,9 @@ impl Config {
         for (path, obj) in read_kind(&sub, &["paths"])? {
             for (key, field) in [("data", 0), ("stage1-images", 1)] {
                 let Some(v) = obj.get(key) else { continue };
-                let s = v.as_str().ok_or_else(|| invalid(&path, format!("{key} must be a string")))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| invalid(&path, format!("{key} must be a string")))?;
                 if !s.starts_with('/') {
                     return Err(invalid(&path, format!("{key} must be an absolute path")));
                 }
@@ -107,10 +109,18 @@ impl Config {
             };
             let (name, version, location) = (get("name")?, get("version")?, get("location")?);
             if name.is_some() != version.is_some() {
-                return Err(invalid(&path, "name and version must be given together".into()));
+                return Err(invalid(
+                    &path,
+                    "name and version must be given together".into(),
+                ));
             }
             if name.is_some() {
-                duplicate_check(&mut seen, "the default stage1 name and version", &sub, &path)?;
+                duplicate_check(
+                    &mut seen,
+                    "the default stage1 name and version",
+                    &sub,
+                    &path,
+                )?;
                 self.stage1.name = name;
                 self.stage1.version = version;
             }
@@ -135,7 +145,10 @@ impl Config {
     fn merge_auth(&mut self, dir: &Path) -> Result<(), ConfigError> {
         let sub = dir.join("auth.d");
         for (path, obj) in read_kind(&sub, &["auth", "dockerAuth"])? {
-            let kind = obj.get("rktKind").and_then(Value::as_str).unwrap_or_default();
+            let kind = obj
+                .get("rktKind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let (key, list) = if kind == "auth" {
                 ("domains", &mut self.auth)
             } else {
@@ -184,7 +197,10 @@ fn duplicate_check<'a>(
 
 /// The `*.json` files directly in `dir` (sorted), checked for an accepted
 /// `rktKind` and `rktVersion` `v1`. A missing directory is empty.
-fn read_kind(dir: &Path, kinds: &[&str]) -> Result<Vec<(PathBuf, Map<String, Value>)>, ConfigError> {
+fn read_kind(
+    dir: &Path,
+    kinds: &[&str],
+) -> Result<Vec<(PathBuf, Map<String, Value>)>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -219,7 +235,11 @@ fn read_kind(dir: &Path, kinds: &[&str]) -> Result<Vec<(PathBuf, Map<String, Val
         if !kinds.contains(&header.kind.as_str()) {
             return Err(invalid(
                 &path,
-                format!("rktKind {:?} does not belong in {}", header.kind, dir.display()),
+                format!(
+                    "rktKind {:?} does not belong in {}",
+                    header.kind,
+                    dir.display()
+                ),
             ));
         }
         let Value::Object(obj) = value else {
@@ -243,18 +263,34 @@ mod tests {
     fn layers_override_and_duplicates_fail() {
         let sys = tempfile::tempdir().unwrap();
         let local = tempfile::tempdir().unwrap();
-        write(sys.path(), "paths.d", "p.json",
-            r#"{"rktKind":"paths","rktVersion":"v1","data":"/sys-data","stage1-images":"/s1"}"#);
-        write(local.path(), "paths.d", "p.json",
-            r#"{"rktKind":"paths","rktVersion":"v1","data":"/local-data"}"#);
-        write(local.path(), "stage1.d", "s.json",
-            r#"{"rktKind":"stage1","rktVersion":"v1","name":"example.com/s1","version":"1","location":"/x.aci"}"#);
+        write(
+            sys.path(),
+            "paths.d",
+            "p.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","data":"/sys-data","stage1-images":"/s1"}"#,
+        );
+        write(
+            local.path(),
+            "paths.d",
+            "p.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","data":"/local-data"}"#,
+        );
+        write(
+            local.path(),
+            "stage1.d",
+            "s.json",
+            r#"{"rktKind":"stage1","rktVersion":"v1","name":"example.com/s1","version":"1","location":"/x.aci"}"#,
+        );
         let cfg = Config::load(&[sys.path(), local.path()]).unwrap();
         assert_eq!(cfg.paths.data, Some(PathBuf::from("/local-data")));
         assert_eq!(cfg.paths.stage1_images, Some(PathBuf::from("/s1")));
         assert_eq!(cfg.stage1.location.as_deref(), Some("/x.aci"));
-        write(local.path(), "paths.d", "q.json",
-            r#"{"rktKind":"paths","rktVersion":"v1","data":"/other"}"#);
+        write(
+            local.path(),
+            "paths.d",
+            "q.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","data":"/other"}"#,
+        );
         assert!(matches!(
             Config::load(&[local.path()]),
             Err(ConfigError::Duplicate { .. })
@@ -264,7 +300,12 @@ mod tests {
     #[test]
     fn bad_files_are_named() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "stage1.d", "s.json", r#"{"rktKind":"stage1","rktVersion":"v2"}"#);
+        write(
+            d.path(),
+            "stage1.d",
+            "s.json",
+            r#"{"rktKind":"stage1","rktVersion":"v2"}"#,
+        );
         let e = Config::load(&[d.path()]).unwrap_err().to_string();
         assert!(e.contains("s.json") && e.contains("v2"), "{e}");
     }

@@ -61,7 +61,10 @@ impl DnsFlags {
         let servers = split(&self.servers);
         let search = split(&self.search);
         let options = split(&self.options);
-        let magic = servers.iter().find(|s| *s == "host" || *s == "none").cloned();
+        let magic = servers
+            .iter()
+            .find(|s| *s == "host" || *s == "none")
+            .cloned();
         if let Some(m) = magic {
             if servers.len() > 1 {
                 return Err(DnsError::MagicWithOthers(m));
@@ -74,7 +77,11 @@ impl DnsFlags {
             } else {
                 ResolvMode::None
             };
-        } else if !servers.is_empty() || !search.is_empty() || !options.is_empty() || self.domain.is_some() {
+        } else if !servers.is_empty()
+            || !search.is_empty()
+            || !options.is_empty()
+            || self.domain.is_some()
+        {
             for s in &servers {
                 s.parse::<IpAddr>()
                     .map_err(|_| DnsError::BadServer(s.clone()))?;
@@ -145,16 +152,34 @@ mod tests {
 
     #[test]
     fn magic_values_and_hosts() {
-        let host = DnsFlags { servers: s(&["host"]), ..Default::default() };
+        let host = DnsFlags {
+            servers: s(&["host"]),
+            ..Default::default()
+        };
         assert_eq!(host.plan().unwrap().mode.resolv, ResolvMode::Host);
-        let bad = DnsFlags { servers: s(&["none"]), search: s(&["a"]), ..Default::default() };
+        let bad = DnsFlags {
+            servers: s(&["none"]),
+            search: s(&["a"]),
+            ..Default::default()
+        };
         assert!(bad.plan().is_err());
-        let h = DnsFlags { hosts_entries: s(&["10.0.0.1=db,10.0.0.2=web"]), ..Default::default() };
+        let h = DnsFlags {
+            hosts_entries: s(&["10.0.0.1=db,10.0.0.2=web"]),
+            ..Default::default()
+        };
         let p = h.plan().unwrap();
         assert_eq!(p.mode.hosts, HostsMode::Stage0);
         assert!(p.hosts.unwrap().ends_with("10.0.0.1\tdb\n10.0.0.2\tweb\n"));
-        let bad = DnsFlags { hosts_entries: s(&["db"]), ..Default::default() };
+        let bad = DnsFlags {
+            hosts_entries: s(&["db"]),
+            ..Default::default()
+        };
         assert!(bad.plan().is_err());
-        assert!(DnsFlags { servers: s(&["nope"]), ..Default::default() }.plan().is_err());
+        assert!(DnsFlags {
+            servers: s(&["nope"]),
+            ..Default::default()
+        }
+        .plan()
+        .is_err());
     }
 }

@@ -204,7 +204,10 @@ pub fn exec_stage1(
         lock_fd,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
     ) {
-        return LaunchError::Exec { path: entry, source };
+        return LaunchError::Exec {
+            path: entry,
+            source,
+        };
     }
     let mut env: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| k != LOCK_FD_ENV)
@@ -229,7 +232,10 @@ pub fn exec_stage1(
     argv_c.extend(argv.into_iter().filter_map(|a| CString::new(a).ok()));
     match nix::unistd::execve(&path_c, &argv_c, &env) {
         Ok(never) => match never {},
-        Err(source) => LaunchError::Exec { path: entry, source },
+        Err(source) => LaunchError::Exec {
+            path: entry,
+            source,
+        },
     }
 }
 
@@ -238,7 +244,10 @@ pub fn exec_stage1(
 /// a filesystem overlay refuses as upper/lower (aufs, zfs) or lacks d_type.
 pub fn overlay_supported(data_dir: &Path) -> Result<(), String> {
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems.lines().any(|l| l.trim_end().ends_with("\toverlay")) {
+    if !filesystems
+        .lines()
+        .any(|l| l.trim_end().ends_with("\toverlay"))
+    {
         return Err("overlay filesystem is not available in this kernel".to_string());
     }
     match nix::sys::statfs::statfs(data_dir) {

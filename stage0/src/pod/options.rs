@@ -74,8 +74,7 @@ pub fn parse_volume(value: &str) -> Result<Volume, OptionError> {
             "readOnly" => vol.read_only = Some(parse_bool(v)?),
             "recursive" => vol.recursive = Some(parse_bool(v)?),
             "mode" => {
-                u32::from_str_radix(v, 8)
-                    .map_err(|_| err(format!("mode {v:?} is not octal")))?;
+                u32::from_str_radix(v, 8).map_err(|_| err(format!("mode {v:?} is not octal")))?;
                 vol.mode = Some(v.to_string())
             }
             "uid" => vol.uid = Some(parse_id(v)?),
@@ -94,7 +93,9 @@ pub fn parse_volume(value: &str) -> Result<Volume, OptionError> {
                 return Err(err(format!("source {source:?} must be an absolute path")));
             }
             if vol.mode.is_some() || vol.uid.is_some() || vol.gid.is_some() {
-                return Err(err("mode, uid and gid are only for empty volumes".to_string()));
+                return Err(err(
+                    "mode, uid and gid are only for empty volumes".to_string()
+                ));
             }
         }
         VolumeKind::Empty => {
@@ -253,7 +254,10 @@ mod tests {
         let f = dir.path().join("env");
         std::fs::write(&f, "# c\n; c\nA=1\n\nB=two words\n").unwrap();
         let env = read_env_file(f.to_str().unwrap()).unwrap();
-        assert_eq!(env, vec![("A".into(), "1".into()), ("B".into(), "two words".into())]);
+        assert_eq!(
+            env,
+            vec![("A".into(), "1".into()), ("B".into(), "two words".into())]
+        );
         std::fs::write(&f, "A=1\nA=2\n").unwrap();
         assert!(read_env_file(f.to_str().unwrap()).is_err());
     }

@@ -50,7 +50,11 @@ pub fn render_pod(
     let (stage1_key, stage1_manifest) = stage1;
     if use_overlay {
         let tree = render_tree(store, stage1_key)?;
-        write_file(&pod.join(pod_dir::STAGE1_TREE_STORE_ID), tree.as_str().as_bytes(), 0o640)?;
+        write_file(
+            &pod.join(pod_dir::STAGE1_TREE_STORE_ID),
+            tree.as_str().as_bytes(),
+            0o640,
+        )?;
         mkdirs(&pod.join(pod_dir::STAGE1_ROOTFS))?;
         write_manifest(&pod.join(pod_dir::STAGE1_MANIFEST), stage1_manifest)?;
         mkdirs(&overlay_dir(pod, &tree, "upper", ""))?;
@@ -86,7 +90,10 @@ pub fn render_pod(
 
 /// `$pod/overlay/<tree>/<kind>/<app>` (stage1 uses the empty app name).
 pub fn overlay_dir(pod: &Path, tree: &TreeId, kind: &str, app: &str) -> PathBuf {
-    let base = pod.join(pod_dir::OVERLAY_DIR).join(tree.as_str()).join(kind);
+    let base = pod
+        .join(pod_dir::OVERLAY_DIR)
+        .join(tree.as_str())
+        .join(kind);
     if app.is_empty() {
         base
     } else {
@@ -95,7 +102,9 @@ pub fn overlay_dir(pod: &Path, tree: &TreeId, kind: &str, app: &str) -> PathBuf 
 }
 
 fn render_tree(store: &Store, key: &ImageKey) -> Result<TreeId, RenderError> {
-    store.render_tree(key).map_err(|source| store_err(key, source))
+    store
+        .render_tree(key)
+        .map_err(|source| store_err(key, source))
 }
 
 fn store_err(key: &ImageKey, source: StoreError) -> RenderError {

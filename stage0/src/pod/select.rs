@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::config::Config;
-use crate::fetch::{Fetcher, FetchError};
+use crate::fetch::{FetchError, Fetcher};
 use crate::store::{ImageKey, ImportOptions, Store, StoreError};
 
 /// The flavor used when the user names none.
@@ -22,9 +22,9 @@ pub const SYSTEM_STAGE1_IMAGES_DIR: &str = "/usr/lib/rkt/stage1-images";
 pub enum SelectError {
     #[error("only one of --stage1-url, --stage1-path, --stage1-name, --stage1-hash and --stage1-from-dir may be given")]
     Conflict,
-    #[error("stage1 image {0}: {1}")]
+    #[error("stage1 image {0}")]
     Fetch(String, #[source] FetchError),
-    #[error("stage1 image {0}: {1}")]
+    #[error("stage1 image {0}")]
     Store(String, #[source] StoreError),
     #[error("cannot open stage1 image {path}: {source}")]
     Open {
@@ -174,7 +174,8 @@ fn default_stage1(store: &Store, config: &Config) -> Result<ImageKey, SelectErro
     })
 }
 
-/// Images in the default locations are trusted (no signature needed), as rkt.
+/// Images in the default locations (beside the binary, the install dir, the
+/// stage1 images dir) are trusted: no signature needed, as rkt.
 fn import_path(
     store: &Store,
     fetcher: &Fetcher,
@@ -182,11 +183,23 @@ fn import_path(
     images_dir: &Path,
 ) -> Result<ImageKey, SelectError> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    if abs.parent() == Some(images_dir) {
+    let abs = abs.canonicalize().unwrap_or(abs);
+    let canon = |p: PathBuf| p.canonicalize().unwrap_or(p);
+    let mut trusted_dirs = vec![canon(images_dir.to_path_buf())];
+    if let Some(bin_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        trusted_dirs.push(canon(bin_dir.join(INSTALL_DIR_FROM_BIN)));
+        trusted_dirs.push(canon(bin_dir));
+    }
+    if abs.parent().is_some_and(|p| trusted_dirs.iter().any(|d| d == p)) {
         return import_trusted(store, &abs);
     }
     let s = abs.to_string_lossy().to_string();
-    fetcher.fetch(&s, None).map_err(|e| SelectError::Fetch(s, e))
+    fetcher
+        .fetch(&s, None)
+        .map_err(|e| SelectError::Fetch(s, e))
 }
 
 fn import_trusted(store: &Store, path: &Path) -> Result<ImageKey, SelectError> {
