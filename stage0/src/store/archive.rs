@@ -149,9 +149,10 @@ pub(crate) fn walk(
             path,
             kind,
             link,
-            mode: header.mode().map_err(bad)?,
-            uid: header.uid().map_err(bad)?,
-            gid: header.gid().map_err(bad)?,
+            // Empty numeric fields read as 0, like Go's archive/tar.
+            mode: header.mode().unwrap_or(0),
+            uid: header.uid().unwrap_or(0),
+            gid: header.gid().unwrap_or(0),
             mtime: header.mtime().unwrap_or(0),
             size,
             data_offset,

@@ -625,3 +625,37 @@ fn concurrent_imports_of_one_image() {
     assert_eq!(s.list().unwrap().len(), 1);
     s.verify_blob(&keys[0]).unwrap();
 }
+
+#[test]
+fn long_names_and_pax_headers_are_handled() {
+    let (d, s) = store();
+    let m = manifest("example.com/long", "");
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry(
+        &mut b,
+        "manifest",
+        EntryType::Regular,
+        m.as_bytes(),
+        None,
+        0o644,
+    );
+    raw_entry(&mut b, "rootfs", EntryType::Directory, b"", None, 0o755);
+    let long = format!("rootfs/{}", "d".repeat(150));
+    let mut h = Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o600);
+    h.set_entry_type(EntryType::Regular);
+    b.append_data(&mut h, &long, &b"abc"[..]).unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.user.test", &b"v"[..])])
+        .unwrap();
+    let mut h = Header::new_ustar();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_entry_type(EntryType::Regular);
+    b.append_data(&mut h, "rootfs/x", &b"x"[..]).unwrap();
+    let key = import(&s, &b.into_inner().unwrap()).unwrap();
+    let out = d.path().join("out");
+    s.extract_to(&key, &out, true).unwrap();
+    assert_eq!(fs::read(out.join("d".repeat(150))).unwrap(), b"abc");
+    assert_eq!(fs::read(out.join("x")).unwrap(), b"x");
+}
