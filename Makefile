@@ -56,10 +56,10 @@ demo: setup all
 test: setup all unit-test functional-test
 
 unit-test:
-	$(CARGO) test --release --workspace --exclude functional-tests
+	$(CARGO) test --release --no-fail-fast --workspace --exclude functional-tests
 
 functional-test:
-	$(CARGO) test --release -p functional-tests -- --test-threads=2
+	$(CARGO) test --release --no-fail-fast -p functional-tests -- --test-threads=2
 
 lint:
 	$(CARGO) fmt --all -- --check
