@@ -73,6 +73,8 @@ pub struct Store {
 }
 
 const TREE_ROOTFS: &str = "rootfs";
+/// Temp files younger than this are never taken for leftovers.
+const TMP_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 const TREE_MANIFEST: &str = "manifest";
 const TREE_HASH: &str = "hash";
 const TREE_RENDERED: &str = "rendered";
@@ -95,7 +97,13 @@ impl Store {
             let p = cas.join(d);
             fs::create_dir_all(&p).map_err(StoreError::io(format!("creating {}", p.display())))?;
         }
+        // Creating the database, switching it to WAL and migrating it must not
+        // race another process doing the same (SQLite reports "locked" then).
+        let lock_path = cas.join("db/open.lock");
+        let lock = sys::lock_file(&lock_path, true)
+            .map_err(StoreError::io(format!("locking {}", lock_path.display())))?;
         let db = Db::open(&cas.join("db/images.sqlite"))?;
+        drop(lock);
         let store = Store { cas, db };
         store.clean_tmp();
         Ok(store)
@@ -119,7 +127,17 @@ impl Store {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
-            if name.starts_with("import-") {
+            if name.starts_with("import-") || name.starts_with("write-") {
+                // A file just created may not be locked yet by its importer.
+                let young = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < TMP_GRACE);
+                if young {
+                    continue;
+                }
                 let Ok(f) = File::options().write(true).open(&path) else {
                     continue;
                 };

@@ -594,9 +594,22 @@ fn stale_temp_files_are_cleaned_on_open() {
     let (d, s) = store();
     let stale = s.cas_dir().join("tmp/import-deadbeef");
     fs::write(&stale, b"half an image").unwrap();
+    let fresh = s.cas_dir().join("tmp/import-fresh");
+    fs::write(&fresh, b"being written").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     drop(s);
     let _s = Store::open(d.path()).unwrap();
     assert!(!stale.exists());
+    assert!(
+        fresh.exists(),
+        "a just-created temp file may not be locked yet"
+    );
 }
 
 #[test]
