@@ -48,9 +48,14 @@ pub fn run(ctx: &Context, args: FetchArgs) -> Result<i32> {
     };
     let store = Store::open(&ctx.data_dir)?;
     let fetcher = Fetcher::new(&store, ctx.insecure, policy, ctx.debug);
+    let prerender = nix::unistd::geteuid().is_root() && overlay_supported();
     for (i, image) in args.images.iter().enumerate() {
         let sig = args.signature.get(i).map(PathBuf::as_path);
         let key = fetcher.fetch_with_deps(image, sig)?;
+        if prerender {
+            // Like rkt: render now so the first run of the image is fast.
+            store.render_tree(&key)?;
+        }
         if args.full {
             println!("{key}");
         } else {
@@ -58,4 +63,12 @@ pub fn run(ctx: &Context, args: FetchArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// True if the kernel knows overlayfs, which pods use over tree-store trees.
+fn overlay_supported() -> bool {
+    std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
+        f.lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+    })
 }
