@@ -427,11 +427,18 @@ impl Store {
         let rootfs = tmp.join(TREE_ROOTFS);
         fs::create_dir_all(&rootfs)
             .map_err(StoreError::io(format!("creating {}", rootfs.display())))?;
+        let t0 = std::time::Instant::now();
         render::render_layers(self, layers, &rootfs)?;
+        let t1 = std::time::Instant::now();
         fs::write(tmp.join(TREE_MANIFEST), self.raw_manifest(key)?)
             .map_err(StoreError::io("writing the tree manifest"))?;
         let (hash, size) =
             treehash::hash_tree(&rootfs).map_err(StoreError::io("hashing the rendered tree"))?;
+        tracing::debug!(
+            "tree for {key}: rendered in {:?}, hashed in {:?}",
+            t1 - t0,
+            t1.elapsed()
+        );
         fs::write(tmp.join(TREE_HASH), &hash).map_err(StoreError::io("writing the tree hash"))?;
         fs::write(tmp.join(TREE_IMAGE), key.as_str())
             .map_err(StoreError::io("writing the tree image"))?;
