@@ -109,6 +109,34 @@ fn fly_declares_its_features() {
     }
 }
 
+/// fly declares and implements a read-only rootfs (with a writable /tmp)
+/// and interactive pods.
+#[test]
+fn readonly_rootfs_and_interactive_are_honoured() {
+    let rkt = setup();
+    rkt.run(&[
+        "run",
+        "example.com/busybox",
+        "--readonly-rootfs=true",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "touch /x && exit 9; touch /tmp/x || exit 8; exit 0",
+    ])
+    .expect_code(0);
+    rkt.run(&[
+        "run",
+        "--interactive",
+        "example.com/busybox",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo interactive-ok",
+    ])
+    .expect_code(0)
+    .expect_stdout("interactive-ok");
+}
+
 /// Each option fly cannot honour is refused before any pod is made.
 #[test]
 fn refuses_what_it_cannot_honour() {
@@ -126,8 +154,6 @@ fn refuses_what_it_cannot_honour() {
         &[INSPECT, "--caps-retain=CAP_CHOWN"],
         &[INSPECT, "--caps-remove=CAP_CHOWN"],
         &[INSPECT, "--seccomp=mode=retain,read,write"],
-        &[INSPECT, "--readonly-rootfs=true"],
-        &["--interactive", INSPECT],
         &["--ipc=private", INSPECT],
     ];
     for args in cases {

@@ -30,7 +30,8 @@ pub enum StatusError {
 }
 
 /// Writes `contents` to `path` through a temporary file in the same directory
-/// and a rename, so readers never see a partial file.
+/// and a rename, so readers never see a partial file. No fsync: these are
+/// runtime files of a live pod, meaningless after a host crash.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
@@ -42,7 +43,6 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(contents)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -65,7 +65,6 @@ pub fn write_atomic_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8]) -> io::
         // SAFETY: `fd` was just returned by openat and is owned by nobody else.
         let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
         f.write_all(contents)?;
-        f.sync_all()?;
         renameat(
             Some(dir.as_raw_fd()),
             tmp.as_str(),

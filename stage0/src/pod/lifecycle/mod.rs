@@ -424,10 +424,16 @@ impl Pod {
                 io_err("cannot move pod directory", &self.path)(e)
             });
         }
-        // Durability of the transition: both parents changed.
-        for dir in [self.dir, to] {
-            let parent = pods_dir(&self.data_dir).join(dir.name());
-            lock::sync_dir(&parent).map_err(io_err("cannot sync", &parent))?;
+        // Only `prepared` is a result the user waits for and expects to
+        // survive a crash. Every other transition lost in a crash leaves a
+        // state gc already handles (an unlocked `prepare` is an aborted
+        // prepare, an unlocked `run` has exited), so it is not worth two
+        // directory fsyncs on every `rkt run`.
+        if to == StateDir::Prepared {
+            for dir in [self.dir, to] {
+                let parent = pods_dir(&self.data_dir).join(dir.name());
+                lock::sync_dir(&parent).map_err(io_err("cannot sync", &parent))?;
+            }
         }
         self.dir = to;
         self.path = dest;
