@@ -53,7 +53,7 @@ images: build static
 demo: setup all
 	@./scripts/demo.sh
 
-test: setup all unit-test functional-test
+test: setup all lint unit-test functional-test
 
 unit-test:
 	$(CARGO) test --release --no-fail-fast --workspace --exclude functional-tests

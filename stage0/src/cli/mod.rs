@@ -50,6 +50,8 @@ pub(crate) struct Cli {
 
 macro_rules! commands {
     ($($(#[$doc:meta])* $variant:ident($module:ident::$args:ident) => $name:literal,)*) => {
+        // Parsed once per process; boxing the big variants buys nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Subcommand, Debug)]
         enum Command {
             $($(#[$doc])* #[command(name = $name)] $variant($module::$args),)*

@@ -178,7 +178,7 @@ pub struct Demands {
 }
 
 impl Demands {
-    pub fn from_app_flags(&mut self, f: &AppFlags) {
+    pub fn add_app_flags(&mut self, f: &AppFlags) {
         self.readonly_rootfs |= f.readonly_rootfs == Some(true);
         self.resource_isolators |= f.memory.is_some() || f.cpu.is_some() || f.cpu_shares.is_some();
         self.capabilities |= f.caps_retain.is_some() || f.caps_remove.is_some();

@@ -108,7 +108,7 @@ pub fn prepare_pod(
         ..Default::default()
     };
     for spec in &specs {
-        demands.from_app_flags(&spec.flags);
+        demands.add_app_flags(&spec.flags);
     }
     demands.readonly_rootfs |= manifest.apps.iter().any(|a| a.read_only_root_fs);
     check_features(&stage1, &demands, runtime)?;

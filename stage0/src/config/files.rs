@@ -195,12 +195,12 @@ fn duplicate_check<'a>(
     Ok(())
 }
 
+/// A config file's path and its JSON object.
+type ConfigFile = (PathBuf, Map<String, Value>);
+
 /// The `*.json` files directly in `dir` (sorted), checked for an accepted
 /// `rktKind` and `rktVersion` `v1`. A missing directory is empty.
-fn read_kind(
-    dir: &Path,
-    kinds: &[&str],
-) -> Result<Vec<(PathBuf, Map<String, Value>)>, ConfigError> {
+fn read_kind(dir: &Path, kinds: &[&str]) -> Result<Vec<ConfigFile>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

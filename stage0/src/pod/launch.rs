@@ -252,7 +252,7 @@ pub fn overlay_supported(data_dir: &Path) -> Result<(), String> {
     }
     match nix::sys::statfs::statfs(data_dir) {
         Ok(st) => {
-            let magic = st.filesystem_type().0 as i64;
+            let magic = st.filesystem_type().0;
             const AUFS: i64 = 0x6175_6673;
             const ZFS: i64 = 0x2FC1_2FC1;
             if magic == AUFS || magic == ZFS {

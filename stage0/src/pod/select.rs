@@ -193,7 +193,10 @@ fn import_path(
         trusted_dirs.push(canon(bin_dir.join(INSTALL_DIR_FROM_BIN)));
         trusted_dirs.push(canon(bin_dir));
     }
-    if abs.parent().is_some_and(|p| trusted_dirs.iter().any(|d| d == p)) {
+    if abs
+        .parent()
+        .is_some_and(|p| trusted_dirs.iter().any(|d| d == p))
+    {
         return import_trusted(store, &abs);
     }
     let s = abs.to_string_lossy().to_string();
