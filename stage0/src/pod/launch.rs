@@ -20,7 +20,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use thiserror::Error;
 
-use super::render::{mkdirs, overlay_dir, write_file, RenderError};
+use super::overlay::{OverlayError, OverlayLayers};
+use super::render::{mkdirs, write_file, RenderError};
 use super::stage1::{Stage1Error, Stage1Image};
 use crate::store::TreeId;
 
@@ -41,6 +42,8 @@ pub enum LaunchError {
     },
     #[error("{path} does not hold a tree-store id; the pod directory is damaged, remove it with `rkt rm`")]
     BadTreeId { path: PathBuf },
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -78,7 +81,7 @@ pub fn mount_pod(data_dir: &Path, pod: &Path, manifest: &PodManifest) -> Result<
         source,
     })?;
     let stage1_tree = read_tree_id(&pod.join(pod_dir::STAGE1_TREE_STORE_ID))?;
-    mount_overlay(data_dir, pod, &stage1_tree, "", &stage1_rootfs)?;
+    OverlayLayers::of(data_dir, pod, stage1_tree.as_str(), "").mount(&stage1_rootfs)?;
     for app in &manifest.apps {
         let name = app.name.as_str();
         let info = pod.join(pod_dir::APPS_INFO_DIR).join(name);
@@ -91,7 +94,7 @@ pub fn mount_pod(data_dir: &Path, pod: &Path, manifest: &PodManifest) -> Result<
             source,
         })?;
         write_file(&app_dir.join("manifest"), &manifest, 0o640)?;
-        mount_overlay(data_dir, pod, &tree, name, &rootfs)?;
+        OverlayLayers::of(data_dir, pod, tree.as_str(), name).mount(&rootfs)?;
     }
     Ok(())
 }
@@ -103,36 +106,6 @@ fn read_tree_id(path: &Path) -> Result<TreeId, LaunchError> {
     })?;
     TreeId::parse(&id).ok_or_else(|| LaunchError::BadTreeId {
         path: path.to_path_buf(),
-    })
-}
-
-fn mount_overlay(
-    data_dir: &Path,
-    pod: &Path,
-    tree: &TreeId,
-    app: &str,
-    target: &Path,
-) -> Result<(), LaunchError> {
-    let lower = data_dir.join("cas/tree").join(tree.as_str()).join("rootfs");
-    let upper = overlay_dir(pod, tree, "upper", app);
-    let work = overlay_dir(pod, tree, "work", app);
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(opts.as_str()),
-    )
-    .map_err(|source| LaunchError::Mount {
-        what: format!("overlay of {}", tree.as_str()),
-        target: target.to_path_buf(),
-        source,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod mounts;
 pub mod options;
+pub mod overlay;
 pub mod render;
 pub mod select;
 pub mod stage1;

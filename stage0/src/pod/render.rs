@@ -11,6 +11,7 @@ use abi::pod_dir;
 use abi::schema::{ImageManifest, PodManifest};
 use thiserror::Error;
 
+use super::overlay::OverlayLayers;
 use crate::store::{ImageKey, Store, StoreError, TreeId};
 
 #[derive(Debug, Error)]
@@ -57,8 +58,9 @@ pub fn render_pod(
         )?;
         mkdirs(&pod.join(pod_dir::STAGE1_ROOTFS))?;
         write_manifest(&pod.join(pod_dir::STAGE1_MANIFEST), stage1_manifest)?;
-        mkdirs(&overlay_dir(pod, &tree, "upper", ""))?;
-        mkdirs(&overlay_dir(pod, &tree, "work", ""))?;
+        let layers = OverlayLayers::with_lower(store.tree_rootfs(&tree), pod, tree.as_str(), "");
+        mkdirs(&layers.upper)?;
+        mkdirs(&layers.work)?;
     } else {
         store
             .render_to(stage1_key, &pod.join(pod_dir::STAGE1_DIR))
@@ -71,8 +73,10 @@ pub fn render_pod(
         if use_overlay {
             let tree = render_tree(store, &app.key)?;
             write_file(&info.join("treeStoreID"), tree.as_str().as_bytes(), 0o640)?;
-            mkdirs(&overlay_dir(pod, &tree, "upper", &app.name))?;
-            mkdirs(&overlay_dir(pod, &tree, "work", &app.name))?;
+            let layers =
+                OverlayLayers::with_lower(store.tree_rootfs(&tree), pod, tree.as_str(), &app.name);
+            mkdirs(&layers.upper)?;
+            mkdirs(&layers.work)?;
         } else {
             let dest = pod
                 .join(pod_dir::STAGE1_ROOTFS)
@@ -86,19 +90,6 @@ pub fn render_pod(
         write_file(&pod.join(pod_dir::OVERLAY_PREPARED), b"", 0o640)?;
     }
     Ok(())
-}
-
-/// `$pod/overlay/<tree>/<kind>/<app>` (stage1 uses the empty app name).
-pub fn overlay_dir(pod: &Path, tree: &TreeId, kind: &str, app: &str) -> PathBuf {
-    let base = pod
-        .join(pod_dir::OVERLAY_DIR)
-        .join(tree.as_str())
-        .join(kind);
-    if app.is_empty() {
-        base
-    } else {
-        base.join(app)
-    }
 }
 
 fn render_tree(store: &Store, key: &ImageKey) -> Result<TreeId, RenderError> {

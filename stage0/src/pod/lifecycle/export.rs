@@ -10,9 +10,9 @@ use abi::pod_dir;
 use nix::mount::{umount2, MntFlags};
 use thiserror::Error;
 
-use super::gc::{mount_overlay, tree_rootfs};
 use super::Pod;
 use crate::pod::mounts::{MountError, MountTable};
+use crate::pod::overlay::OverlayLayers;
 
 #[derive(Debug, Error)]
 pub enum ExportError {
@@ -64,7 +64,6 @@ pub fn export_app(
             source,
         })?;
         let id = id.trim();
-        let overlay = pod.path().join(pod_dir::OVERLAY_DIR).join(id);
         let tmp_root = pod.data_dir().join("tmp");
         std::fs::create_dir_all(&tmp_root).map_err(|source| ExportError::Write {
             path: tmp_root.clone(),
@@ -74,12 +73,7 @@ pub fn export_app(
             path: tmp_root.clone(),
             source,
         })?;
-        let mounted = mount_overlay(
-            &tree_rootfs(pod.data_dir(), id),
-            &overlay.join("upper").join(app),
-            &overlay.join("work").join(app),
-            &dir,
-        );
+        let mounted = OverlayLayers::of(pod.data_dir(), pod.path(), id, app).mount(&dir);
         match mounted {
             Ok(()) => {
                 temp_mount = Some(dir.clone());
@@ -87,13 +81,13 @@ pub fn export_app(
             }
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
-                // The overlay of the run may still be mounted (stage0 leaves
-                // it until gc); the kernel may refuse a second overlay on the
-                // same upper dir, so read through that one instead.
+                // A pod dir made by another tool may still have its run's
+                // overlay mounted here; the kernel may refuse a second overlay
+                // on the same upper dir, so read through that one instead.
                 if mounts.is_mount_point(&app_rootfs) {
                     app_rootfs.clone()
                 } else {
-                    return Err(ExportError::Mount(e));
+                    return Err(ExportError::Mount(e.to_string()));
                 }
             }
         }

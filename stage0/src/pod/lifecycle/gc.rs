@@ -1,13 +1,15 @@
 //! Deleting a garbage pod: the stage1 `gc` entrypoint for pods that ran,
 //! then every leftover mount under the pod directory, then the directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use abi::pod_dir;
 use abi::stage1::{Entrypoint, GcArgs};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
+
+use crate::pod::overlay::OverlayLayers;
 
 use super::{Pod, PodError, PodState, StateDir};
 use crate::pod::mounts::{remove_pod_dir_safely, MountTable};
@@ -87,14 +89,9 @@ impl Pod {
         let id = std::fs::read_to_string(&id_path)
             .map_err(|e| format!("cannot read {}: {e}", id_path.display()))?;
         let id = id.trim();
-        let lower = tree_rootfs(&self.data_dir, id);
-        let overlay = self.path.join(pod_dir::OVERLAY_DIR).join(id);
-        mount_overlay(
-            &lower,
-            &overlay.join("upper"),
-            &overlay.join("work"),
-            &rootfs,
-        )?;
+        OverlayLayers::of(&self.data_dir, &self.path, id, "")
+            .mount(&rootfs)
+            .map_err(|e| e.to_string())?;
         Ok(Some(rootfs))
     }
 
@@ -123,55 +120,6 @@ impl Pod {
             Err(format!("{} exited with {status}", ep.display()))
         }
     }
-}
-
-/// `$dir/cas/tree/<id>/rootfs`: a rendered tree in the tree store.
-pub(crate) fn tree_rootfs(data_dir: &Path, tree_id: &str) -> PathBuf {
-    data_dir
-        .join("cas")
-        .join("tree")
-        .join(tree_id)
-        .join("rootfs")
-}
-
-/// Mounts an overlay and makes it private so it does not propagate to
-/// other mount namespaces.
-pub(crate) fn mount_overlay(
-    lower: &Path,
-    upper: &Path,
-    work: &Path,
-    target: &Path,
-) -> Result<(), String> {
-    for (what, p) in [("lower", lower), ("upper", upper), ("work", work)] {
-        if !p.is_dir() {
-            return Err(format!(
-                "overlay {what} directory {} is missing",
-                p.display()
-            ));
-        }
-    }
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| format!("cannot mount overlay on {}: {e}", target.display()))?;
-    let _ = mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_PRIVATE,
-        None::<&str>,
-    );
-    Ok(())
 }
 
 #[cfg(test)]

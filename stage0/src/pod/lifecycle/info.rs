@@ -6,6 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use abi::pod_dir;
+
+use crate::pod::overlay::OverlayLayers;
 use serde::{Deserialize, Serialize};
 
 use super::{Pod, PodError, PodState, Wait};
@@ -149,11 +151,8 @@ impl Pod {
             return in_place;
         }
         match std::fs::read_to_string(self.path.join(pod_dir::STAGE1_TREE_STORE_ID)) {
-            Ok(id) => self
-                .path
-                .join(pod_dir::OVERLAY_DIR)
-                .join(id.trim())
-                .join("upper")
+            Ok(id) => OverlayLayers::of(&self.data_dir, &self.path, id.trim(), "")
+                .upper
                 .join(rel),
             Err(_) => in_place,
         }
