@@ -1134,3 +1134,41 @@ fn missing_exec_is_a_clear_error() {
     assert_eq!(pods_in(&rkt, "run"), vec![uuid.clone()]);
     gc_clean(&rkt);
 }
+
+// ------------------------------------------------------- half-made pods
+
+/// A run that fails after the pod directory exists removes it again.
+#[test]
+fn failed_prepare_leaves_no_pod() {
+    let rkt = setup();
+    let bad = rkt.root().join("no-such-dir/uuid");
+    rkt.run(&[
+        "run",
+        &format!("--uuid-file-save={}", bad.display()),
+        BUSYBOX,
+        "--exec=/bin/true",
+    ])
+    .expect_code(254)
+    .expect_stderr("no-such-dir");
+    assert_eq!(all_pods(&rkt), Vec::<String>::new());
+    let list = rkt.ok(&["list", "--no-legend"]);
+    assert_eq!(list.stdout, "");
+}
+
+/// What a crash mid-prepare leaves (an unlocked dir in `prepare/`) is not
+/// listed, and gc removes it.
+#[test]
+fn crashed_prepare_is_not_listed_and_gc_removes_it() {
+    let rkt = setup();
+    let uuid = "0badc0de-0000-4000-8000-000000000001";
+    let dir = rkt.dir.join("pods/prepare").join(uuid);
+    std::fs::create_dir_all(dir.join("stage1")).unwrap();
+    std::fs::write(dir.join("pod-created"), "").unwrap();
+    let list = rkt.ok(&["list", "--no-legend"]);
+    assert!(!list.stdout.contains("0badc0de"), "{list}");
+    rkt.ok(&["status", uuid])
+        .expect_stdout("state=aborted prepare");
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    assert!(!dir.exists());
+    assert_eq!(all_pods(&rkt), Vec::<String>::new());
+}

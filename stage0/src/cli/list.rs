@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use stage0::pod::lifecycle::{NetInfo, Pod};
+use stage0::pod::lifecycle::{NetInfo, Pod, PodState};
 
 use super::output::{full_time, humanize_since, Table};
 use super::Context;
@@ -38,8 +38,11 @@ pub fn run(ctx: &Context, args: ListArgs) -> Result<i32> {
         "json-pretty" => Some(true),
         other => bail!("unknown format {other:?}; use json or json-pretty"),
     };
-    let pods =
+    let mut pods =
         Pod::list(&ctx.data_dir).map_err(|e| anyhow::anyhow!("failed to get pod handles: {e}"))?;
+    // A pod whose preparation died (rkt killed mid-prepare) is half made:
+    // it is not listed; `rkt gc` removes it and `rkt status` still finds it.
+    pods.retain(|p| !matches!(p.state(), PodState::Embryo | PodState::AbortedPrepare));
     let mut errors = Vec::new();
 
     if let Some(pretty) = json {

@@ -116,25 +116,34 @@ pub fn prepare_pod(
     check_volume_sources(&manifest.volumes).map_err(anyhow::Error::msg)?;
 
     let use_overlay = overlay_choice(ctx, flags.no_overlay);
-    let mut pod = Pod::create(&ctx.data_dir)?;
-    if let Some(path) = uuid_file_save {
-        stage0::pod::lifecycle::write_uuid_file(path, pod.uuid())?;
+    let pod = Pod::create(&ctx.data_dir)?;
+    let laid_out = uuid_file_save
+        .map_or(Ok(()), |path| {
+            stage0::pod::lifecycle::write_uuid_file(path, pod.uuid()).map_err(anyhow::Error::from)
+        })
+        .and_then(|()| {
+            render_pod(
+                &store,
+                pod.path(),
+                &manifest,
+                (&stage1_key, &stage1_manifest),
+                &app_images,
+                use_overlay,
+            )
+            .with_context(|| format!("cannot prepare pod {}", pod.uuid()))
+        });
+    if let Err(e) = laid_out {
+        let uuid = pod.uuid().to_string();
+        if let Err(cleanup) = pod.abandon() {
+            tracing::warn!("cannot remove the half-prepared pod {uuid}: {cleanup}");
+        }
+        return Err(e);
     }
-    render_pod(
-        &store,
-        pod.path(),
-        &manifest,
-        (&stage1_key, &stage1_manifest),
-        &app_images,
-        use_overlay,
-    )
-    .with_context(|| format!("cannot prepare pod {}", pod.uuid()))?;
     // Touching marks the images as used for `image gc`.
     for app in &app_images {
         let _ = store.touch(&app.key);
     }
     let _ = store.touch(&stage1_key);
-    let _ = &mut pod;
     Ok(PreparedPod {
         pod,
         stage1,

@@ -77,6 +77,18 @@ impl Pod {
         Ok(warnings)
     }
 
+    /// Removes a pod this process failed to prepare (still locked by us), so
+    /// a failed `run` or `prepare` leaves no half-made pod behind.
+    pub fn abandon(mut self) -> Result<(), PodError> {
+        if self.state != PodState::Preparing || self.lock.is_none() {
+            return Err(self.wrong_state("preparing, locked by this process"));
+        }
+        self.rename_to(StateDir::Garbage)?;
+        let mounts = MountTable::read()?;
+        remove_pod_dir_safely(&self.path, &mounts)?;
+        Ok(())
+    }
+
     /// Overlay pods whose stage1 rootfs is no longer mounted get it mounted
     /// again so the gc entrypoint exists; returns the mount point if this
     /// call mounted it.
