@@ -598,3 +598,33 @@ fn running_stub_holds_the_lock_then_stop_and_enter() {
     )["state"]
         == "exited"));
 }
+
+/// `make install PREFIX=P` puts rkt in `P/bin` and the stage1 images in
+/// `P/lib/rkt/stage1-images`, where that rkt finds its default stage1.
+#[test]
+fn installed_layout_finds_the_default_stage1() {
+    let rkt = setup();
+    let prefix = rkt.root().join("prefix");
+    let bin = prefix.join("bin");
+    let images = prefix.join("lib/rkt/stage1-images");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(functional_tests::rkt_bin(), bin.join("rkt")).unwrap();
+    std::fs::copy(stage1_image("fly"), images.join("stage1-fly.aci")).unwrap();
+    let out = std::process::Command::new(bin.join("rkt"))
+        .arg(format!("--dir={}", rkt.dir.display()))
+        .arg(format!("--local-config={}", rkt.local_config.display()))
+        .arg(format!("--system-config={}", rkt.system_config.display()))
+        .args([
+            "run",
+            "example.com/busybox",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo installed; exit 4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
+}
