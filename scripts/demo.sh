@@ -27,3 +27,8 @@ set -e
 echo "+ exit code: $rc"
 echo "+ rkt list"
 "$rkt" --dir="$dir" list
+uuid=$("$rkt" --dir="$dir" list --no-legend --full | head -n1 | cut -f1)
+echo "+ rkt status $uuid"
+"$rkt" --dir="$dir" status "$uuid"
+echo "+ rkt gc --grace-period=0s"
+"$rkt" --dir="$dir" gc --grace-period=0s
