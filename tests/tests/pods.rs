@@ -1172,3 +1172,16 @@ fn crashed_prepare_is_not_listed_and_gc_removes_it() {
     assert!(!dir.exists());
     assert_eq!(all_pods(&rkt), Vec::<String>::new());
 }
+
+/// `prepare --quiet` prints only the UUID; without it rkt's notices reach stderr.
+#[test]
+fn prepare_quiet_prints_only_the_uuid() {
+    let rkt = Rkt::new();
+    let busybox = functional_tests::image("busybox.aci");
+    let path = busybox.to_str().unwrap();
+    let loud = rkt.ok(&["--insecure-options=image", "prepare", path]);
+    assert!(loud.stderr.contains("signature verification"), "{loud}");
+    let quiet = rkt.ok(&["--insecure-options=image", "prepare", "--quiet", path]);
+    assert!(is_uuid(quiet.stdout.trim()), "{quiet}");
+    assert_eq!(quiet.stderr, "", "{quiet}");
+}
