@@ -1185,3 +1185,25 @@ fn prepare_quiet_prints_only_the_uuid() {
     assert!(is_uuid(quiet.stdout.trim()), "{quiet}");
     assert_eq!(quiet.stderr, "", "{quiet}");
 }
+
+/// fly is ready once the app runs: `status --wait-ready` returns for a
+/// running pod, and times out with an error for a prepared one.
+#[test]
+fn status_wait_ready() {
+    let rkt = setup();
+    let mut pod = BgPod::start(&rkt, &[BUSYBOX, "--exec", "/bin/sleep", "--", "100"]);
+    let out = rkt.ok(&["status", "--wait-ready=10s", &pod.uuid]);
+    assert!(out.stdout.contains("state=running"), "{out}");
+    rkt.ok(&["stop", &pod.uuid]);
+    pod.wait(Duration::from_secs(10))
+        .expect("pod ends after stop");
+    let busybox = functional_tests::image("busybox.aci");
+    let prepared = rkt.ok(&[
+        "--insecure-options=image",
+        "prepare",
+        "--quiet",
+        busybox.to_str().unwrap(),
+    ]);
+    rkt.run(&["status", "--wait-ready=300ms", prepared.stdout.trim()])
+        .expect_code(254);
+}

@@ -190,6 +190,21 @@ pub fn mark_started(stage1_rootfs: &Path, app: &str) -> Result<(), StatusError> 
     touch_marker(stage1_rootfs, &format!("{app}-started"))
 }
 
+/// Points `rkt/supervisor-status` at `ready` (`rkt status --wait-ready`).
+pub fn mark_ready(stage1_rootfs: &Path) -> Result<(), StatusError> {
+    let link = stage1_rootfs.join(abi::pod_dir::SUPERVISOR_STATUS);
+    let tmp = link.with_file_name(format!(".supervisor-status.tmp{}", std::process::id()));
+    (|| {
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink("ready", &tmp)?;
+        std::fs::rename(&tmp, &link)
+    })()
+    .map_err(|source| StatusError::Write {
+        path: link.clone(),
+        source,
+    })
+}
+
 fn touch_marker(stage1_rootfs: &Path, name: &str) -> Result<(), StatusError> {
     let dir = status_dir(stage1_rootfs);
     let path = dir.join(name);

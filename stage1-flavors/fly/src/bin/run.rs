@@ -139,13 +139,20 @@ fn run() -> Result<i32> {
     };
     drop(failed_w);
     drop(app_proc);
-    debug(dbg, format!("app {:?} runs as pid {child}", app.name));
-
-    let code = waiter::wait_for(child, &signals, terminal)?;
+    // Blocks until the child has exec'd the app (the close-on-exec pipe
+    // closes) or reported a setup failure.
     if failed_before_exec(failed_r) {
-        // The child printed why.
+        // The child printed why; reap it.
+        let _ = waiter::wait_for(child, &signals, terminal);
         return Ok(STAGE1_ERROR_EXIT);
     }
+    debug(dbg, format!("app {:?} runs as pid {child}", app.name));
+    // `rkt status --wait-ready`: for fly, ready means the app is running.
+    if let Err(e) = status::mark_ready(&stage1_rootfs) {
+        eprintln!("stage1: {e}");
+    }
+
+    let code = waiter::wait_for(child, &signals, terminal)?;
     if let Err(e) = status::write_exit_status_at(status_fd.as_fd(), &app.name, code) {
         // The app's code is still what `rkt run` must return.
         eprintln!("stage1: {e}");
