@@ -489,8 +489,13 @@ fn rm_by_name_and_by_key() {
 
     // Removing what is not there fails and names it.
     let out = rkt.run(&["image", "rm", "example.com/small"]);
-    assert_ne!(out.code, 0, "{out}");
+    assert_eq!(out.code, 254, "{out}");
     assert!(out.stderr.contains("example.com/small"), "{out}");
+    assert!(
+        out.stderr
+            .ends_with("image: 1 image(s) cannot be removed; see the lines above\n"),
+        "{out}"
+    );
 }
 
 fn prepare(rkt: &Rkt, image_arg: &str) -> String {

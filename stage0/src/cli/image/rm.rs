@@ -70,9 +70,7 @@ pub fn run(ctx: &Context, args: RmArgs) -> Result<i32> {
         eprintln!("rm: {done} image(s) successfully removed");
     }
     if errors > 0 {
-        eprintln!("rm: {errors} image(s) cannot be removed");
-        eprintln!("rm: error(s) found while removing images");
-        return Ok(1);
+        bail!("{errors} image(s) cannot be removed; see the lines above");
     }
     Ok(0)
 }
