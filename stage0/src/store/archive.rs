@@ -92,7 +92,7 @@ fn kind_of(t: EntryType) -> Kind {
 /// skipped). `f` may read the entry's contents from the reader it is given.
 pub(crate) fn walk(
     blob: &File,
-    mut f: impl FnMut(&Entry, &mut dyn Read) -> Result<(), StoreError>,
+    f: impl FnMut(&Entry, &mut dyn Read) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let len = blob
         .metadata()
@@ -102,9 +102,34 @@ pub(crate) fn walk(
     reader
         .seek(SeekFrom::Start(0))
         .map_err(StoreError::io("reading the image blob"))?;
-    let bad = |e: std::io::Error| StoreError::InvalidAci(format!("bad tar archive: {e}"));
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries_with_seek().map_err(bad)? {
+    // Seeking skips the contents `f` does not read.
+    let entries = archive.entries_with_seek().map_err(bad)?;
+    walk_entries(entries, Some(len), f)
+}
+
+/// Like [`walk`] over a tar stream read once from the start; a truncated
+/// stream shows up as an error reading an entry or the next header.
+pub(crate) fn walk_stream(
+    reader: impl Read,
+    f: impl FnMut(&Entry, &mut dyn Read) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(bad)?;
+    walk_entries(entries, None, f)
+}
+
+fn bad(e: std::io::Error) -> StoreError {
+    StoreError::InvalidAci(format!("bad tar archive: {e}"))
+}
+
+/// The entries of `entries`, checked against the archive length `len` when known.
+fn walk_entries<R: Read>(
+    entries: tar::Entries<'_, R>,
+    len: Option<u64>,
+    mut f: impl FnMut(&Entry, &mut dyn Read) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for entry in entries {
         let mut entry = entry.map_err(bad)?;
         let path = clean_path(&entry.path_bytes())?;
         if path.is_empty() {
@@ -130,7 +155,8 @@ pub(crate) fn walk(
             };
         let size = entry.size();
         let data_offset = entry.raw_file_position();
-        if data_offset.saturating_add(header.entry_size().map_err(bad)?) > len {
+        let end = data_offset.saturating_add(header.entry_size().map_err(bad)?);
+        if len.is_some_and(|len| end > len) {
             return Err(StoreError::InvalidAci(format!(
                 "archive is truncated inside {path:?}"
             )));

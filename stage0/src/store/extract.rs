@@ -3,9 +3,9 @@
 //! entry can create or write anything outside it, whatever symlinks earlier
 //! entries (or earlier layers) left behind.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -15,9 +15,26 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use sha2::{Digest, Sha256};
 
 use super::archive::{Entry, Kind};
 use super::{sys, StoreError};
+
+/// SHA-256 of the contents of each regular file written (hard links
+/// included), by path relative to the destination: the tree hash uses them
+/// instead of reading the files back.
+pub(crate) type FileDigests = HashMap<String, [u8; 32]>;
+
+/// Where an entry's contents come from.
+pub(crate) enum Data<'a> {
+    /// The stored blob, at the entry's `data_offset`.
+    Blob(&'a File),
+    /// The entry's reader of a tar stream.
+    Stream(&'a mut dyn Read),
+}
+
+/// Buffer for contents copied through user space.
+const COPY_BUF: usize = 1 << 20;
 
 struct DirMeta {
     rel: String,
@@ -36,6 +53,8 @@ pub(crate) struct Extractor {
     written: HashSet<String>,
     chown: bool,
     copy_buf: Vec<u8>,
+    /// Set when the caller wants the contents hashed while they are written.
+    digests: Option<FileDigests>,
 }
 
 fn unsafe_err(rel: &str, why: impl Into<String>) -> StoreError {
@@ -65,7 +84,14 @@ impl Extractor {
             written: HashSet::new(),
             chown: nix::unistd::geteuid().is_root(),
             copy_buf: Vec::new(),
+            digests: None,
         })
+    }
+
+    /// Also hashes every file's contents as it writes them (see [`FileDigests`]).
+    pub fn with_digests(mut self) -> Self {
+        self.digests = Some(FileDigests::new());
+        self
     }
 
     /// Opens directory `rel` under the root, creating missing components
@@ -139,7 +165,7 @@ impl Extractor {
     /// destination itself). `link_rel` is a hard link's target mapped the same way.
     pub fn entry(
         &mut self,
-        blob: &File,
+        data: Data<'_>,
         e: &Entry,
         rel: &str,
         link_rel: Option<&str>,
@@ -179,7 +205,7 @@ impl Extractor {
                 self.clear(pfd, name, rel)?;
                 let f =
                     sys::create_file_at(pfd, name).map_err(|err| io_err(rel, "creating", err))?;
-                self.copy_data(blob, &f, e, rel)?;
+                self.copy_data(data, &f, e, rel)?;
                 self.set_xattrs(&f, e, rel);
                 self.own_and_mode(&f, e, rel)?;
                 self.written.insert(rel.to_string());
@@ -222,6 +248,11 @@ impl Extractor {
                     AtFlags::empty(),
                 )
                 .map_err(|err| io_err(rel, "creating hard link", err))?;
+                if let Some(d) = self.digests.as_mut() {
+                    if let Some(sum) = d.get(target).copied() {
+                        d.insert(rel.to_string(), sum);
+                    }
+                }
                 self.written.insert(rel.to_string());
             }
             Kind::Fifo => {
@@ -264,44 +295,58 @@ impl Extractor {
         Ok(())
     }
 
-    /// Copies the entry's bytes from the blob, in the kernel when possible.
-    fn copy_data(&mut self, blob: &File, f: &File, e: &Entry, rel: &str) -> Result<(), StoreError> {
+    /// Copies the entry's bytes: from the blob in the kernel when nothing
+    /// needs to see them, else through a buffer (hashing them if asked).
+    fn copy_data(
+        &mut self,
+        data: Data<'_>,
+        f: &File,
+        e: &Entry,
+        rel: &str,
+    ) -> Result<(), StoreError> {
+        let truncated = || StoreError::InvalidAci(format!("archive is truncated inside {rel:?}"));
         let mut off = e.data_offset as i64;
         let mut left = e.size as usize;
-        while left > 0 {
-            match sys::copy_file_range(blob, &mut off, f, left) {
-                Ok(0) => {
-                    return Err(StoreError::InvalidAci(format!(
-                        "archive is truncated inside {rel:?}"
-                    )))
+        let mut hasher = self.digests.as_ref().map(|_| Sha256::new());
+        if let (Data::Blob(blob), None) = (&data, &hasher) {
+            while left > 0 {
+                match sys::copy_file_range(*blob, &mut off, f, left) {
+                    Ok(0) => return Err(truncated()),
+                    Ok(n) => left -= n,
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EXDEV | Errno::ENOSYS | Errno::EINVAL | Errno::EOPNOTSUPP) => break,
+                    Err(err) => return Err(io_err(rel, "writing", err)),
                 }
-                Ok(n) => left -= n,
-                Err(Errno::EINTR) => {}
-                Err(Errno::EXDEV | Errno::ENOSYS | Errno::EINVAL | Errno::EOPNOTSUPP) => break,
-                Err(err) => return Err(io_err(rel, "writing", err)),
             }
         }
-        if left > 0 {
-            // Fallback for filesystems without copy_file_range between them.
-            if self.copy_buf.len() < (1 << 20) {
-                self.copy_buf.resize(1 << 20, 0);
+        if left > 0 && self.copy_buf.len() < COPY_BUF {
+            self.copy_buf.resize(COPY_BUF, 0);
+        }
+        let mut out = f;
+        let mut data = data;
+        while left > 0 {
+            let want = left.min(self.copy_buf.len());
+            let buf = &mut self.copy_buf[..want];
+            let n = match &mut data {
+                Data::Blob(blob) => blob.read_at(buf, off as u64),
+                Data::Stream(r) => r.read(buf),
+            };
+            let n = match n {
+                Ok(0) => return Err(truncated()),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(io_err(rel, "reading archive for", err)),
+            };
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
             }
-            let mut out = f;
-            while left > 0 {
-                let want = left.min(self.copy_buf.len());
-                let n = blob
-                    .read_at(&mut self.copy_buf[..want], off as u64)
-                    .map_err(|err| io_err(rel, "reading blob for", err))?;
-                if n == 0 {
-                    return Err(StoreError::InvalidAci(format!(
-                        "archive is truncated inside {rel:?}"
-                    )));
-                }
-                out.write_all(&self.copy_buf[..n])
-                    .map_err(|err| io_err(rel, "writing", err))?;
-                off += n as i64;
-                left -= n;
-            }
+            out.write_all(&buf[..n])
+                .map_err(|err| io_err(rel, "writing", err))?;
+            off += n as i64;
+            left -= n;
+        }
+        if let (Some(d), Some(h)) = (self.digests.as_mut(), hasher) {
+            d.insert(rel.to_string(), h.finalize().into());
         }
         Ok(())
     }
@@ -321,15 +366,16 @@ impl Extractor {
     }
 
     /// Applies directory metadata, deepest last-created first, now that their
-    /// contents no longer change their mtimes.
-    pub fn finish(mut self) -> Result<(), StoreError> {
+    /// contents no longer change their mtimes. Returns the file digests
+    /// (empty unless [`with_digests`](Self::with_digests)).
+    pub fn finish(mut self) -> Result<FileDigests, StoreError> {
         self.stack.clear();
         while let Some(d) = self.dirs.pop() {
             let fd = self.open_dir(&d.rel)?;
             apply_meta(fd.as_raw_fd(), self.chown, d.uid, d.gid, d.mode, d.mtime)
                 .map_err(|err| io_err(&d.rel, "setting owner, mode and times of", err))?;
         }
-        Ok(())
+        Ok(self.digests.take().unwrap_or_default())
     }
 }
 

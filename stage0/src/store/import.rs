@@ -1,24 +1,29 @@
 //! Import: one streaming pass that decompresses on the calling thread while a
-//! second thread hashes and writes the uncompressed tar, then a header-only
-//! walk of the written blob that checks the ACI layout and reads the manifest.
+//! second thread hashes and writes the uncompressed tar, and optionally a
+//! third extracts its rootfs into a tree as the bytes go by; then a
+//! header-only walk of the written blob that checks the ACI layout and reads
+//! the manifest.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
-use std::sync::mpsc;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender};
 
 use abi::schema::ImageManifest;
 use sha2::{Digest, Sha512};
 
 use super::archive::{self, Kind};
+use super::extract::{Data, Extractor, FileDigests};
+use super::render::rootfs_rel;
 use super::StoreError;
 
 /// Largest manifest accepted; stops a hostile image from making us buffer gigabytes.
 pub const MAX_MANIFEST_SIZE: u64 = abi::schema::MAX_MANIFEST_SIZE as u64;
 /// Size of the buffers passed between the decompressing and hashing threads.
 const CHUNK: usize = 1 << 20;
-/// Buffers in flight: enough to keep both threads busy, little memory.
-const IN_FLIGHT: usize = 4;
+/// Buffers in flight: enough to keep all threads busy, little memory.
+const IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Compression {
@@ -47,10 +52,19 @@ pub(crate) fn detect(head: &[u8]) -> Option<Compression> {
 pub(crate) struct Copied {
     pub digest: [u8; 64],
     pub size: u64,
+    /// Digests of the files extracted into the `tree` directory given to
+    /// [`copy_stream`]; `None` if that extraction failed or was given up.
+    pub tree: Option<FileDigests>,
 }
 
-/// Decompresses `reader` into `out`, hashing the uncompressed bytes.
-pub(crate) fn copy_stream(mut reader: impl Read, out: &mut File) -> Result<Copied, StoreError> {
+/// Decompresses `reader` into `out`, hashing the uncompressed bytes. With
+/// `tree`, the rootfs entries are also extracted into that (empty, existing)
+/// directory, unless the manifest turns out to need a full render.
+pub(crate) fn copy_stream(
+    mut reader: impl Read,
+    out: &mut File,
+    tree: Option<&Path>,
+) -> Result<Copied, StoreError> {
     let mut head = Vec::with_capacity(512);
     (&mut reader)
         .take(512)
@@ -64,35 +78,66 @@ pub(crate) fn copy_stream(mut reader: impl Read, out: &mut File) -> Result<Copie
         Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
         Compression::Tar => Box::new(input),
     };
-    pipeline(&mut decoder, out)
+    pipeline(&mut decoder, out, tree)
 }
 
-/// Runs the decompressor here and hashing + writing on a scoped thread, with
-/// a small pool of big buffers cycling between them.
-fn pipeline(decoder: &mut dyn Read, out: &mut File) -> Result<Copied, StoreError> {
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+/// Runs the decompressor here, hashing + writing on a scoped thread and the
+/// tree extraction on another, with a small pool of big buffers cycling
+/// through them in that order.
+fn pipeline(
+    decoder: &mut dyn Read,
+    out: &mut File,
+    tree: Option<&Path>,
+) -> Result<Copied, StoreError> {
+    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>();
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
+        let extractor = tree.map(|dir| {
+            let (tx, rx) = mpsc::channel::<Vec<u8>>();
+            let recycle = empty_tx.clone();
+            let handle = s.spawn(move || {
+                let mut chunks = ChunkReader::new(rx, recycle);
+                let r = extract_stream(&mut chunks, dir);
+                // Whatever happened, keep the buffers flowing back.
+                chunks.drain();
+                r
+            });
+            (tx, handle)
+        });
+        let (to_tree, extractor) = extractor.unzip();
         let writer = s.spawn(move || -> io::Result<Copied> {
             let mut hasher = Sha512::new();
             let mut size = 0u64;
+            let mut to_tree = to_tree;
             for buf in full_rx {
                 hasher.update(&buf);
                 out.write_all(&buf)?;
                 size += buf.len() as u64;
+                let buf = match &to_tree {
+                    Some(tx) => match tx.send(buf) {
+                        Ok(()) => continue,
+                        Err(mpsc::SendError(buf)) => {
+                            to_tree = None;
+                            buf
+                        }
+                    },
+                    None => buf,
+                };
                 // The producer may already be gone; then the buffer is just freed.
                 let _ = empty_tx.send(buf);
             }
+            // Dropping `to_tree` here ends the extractor's input.
             Ok(Copied {
                 digest: hasher.finalize().into(),
                 size,
+                tree: None,
             })
         });
         let mut allocated = 0;
         let read_result = loop {
             let mut buf = match empty_rx.try_recv() {
                 Ok(b) => b,
-                Err(_) if allocated < IN_FLIGHT + 2 => {
+                Err(_) if allocated < IN_FLIGHT => {
                     allocated += 1;
                     Vec::new()
                 }
@@ -119,9 +164,103 @@ fn pipeline(decoder: &mut dyn Read, out: &mut File) -> Result<Copied, StoreError
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("image writer thread panicked")));
+        let tree = extractor.and_then(|h| match h.join() {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::debug!("extraction while importing given up: {e}");
+                None
+            }
+            Err(_) => None,
+        });
         read_result.map_err(StoreError::Decompress)?;
-        written.map_err(StoreError::io("writing the image blob"))
+        let mut copied = written.map_err(StoreError::io("writing the image blob"))?;
+        copied.tree = tree;
+        Ok(copied)
     })
+}
+
+/// Extracts the rootfs entries of the tar stream `r` into `dir`. `Ok(None)`
+/// when the manifest has dependencies or a path whitelist: the tree is then
+/// not the image's own rootfs alone. Layout and safety checks of the whole
+/// image are `validate`'s job; the extractor alone keeps every write inside `dir`.
+fn extract_stream(r: &mut dyn Read, dir: &Path) -> Result<Option<FileDigests>, StoreError> {
+    let mut ex = Extractor::new(dir)?.with_digests();
+    let mut wanted = true;
+    archive::walk_stream(r, |e, data| {
+        if !wanted {
+            return Ok(());
+        }
+        if e.path == "manifest" {
+            if e.size <= MAX_MANIFEST_SIZE {
+                let mut raw = Vec::with_capacity(e.size as usize);
+                data.read_to_end(&mut raw)
+                    .map_err(StoreError::io("reading the image manifest"))?;
+                let m = parse_manifest(&raw)?;
+                wanted = m.dependencies.is_empty() && m.path_whitelist.is_empty();
+            }
+            return Ok(());
+        }
+        let Some(rel) = rootfs_rel(&e.path) else {
+            return Ok(());
+        };
+        let link = match e.kind {
+            Kind::Hardlink => e.link.as_deref().and_then(rootfs_rel),
+            _ => None,
+        };
+        ex.entry(Data::Stream(data), e, rel, link)
+    })?;
+    if !wanted {
+        return Ok(None);
+    }
+    ex.finish().map(Some)
+}
+
+/// Reads the buffers coming from the writer thread as one stream, handing
+/// each back to the decompressor once consumed.
+struct ChunkReader {
+    rx: Receiver<Vec<u8>>,
+    recycle: Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    fn new(rx: Receiver<Vec<u8>>, recycle: Sender<Vec<u8>>) -> Self {
+        ChunkReader {
+            rx,
+            recycle,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Consumes the rest of the stream.
+    fn drain(mut self) {
+        let _ = self.recycle.send(std::mem::take(&mut self.cur));
+        for b in self.rx.iter() {
+            let _ = self.recycle.send(b);
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            let done = std::mem::take(&mut self.cur);
+            if done.capacity() > 0 {
+                let _ = self.recycle.send(done);
+            }
+            self.pos = 0;
+            match self.rx.recv() {
+                Ok(b) => self.cur = b,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Reads until `buf` is full or the stream ends.

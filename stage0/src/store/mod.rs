@@ -34,6 +34,10 @@ pub use render::{dep_list, Layer};
 pub struct ImportOptions {
     /// The image was fetched by name without a version (rkt's `latest` flag).
     pub latest: bool,
+    /// Render the image's tree while importing (when it has no dependencies
+    /// and no path whitelist; else `render_tree` does it later). `None`: when
+    /// running as root, the only user of the tree store.
+    pub render_tree: Option<bool>,
 }
 
 /// What `image list` shows about a stored image.
@@ -79,6 +83,9 @@ const TREE_MANIFEST: &str = "manifest";
 const TREE_HASH: &str = "hash";
 const TREE_RENDERED: &str = "rendered";
 const TREE_IMAGE: &str = "image";
+/// Suffix of the temp directory of a tree rendered while importing, after
+/// the name of its lock file.
+const SPEC_SUFFIX: &str = ".tree";
 
 impl Store {
     /// Opens (creating if needed) the store under `data_dir/cas` and cleans
@@ -104,6 +111,13 @@ impl Store {
             .map_err(StoreError::io(format!("locking {}", lock_path.display())))?;
         let db = Db::open(&cas.join("db/images.sqlite"))?;
         drop(lock);
+        // Trees are rendered under tmp/. Each is a hierarchy of its own: on a
+        // filesystem without a journal, packing it where the last removed
+        // tree was makes ext4 step over every recently freed inode for each
+        // file it creates (a render of a few thousand files took twice as long).
+        if let Err(e) = sys::set_topdir(&cas.join("tmp")) {
+            tracing::trace!("cannot mark {}/tmp as a top directory: {e}", cas.display());
+        }
         let store = Store { cas, db };
         store.clean_tmp();
         Ok(store)
@@ -127,7 +141,21 @@ impl Store {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
-            if name.starts_with("import-") || name.starts_with("write-") {
+            if let Some(owner) = name
+                .strip_prefix("import-")
+                .and_then(|n| n.strip_suffix(SPEC_SUFFIX))
+            {
+                // A tree rendered while importing: in use while its lock file
+                // (`import-<id>`, removed last) is locked.
+                let lock = self.tmp_dir().join(format!("import-{owner}"));
+                let live = match File::options().write(true).open(&lock) {
+                    Ok(f) => !matches!(sys::lock_open_file(f, false, true), Ok(Some(_))),
+                    Err(_) => false,
+                };
+                if !live {
+                    let _ = sys::remove_dir_all_checked(&path);
+                }
+            } else if name.starts_with("import-") || name.starts_with("write-") {
                 // A file just created may not be locked yet by its importer.
                 let young = e
                     .metadata()
@@ -197,8 +225,22 @@ impl Store {
     /// Importing the same image again yields the same key and refreshes its row.
     pub fn import(&self, reader: impl Read, opts: &ImportOptions) -> Result<ImageKey, StoreError> {
         let mut tmp = self.temp_file("import-")?;
+        let spec = if opts
+            .render_tree
+            .unwrap_or_else(|| nix::unistd::geteuid().is_root())
+        {
+            self.speculative_tree()
+                .inspect_err(|e| tracing::debug!("not rendering while importing: {e}"))
+                .ok()
+        } else {
+            None
+        };
         let t0 = std::time::Instant::now();
-        let copied = import::copy_stream(reader, tmp.file())?;
+        let copied = import::copy_stream(
+            reader,
+            tmp.file(),
+            spec.as_ref().map(|s| s.rootfs.as_path()),
+        )?;
         let t1 = std::time::Instant::now();
         let key = ImageKey::from_digest(&copied.digest);
         let (raw_manifest, manifest) = import::validate(tmp.file())?;
@@ -230,7 +272,62 @@ impl Store {
             size: copied.size,
             tree_store_size: 0,
         })?;
+        if let Some(spec) = spec {
+            let own_rootfs_only =
+                manifest.dependencies.is_empty() && manifest.path_whitelist.is_empty();
+            match copied.tree.filter(|_| own_rootfs_only) {
+                Some(digests) => {
+                    if let Err(e) = self.install_tree(&spec, &key, &raw_manifest, &digests) {
+                        // Not fatal: render_tree renders it from the blob.
+                        tracing::debug!("keeping the tree rendered while importing failed: {e}");
+                    }
+                }
+                None => tracing::debug!("import {key}: tree not rendered while importing"),
+            }
+        }
         Ok(key)
+    }
+
+    /// A temp directory for a tree rendered while importing, with the locked
+    /// file that tells `clean_tmp` it is in use.
+    fn speculative_tree(&self) -> Result<SpecTree, StoreError> {
+        let lock = self.temp_file("import-")?;
+        let dir = PathBuf::from(format!("{}{SPEC_SUFFIX}", lock.path.display()));
+        let rootfs = dir.join(TREE_ROOTFS);
+        fs::create_dir_all(&rootfs)
+            .map_err(StoreError::io(format!("creating {}", rootfs.display())))?;
+        Ok(SpecTree {
+            dir,
+            rootfs,
+            _lock: lock,
+        })
+    }
+
+    /// Completes a tree extracted while importing `key` (an image without
+    /// dependencies, so its tree holds its rootfs alone) and moves it into
+    /// the tree store unless that tree is already there.
+    fn install_tree(
+        &self,
+        spec: &SpecTree,
+        key: &ImageKey,
+        raw_manifest: &[u8],
+        digests: &extract::FileDigests,
+    ) -> Result<(), StoreError> {
+        let id = TreeId::from_dep_list(std::slice::from_ref(key));
+        let _lock = sys::lock_file(&self.tree_lock_path(&id), true)
+            .map_err(StoreError::io(format!("locking tree store {id}")))?;
+        if self.tree_rendered(&id) {
+            return Ok(());
+        }
+        let dir = self.tree_dir(&id);
+        if dir.exists() {
+            sys::remove_dir_all_checked(&dir)
+                .map_err(StoreError::io(format!("removing stale {}", dir.display())))?;
+        }
+        let size = self.finish_tree(&spec.dir, key, raw_manifest, Some(digests))?;
+        fs::rename(&spec.dir, &dir)
+            .map_err(StoreError::io(format!("storing tree {}", dir.display())))?;
+        self.db.set_tree_store_size(key, size)
     }
 
     /// Resolves a user-given key prefix (`sha512-` + at least 2 hex digits).
@@ -428,17 +525,26 @@ impl Store {
         fs::create_dir_all(&rootfs)
             .map_err(StoreError::io(format!("creating {}", rootfs.display())))?;
         let t0 = std::time::Instant::now();
-        render::render_layers(self, layers, &rootfs)?;
-        let t1 = std::time::Instant::now();
-        fs::write(tmp.join(TREE_MANIFEST), self.raw_manifest(key)?)
+        let digests = render::render_layers(self, layers, &rootfs, true)?;
+        tracing::debug!("tree for {key}: rendered in {:?}", t0.elapsed());
+        self.finish_tree(tmp, key, &self.raw_manifest(key)?, Some(&digests))
+    }
+
+    /// Writes the files next to a rendered `rootfs` in `tmp`, the `rendered`
+    /// marker last; returns the size of the tree.
+    fn finish_tree(
+        &self,
+        tmp: &Path,
+        key: &ImageKey,
+        raw_manifest: &[u8],
+        digests: Option<&extract::FileDigests>,
+    ) -> Result<u64, StoreError> {
+        let t0 = std::time::Instant::now();
+        fs::write(tmp.join(TREE_MANIFEST), raw_manifest)
             .map_err(StoreError::io("writing the tree manifest"))?;
-        let (hash, size) =
-            treehash::hash_tree(&rootfs).map_err(StoreError::io("hashing the rendered tree"))?;
-        tracing::debug!(
-            "tree for {key}: rendered in {:?}, hashed in {:?}",
-            t1 - t0,
-            t1.elapsed()
-        );
+        let (hash, size) = treehash::hash_tree(&tmp.join(TREE_ROOTFS), digests)
+            .map_err(StoreError::io("hashing the rendered tree"))?;
+        tracing::debug!("tree for {key}: hashed in {:?}", t0.elapsed());
         fs::write(tmp.join(TREE_HASH), &hash).map_err(StoreError::io("writing the tree hash"))?;
         fs::write(tmp.join(TREE_IMAGE), key.as_str())
             .map_err(StoreError::io("writing the tree image"))?;
@@ -459,7 +565,7 @@ impl Store {
         }
         let want = fs::read_to_string(dir.join(TREE_HASH))
             .map_err(StoreError::io(format!("reading the hash of tree {id}")))?;
-        let (got, _) = treehash::hash_tree(&dir.join(TREE_ROOTFS))
+        let got = treehash::rehash_like(&dir.join(TREE_ROOTFS), want.trim())
             .map_err(StoreError::io(format!("hashing tree {id}")))?;
         if want.trim() != got {
             return Err(StoreError::Tree {
@@ -513,7 +619,7 @@ impl Store {
         fs::create_dir_all(&rootfs)
             .map_err(StoreError::io(format!("creating {}", rootfs.display())))?;
         let layers = dep_list(self, key)?;
-        render::render_layers(self, &layers, &rootfs)?;
+        render::render_layers(self, &layers, &rootfs, false)?;
         fs::write(dest.join(TREE_MANIFEST), self.raw_manifest(key)?)
             .map_err(StoreError::io("writing the manifest"))
     }
@@ -522,7 +628,7 @@ impl Store {
     pub fn render_rootfs_to(&self, key: &ImageKey, dest: &Path) -> Result<(), StoreError> {
         fs::create_dir_all(dest).map_err(StoreError::io(format!("creating {}", dest.display())))?;
         let layers = dep_list(self, key)?;
-        render::render_layers(self, &layers, dest)
+        render::render_layers(self, &layers, dest, false).map(|_| ())
     }
 
     /// Extracts the image's own ACI (no dependencies, no whitelist) into
@@ -550,9 +656,9 @@ impl Store {
             } else {
                 None
             };
-            ex.entry(&blob, e, rel, link)
+            ex.entry(extract::Data::Blob(&blob), e, rel, link)
         })?;
-        ex.finish()
+        ex.finish().map(|_| ())
     }
 }
 
@@ -581,6 +687,25 @@ fn write_atomic(tmp_dir: &Path, dest: &Path, data: &[u8]) -> Result<(), StoreErr
             source: e,
         }
     })
+}
+
+/// A tree being rendered while importing: `dir` holds `rootfs/`.
+struct SpecTree {
+    dir: PathBuf,
+    rootfs: PathBuf,
+    /// Dropped (unlocked and removed) only after `dir` is gone.
+    _lock: TempFile,
+}
+
+impl Drop for SpecTree {
+    /// Removes the directory unless it was moved into the tree store.
+    fn drop(&mut self) {
+        if self.dir.exists() {
+            if let Err(e) = sys::remove_dir_all_checked(&self.dir) {
+                tracing::debug!("removing {}: {e}", self.dir.display());
+            }
+        }
+    }
 }
 
 /// A locked file in `cas/tmp`, removed on drop unless persisted.

@@ -8,7 +8,7 @@ use std::fs::File;
 use abi::schema::ImageManifest;
 
 use super::archive::{self, Kind};
-use super::extract::Extractor;
+use super::extract::{Data, Extractor, FileDigests};
 use super::{ImageKey, Store, StoreError};
 
 /// Deepest dependency chain accepted; a longer one is almost surely a loop.
@@ -175,12 +175,14 @@ pub(crate) fn rootfs_rel(path: &str) -> Option<&str> {
     }
 }
 
-/// Renders the layers' rootfs into the existing directory `dest`.
+/// Renders the layers' rootfs into the existing directory `dest`. With
+/// `digests`, the files' contents are hashed as they are written.
 pub fn render_layers(
     store: &Store,
     layers: &[Layer],
     dest: &std::path::Path,
-) -> Result<(), StoreError> {
+    digests: bool,
+) -> Result<FileDigests, StoreError> {
     let provided = providers(store, layers)?;
     let blobs: Vec<File> = layers
         .iter()
@@ -188,6 +190,9 @@ pub fn render_layers(
         .collect::<Result<_, _>>()?;
     // Lowest layers first, like acirenderer; each path has exactly one provider.
     let mut ex = Extractor::new(dest)?;
+    if digests {
+        ex = ex.with_digests();
+    }
     for (i, blob) in blobs.iter().enumerate().rev() {
         archive::walk(blob, |e, _| {
             let Some(rel) = rootfs_rel(&e.path) else {
@@ -201,7 +206,7 @@ pub fn render_layers(
                 tracing::debug!("skipping hard link {rel}: its target is not in the rendered tree");
                 return Ok(());
             }
-            ex.entry(blob, e, rel, link)
+            ex.entry(Data::Blob(blob), e, rel, link)
         })?;
     }
     ex.finish()

@@ -72,8 +72,27 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
+/// Imports without rendering (tests of rendering render explicitly).
 fn import(s: &Store, bytes: &[u8]) -> Result<ImageKey, StoreError> {
-    s.import(bytes, &ImportOptions::default())
+    import_rendering(s, bytes, false)
+}
+
+fn import_rendering(s: &Store, bytes: &[u8], render: bool) -> Result<ImageKey, StoreError> {
+    s.import(
+        bytes,
+        &ImportOptions {
+            render_tree: Some(render),
+            ..Default::default()
+        },
+    )
+}
+
+/// Names left in `cas/tmp`.
+fn tmp_names(s: &Store) -> Vec<String> {
+    fs::read_dir(s.cas_dir().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn labels(l: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -175,7 +194,13 @@ fn name_lookup_follows_getaci_rules() {
         )
     };
     let v1 = s
-        .import(&img("1", "")[..], &ImportOptions { latest: true })
+        .import(
+            &img("1", "")[..],
+            &ImportOptions {
+                latest: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
     let v2 = import(&s, &img("2", "")).unwrap();
@@ -320,14 +345,18 @@ fn render_order_and_whitelists() {
 }
 
 fn assert_unsafe(s: &Store, tar: &[u8], needle: &str) {
-    let err = import(s, tar)
-        .expect_err("hostile archive was imported")
-        .to_string();
-    assert!(
-        err.contains(needle),
-        "error {err:?} should mention {needle:?}"
-    );
-    assert!(s.list().unwrap().is_empty());
+    for render in [false, true] {
+        let err = import_rendering(s, tar, render)
+            .expect_err("hostile archive was imported")
+            .to_string();
+        assert!(
+            err.contains(needle),
+            "error {err:?} should mention {needle:?}"
+        );
+        assert!(s.list().unwrap().is_empty());
+        assert!(s.list_trees().unwrap().is_empty());
+        assert!(tmp_names(s).is_empty(), "{:?}", tmp_names(s));
+    }
 }
 
 #[test]
@@ -589,6 +618,120 @@ fn extraction_preserves_metadata() {
     assert!(rendered.join("manifest").exists());
 }
 
+/// An ACI exercising every kind of entry, with the manifest last.
+fn manifest_last_aci(m: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry(&mut b, "rootfs", EntryType::Directory, b"", None, 0o755);
+    raw_entry(&mut b, "rootfs/bin", EntryType::Directory, b"", None, 0o711);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    raw_entry(
+        &mut b,
+        "rootfs/bin/big",
+        EntryType::Regular,
+        &big,
+        None,
+        0o755,
+    );
+    raw_entry(
+        &mut b,
+        "rootfs/bin/su",
+        EntryType::Regular,
+        b"#!",
+        None,
+        0o4755,
+    );
+    raw_entry(
+        &mut b,
+        "rootfs/bin/su2",
+        EntryType::Link,
+        b"",
+        Some("rootfs/bin/su"),
+        0o4755,
+    );
+    raw_entry(
+        &mut b,
+        "rootfs/sh",
+        EntryType::Symlink,
+        b"",
+        Some("bin/su"),
+        0o777,
+    );
+    raw_entry(&mut b, "rootfs/fifo", EntryType::Fifo, b"", None, 0o640);
+    raw_entry(
+        &mut b,
+        "manifest",
+        EntryType::Regular,
+        m.as_bytes(),
+        None,
+        0o644,
+    );
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn tree_rendered_while_importing_equals_a_render() {
+    let (_d, s) = store();
+    let m = manifest("example.com/own", "");
+    let key = import_rendering(&s, &manifest_last_aci(&m), true).unwrap();
+    let id = s.tree_id(&key).unwrap();
+    assert!(s.tree_rendered(&id));
+    assert_eq!(s.list_trees().unwrap(), vec![id.clone()]);
+    assert!(tmp_names(&s).is_empty(), "{:?}", tmp_names(&s));
+    let size = s.info(&key).unwrap().tree_store_size;
+    assert_eq!(size, 3_000_004, "hard links count like the tree walk did");
+    s.verify_tree(&id).unwrap();
+    let root = s.tree_rootfs(&id);
+    let su = fs::metadata(root.join("bin/su")).unwrap();
+    assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
+    assert_eq!(su.nlink(), 2);
+    assert_eq!(fs::read_link(root.join("sh")).unwrap(), Path::new("bin/su"));
+    assert_eq!(
+        fs::read(s.tree_dir(&id).join("manifest")).unwrap(),
+        m.as_bytes()
+    );
+    assert_eq!(s.tree_image(&id), Some(key.clone()));
+    let hash = fs::read_to_string(s.tree_dir(&id).join("hash")).unwrap();
+
+    // The same tree and hash as rendering from the blob.
+    s.remove_tree(&id).unwrap();
+    assert_eq!(s.render_tree(&key).unwrap(), id);
+    assert_eq!(
+        fs::read_to_string(s.tree_dir(&id).join("hash")).unwrap(),
+        hash
+    );
+
+    // Importing again keeps the existing tree; changes are still detected.
+    assert_eq!(
+        import_rendering(&s, &manifest_last_aci(&m), true).unwrap(),
+        key
+    );
+    assert!(tmp_names(&s).is_empty(), "{:?}", tmp_names(&s));
+    s.verify_tree(&id).unwrap();
+    fs::write(root.join("bin/big"), b"changed").unwrap();
+    assert!(s.verify_tree(&id).is_err());
+    fs::remove_file(root.join("bin/big")).unwrap();
+    assert!(s.verify_tree(&id).is_err());
+}
+
+#[test]
+fn images_with_dependencies_or_whitelists_are_not_rendered_while_importing() {
+    let (_d, s) = store();
+    let base = import(&s, &aci(&manifest("example.com/base", ""), &[])).unwrap();
+    let deps = manifest(
+        "example.com/app",
+        r#","dependencies":[{"imageName":"example.com/base"}]"#,
+    );
+    let listed = manifest("example.com/listed", r#","pathWhitelist":["/a"]"#);
+    for m in [deps, listed] {
+        for tar in [aci(&m, &[("rootfs/a", b"a")]), manifest_last_aci(&m)] {
+            import_rendering(&s, &tar, true).unwrap();
+            assert!(s.list_trees().unwrap().is_empty());
+            assert!(tmp_names(&s).is_empty(), "{:?}", tmp_names(&s));
+        }
+    }
+    assert!(!s.tree_rendered(&s.tree_id(&base).unwrap()));
+}
+
 #[test]
 fn stale_temp_files_are_cleaned_on_open() {
     let (d, s) = store();
@@ -603,8 +746,19 @@ fn stale_temp_files_are_cleaned_on_open() {
         .unwrap()
         .set_modified(old)
         .unwrap();
+    // A tree of an import killed while rendering: its lock file is gone.
+    let orphan = s.cas_dir().join("tmp/import-gone.tree");
+    fs::create_dir_all(orphan.join("rootfs/x")).unwrap();
+    // One whose import is still running keeps its (locked) lock file.
+    let live = s.temp_file("import-").unwrap();
+    let live_tree = PathBuf::from(format!("{}{SPEC_SUFFIX}", live.path.display()));
+    fs::create_dir_all(live_tree.join("rootfs")).unwrap();
     drop(s);
     let _s = Store::open(d.path()).unwrap();
+    assert!(!orphan.exists());
+    assert!(live_tree.exists());
+    drop(live);
+    fs::remove_dir_all(&live_tree).unwrap();
     assert!(!stale.exists());
     assert!(
         fresh.exists(),
