@@ -15,15 +15,17 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use super::archive::{Entry, Kind};
 use super::{sys, StoreError};
 
-/// SHA-256 of the contents of each regular file written (hard links
+/// XXH3-128 of the contents of each regular file written (hard links
 /// included), by path relative to the destination: the tree hash uses them
-/// instead of reading the files back.
-pub(crate) type FileDigests = HashMap<String, [u8; 32]>;
+/// instead of reading the files back. A fast non-cryptographic digest is
+/// enough: the tree hash detects accidental change of a rendered tree, and
+/// whoever can write the tree can rewrite its `hash` file too.
+pub(crate) type FileDigests = HashMap<String, [u8; 16]>;
 
 /// Where an entry's contents come from.
 pub(crate) enum Data<'a> {
@@ -307,7 +309,7 @@ impl Extractor {
         let truncated = || StoreError::InvalidAci(format!("archive is truncated inside {rel:?}"));
         let mut off = e.data_offset as i64;
         let mut left = e.size as usize;
-        let mut hasher = self.digests.as_ref().map(|_| Sha256::new());
+        let mut hasher = self.digests.as_ref().map(|_| Xxh3::new());
         if let (Data::Blob(blob), None) = (&data, &hasher) {
             while left > 0 {
                 match sys::copy_file_range(*blob, &mut off, f, left) {
@@ -346,7 +348,7 @@ impl Extractor {
             left -= n;
         }
         if let (Some(d), Some(h)) = (self.digests.as_mut(), hasher) {
-            d.insert(rel.to_string(), h.finalize().into());
+            d.insert(rel.to_string(), h.digest128().to_le_bytes());
         }
         Ok(())
     }

@@ -81,8 +81,8 @@ pub(crate) fn copy_stream(
     pipeline(&mut decoder, out, tree)
 }
 
-/// Runs the decompressor here, hashing + writing on a scoped thread and the
-/// tree extraction on another, with a small pool of big buffers cycling
+/// Runs the decompressor here and, on scoped threads, the hashing, the blob
+/// writing and the tree extraction, with a small pool of big buffers cycling
 /// through them in that order.
 fn pipeline(
     decoder: &mut dyn Read,
@@ -105,14 +105,25 @@ fn pipeline(
             (tx, handle)
         });
         let (to_tree, extractor) = extractor.unzip();
-        let writer = s.spawn(move || -> io::Result<Copied> {
+        // SHA-512 is the slowest stage, so its thread does nothing else: the
+        // blob is written (and the buffer passed on to the tree) by the next.
+        let (hashed_tx, hashed_rx) = mpsc::channel::<Vec<u8>>();
+        let hasher = s.spawn(move || -> ([u8; 64], u64) {
             let mut hasher = Sha512::new();
             let mut size = 0u64;
-            let mut to_tree = to_tree;
             for buf in full_rx {
                 hasher.update(&buf);
-                out.write_all(&buf)?;
                 size += buf.len() as u64;
+                if hashed_tx.send(buf).is_err() {
+                    break;
+                }
+            }
+            (hasher.finalize().into(), size)
+        });
+        let writer = s.spawn(move || -> io::Result<()> {
+            let mut to_tree = to_tree;
+            for buf in hashed_rx {
+                out.write_all(&buf)?;
                 let buf = match &to_tree {
                     Some(tx) => match tx.send(buf) {
                         Ok(()) => continue,
@@ -127,11 +138,7 @@ fn pipeline(
                 let _ = empty_tx.send(buf);
             }
             // Dropping `to_tree` here ends the extractor's input.
-            Ok(Copied {
-                digest: hasher.finalize().into(),
-                size,
-                tree: None,
-            })
+            Ok(())
         });
         let mut allocated = 0;
         let read_result = loop {
@@ -161,9 +168,19 @@ fn pipeline(
             }
         };
         drop(full_tx);
+        let hashed = hasher.join();
         let written = writer
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("image writer thread panicked")));
+            .unwrap_or_else(|_| Err(io::Error::other("image writer thread panicked")))
+            .and_then(|()| {
+                let (digest, size) =
+                    hashed.map_err(|_| io::Error::other("image hasher thread panicked"))?;
+                Ok(Copied {
+                    digest,
+                    size,
+                    tree: None,
+                })
+            });
         let tree = extractor.and_then(|h| match h.join() {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {

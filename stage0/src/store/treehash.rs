@@ -1,9 +1,9 @@
 //! The hash of a rendered tree, recomputed by `image verify` to detect changes.
 //!
-//! Current form (`tree-sha256-…`): SHA-256 over one record per path, sorted
+//! Current form (`tree-xxh3-…`): SHA-256 over one record per path, sorted
 //! by path bytes, so it does not depend on the order files were written in.
 //! A record holds the path, `st_mode`, owner, and the symlink target or the
-//! size and SHA-256 of the contents. Rendering passes the contents' digests
+//! size and XXH3-128 of the contents. Rendering passes the contents' digests
 //! it computed while writing ([`FileDigests`]), so only metadata is read back.
 //! Older trees carry the `sha512-…` form (a sorted walk hashing contents
 //! inline), still verified as such.
@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256, Sha512};
 use super::extract::FileDigests;
 use super::key::to_hex;
 
-const PREFIX: &str = "tree-sha256-";
+const PREFIX: &str = "tree-xxh3-";
 const LEGACY_PREFIX: &str = "sha512-";
 
 /// Hash and total file size of the tree under `root`. Covers names, types,
@@ -87,10 +87,10 @@ fn collect(dir: &Path, rel: &str, out: &mut Vec<(String, fs::Metadata)>) -> io::
     Ok(())
 }
 
-/// SHA-256 of a file's contents.
-fn file_digest(path: &Path, buf: &mut [u8]) -> io::Result<[u8; 32]> {
+/// XXH3-128 of a file's contents.
+fn file_digest(path: &Path, buf: &mut [u8]) -> io::Result<[u8; 16]> {
     let mut f = File::open(path)?;
-    let mut h = Sha256::new();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
     loop {
         let n = f.read(buf)?;
         if n == 0 {
@@ -98,7 +98,7 @@ fn file_digest(path: &Path, buf: &mut [u8]) -> io::Result<[u8; 32]> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().into())
+    Ok(h.digest128().to_le_bytes())
 }
 
 fn legacy_walk(dir: &Path, rel: &str, h: &mut Sha512, buf: &mut [u8]) -> io::Result<()> {
@@ -149,8 +149,11 @@ mod tests {
         let (read, size) = hash_tree(root, None).unwrap();
         assert_eq!(size, 5);
         let mut digests = FileDigests::new();
-        digests.insert("a/b/f".into(), Sha256::digest(b"hello").into());
-        digests.insert("a.x".into(), Sha256::digest(b"").into());
+        digests.insert(
+            "a/b/f".into(),
+            xxhash_rust::xxh3::xxh3_128(b"hello").to_le_bytes(),
+        );
+        digests.insert("a.x".into(), xxhash_rust::xxh3::xxh3_128(b"").to_le_bytes());
         assert_eq!(hash_tree(root, Some(&digests)).unwrap().0, read);
         assert_eq!(rehash_like(root, &read).unwrap(), read);
         fs::write(root.join("a/b/f"), b"hellO").unwrap();
