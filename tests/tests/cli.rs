@@ -290,3 +290,35 @@ fn completion_bash_prints_a_script() {
     let out = rkt.run(&["completion", "tcsh"]);
     assert_eq!(out.code, 254, "{out}");
 }
+
+/// The hidden profiling flags write real profiles: folded CPU stacks and a
+/// heap summary.
+#[test]
+fn cpu_and_memory_profiles_are_written() {
+    let rkt = Rkt::new();
+    let cpu = rkt.root().join("cpu.folded");
+    let mem = rkt.root().join("mem.txt");
+    let busybox = image("busybox.aci");
+    rkt.ok(&[
+        &format!("--cpuprofile={}", cpu.display()),
+        &format!("--memprofile={}", mem.display()),
+        "--insecure-options=image",
+        "fetch",
+        busybox.to_str().unwrap(),
+    ]);
+    let mem = fs::read_to_string(&mem).unwrap();
+    let peak: u64 = mem
+        .lines()
+        .find_map(|l| l.strip_prefix("heap_peak_bytes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no heap_peak_bytes in {mem}"));
+    assert!(peak > 0, "{mem}");
+    assert!(mem.contains("VmHWM"), "{mem}");
+    // Sampling may catch nothing in a very short run, but the file exists and
+    // every line is `stack count`.
+    let cpu = fs::read_to_string(&cpu).unwrap();
+    for line in cpu.lines() {
+        let count = line.rsplit(' ').next().unwrap();
+        assert!(count.parse::<u64>().is_ok(), "{line}");
+    }
+}

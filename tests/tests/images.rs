@@ -600,3 +600,25 @@ fn fetch_as_root_renders_the_tree() {
     assert!(tree.join("rendered").exists());
     assert!(tree.join("rootfs/bin/busybox").exists());
 }
+
+/// Fetching by name: `new`/`never` take it from the store; `update` (rkt
+/// fetch's default) needs remote discovery and says so.
+#[test]
+fn fetch_by_name_follows_the_pull_policy() {
+    let rkt = Rkt::new();
+    let key = rkt.fetch(&image("busybox.aci"));
+    let out = rkt.ok(&[
+        "fetch",
+        "--full",
+        "--pull-policy=new",
+        "example.com/busybox",
+    ]);
+    assert_eq!(out.stdout.trim(), key);
+    rkt.ok(&["fetch", "--pull-policy=never", "example.com/busybox"]);
+    rkt.run(&["fetch", "example.com/busybox"])
+        .expect_code(254)
+        .expect_stderr("--pull-policy=new");
+    rkt.run(&["fetch", "--pull-policy=never", "example.com/nope"])
+        .expect_code(254)
+        .expect_stderr("not found in the store");
+}

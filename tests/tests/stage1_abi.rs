@@ -628,3 +628,26 @@ fn installed_layout_finds_the_default_stage1() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
 }
+
+/// `--stage1-url=file://…` loads a stage1 file; remote schemes are refused
+/// clearly until remote fetching exists.
+#[test]
+fn stage1_url_file_scheme() {
+    let rkt = setup();
+    let fly = stage1_image("fly").canonicalize().unwrap();
+    rkt.ok(&[
+        "run",
+        &format!("--stage1-url=file://{}", fly.display()),
+        INSPECT,
+        "--",
+        "--print-msg=via-url",
+    ])
+    .expect_stdout("via-url\n");
+    rkt.run(&[
+        "run",
+        "--stage1-url=https://example.com/stage1.aci",
+        INSPECT,
+    ])
+    .expect_code(254)
+    .expect_stderr("--stage1-url");
+}

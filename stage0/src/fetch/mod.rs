@@ -53,6 +53,8 @@ pub enum FetchError {
     Store(#[from] StoreError),
     #[error("image {0:?} not found in the store; fetch it from a file with `rkt fetch FILE`")]
     NotFound(String),
+    #[error("{0:?}: --pull-policy=update looks the name up remotely (appc discovery), which is not available yet; use --pull-policy=new to take it from the store")]
+    DiscoveryUnavailable(String),
     #[error("{0:?}: fetching images over http(s) is not supported yet; download the ACI and fetch the file")]
     UrlUnsupported(String),
     #[error("{0:?}: docker images are not supported yet; convert the image to an ACI and fetch the file")]
@@ -196,6 +198,9 @@ impl<'a> Fetcher<'a> {
         labels: &[(String, String)],
         shown: &str,
     ) -> Result<ImageKey, FetchError> {
+        if self.pull_policy == PullPolicy::Update {
+            return Err(FetchError::DiscoveryUnavailable(shown.to_string()));
+        }
         let labels = with_host_labels(labels);
         match self.store.find_by_name(name, &labels)? {
             Some(key) => {

@@ -7,23 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{ImageKey, StoreError};
+use super::{ImageInfo, ImageKey, StoreError};
 
 /// Bumped whenever `migrate` learns a new step.
 const SCHEMA_VERSION: i64 = 1;
-
-/// One stored image as the database knows it.
-#[derive(Debug, Clone)]
-pub(crate) struct ImageRow {
-    pub key: ImageKey,
-    pub name: String,
-    pub version: Option<String>,
-    pub import_time: SystemTime,
-    pub last_used: SystemTime,
-    pub latest: bool,
-    pub size: u64,
-    pub tree_store_size: u64,
-}
 
 pub(crate) struct Db {
     path: PathBuf,
@@ -104,7 +91,7 @@ impl Db {
 
     /// Inserts or refreshes an image row (re-import of the same image keeps
     /// its tree-store size).
-    pub fn upsert(&self, row: &ImageRow) -> Result<(), StoreError> {
+    pub fn upsert(&self, row: &ImageInfo) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -130,7 +117,7 @@ impl Db {
         tx.commit().map_err(self.err())
     }
 
-    pub fn get(&self, key: &ImageKey) -> Result<Option<ImageRow>, StoreError> {
+    pub fn get(&self, key: &ImageKey) -> Result<Option<ImageInfo>, StoreError> {
         self.conn()
             .query_row(
                 &format!("{SELECT} WHERE blobkey = ?1"),
@@ -157,15 +144,15 @@ impl Db {
         Ok(keys)
     }
 
-    pub fn by_name(&self, name: &str) -> Result<Vec<ImageRow>, StoreError> {
+    pub fn by_name(&self, name: &str) -> Result<Vec<ImageInfo>, StoreError> {
         self.query(&format!("{SELECT} WHERE name = ?1"), [name])
     }
 
-    pub fn all(&self) -> Result<Vec<ImageRow>, StoreError> {
+    pub fn all(&self) -> Result<Vec<ImageInfo>, StoreError> {
         self.query(SELECT, [])
     }
 
-    fn query<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<ImageRow>, StoreError> {
+    fn query<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<ImageInfo>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(sql).map_err(self.err())?;
         let rows = stmt.query_map(p, from_row).map_err(self.err())?;
@@ -211,7 +198,7 @@ impl Db {
 const SELECT: &str =
     "SELECT blobkey, name, version, importtime, lastused, latest, size, treestoresize FROM aciinfo";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageInfo> {
     let key: String = r.get(0)?;
     let key = ImageKey::parse(&key).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -220,7 +207,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
             format!("bad image key {key:?} in database").into(),
         )
     })?;
-    Ok(ImageRow {
+    Ok(ImageInfo {
         key,
         name: r.get(1)?,
         version: r.get(2)?,

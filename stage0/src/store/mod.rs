@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use abi::schema::ImageManifest;
 
-use db::{Db, ImageRow};
+use db::Db;
 
 pub use error::StoreError;
 pub use import::MAX_MANIFEST_SIZE;
@@ -53,21 +53,6 @@ pub struct ImageInfo {
     pub size: u64,
     /// Size of the image's rendered tree, 0 when not rendered.
     pub tree_store_size: u64,
-}
-
-impl From<ImageRow> for ImageInfo {
-    fn from(r: ImageRow) -> Self {
-        ImageInfo {
-            key: r.key,
-            name: r.name,
-            version: r.version,
-            import_time: r.import_time,
-            last_used: r.last_used,
-            latest: r.latest,
-            size: r.size,
-            tree_store_size: r.tree_store_size,
-        }
-    }
 }
 
 /// The CAS under `$dir/cas`.
@@ -262,7 +247,7 @@ impl Store {
         tmp.persisted();
 
         let now = SystemTime::now();
-        self.db.upsert(&ImageRow {
+        self.db.upsert(&ImageInfo {
             key: key.clone(),
             name: manifest.name.to_string(),
             version: manifest.label("version").map(str::to_string),
@@ -392,12 +377,11 @@ impl Store {
     pub fn info(&self, key: &ImageKey) -> Result<ImageInfo, StoreError> {
         self.db
             .get(key)?
-            .map(ImageInfo::from)
             .ok_or_else(|| StoreError::NotFound(key.to_string()))
     }
 
     pub fn list(&self) -> Result<Vec<ImageInfo>, StoreError> {
-        Ok(self.db.all()?.into_iter().map(ImageInfo::from).collect())
+        self.db.all()
     }
 
     /// The stored uncompressed ACI tar.
