@@ -7,6 +7,7 @@
 
 pub mod env;
 pub mod etc;
+pub mod isolators;
 pub mod lockfd;
 pub mod mount;
 pub mod paths;
