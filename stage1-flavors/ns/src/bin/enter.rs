@@ -1,0 +1,158 @@
+//! ns `enter` entrypoint: runs a command in a running app, in all of its
+//! namespaces (IPC, UTS, network, PID, mount: the mount namespace brings its
+//! root), with its environment and credentials. The command runs as a
+//! child (joining a PID namespace applies only to children); its exit code
+//! is `rkt enter`'s.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use abi::stage1::EnterArgs;
+use anyhow::{bail, Context, Result};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::wait::waitpid;
+use nix::unistd::{chdir, ForkResult};
+use stage1_common::env::{self, EnvError, Environment};
+use stage1_common::paths::{resolve_exec, resolve_in_root};
+use stage1_common::pod::Pod;
+use stage1_common::status::read_number_file;
+use stage1_common::user;
+use stage1_ns::signals::exit_code;
+use stage1_ns::{exec, fail, fork, procfs, APP_PIDS_DIR};
+
+/// What runs when stage0 passes no command.
+const DEFAULT_COMMAND: &str = "/bin/sh";
+/// How long to wait for an app that is still starting.
+const START_WAIT: Duration = Duration::from_secs(5);
+
+/// The namespaces joined, mount last (it changes our root).
+const NAMESPACES: [(&str, CloneFlags); 5] = [
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+fn main() {
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn run() -> Result<i32> {
+    let args = EnterArgs::parse(std::env::args().skip(1)).context("invalid enter arguments")?;
+    if args.pid <= 1 {
+        bail!(
+            "invalid --pid={}; pass the pid of the pod's PID 1",
+            args.pid
+        );
+    }
+    let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
+    let pod = Pod::load(&cwd)?;
+    let app = match (args.app_name.as_str(), pod.apps.as_slice()) {
+        ("", [only]) => only,
+        ("", _) => bail!("the pod has several apps; pass --app"),
+        (name, _) => pod.app(name)?,
+    };
+    // The stage1 rootfs as the pod's mount namespace has it (for overlay
+    // pods it is mounted only there).
+    let s1 = PathBuf::from(format!("/proc/{}/root", args.pid)).join(
+        pod.stage1_rootfs()
+            .strip_prefix("/")
+            .context("the pod directory is not absolute")?,
+    );
+    let host_pid = app_pid(&s1, args.pid, &app.name)?;
+    let env_file = env::env_file_path(&s1, &app.name);
+    let mut environment = match Environment::read_file(&env_file) {
+        Ok(e) => e,
+        Err(EnvError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            env::compose(&app.name, &app.app, None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Ok(term) = std::env::var("TERM") {
+        environment.set("TERM", &term);
+    }
+
+    // Opened first: once in the app's mount namespace the host's /proc is
+    // out of reach.
+    let ns_files = NAMESPACES
+        .iter()
+        .map(|(kind, flag)| {
+            let path = format!("/proc/{host_pid}/ns/{kind}");
+            File::open(&path)
+                .map(|f| (f, *flag, *kind))
+                .with_context(|| format!("cannot open {path}; did the app exit?"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (file, flag, kind) in &ns_files {
+        setns(file.as_fd(), *flag)
+            .with_context(|| format!("cannot join the app's {kind} namespace"))?;
+    }
+    chdir("/").context("cannot chdir to the app's root")?;
+
+    let slash = Path::new("/");
+    let wd = app
+        .app
+        .working_directory
+        .as_deref()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/");
+    let wd = resolve_in_root(slash, Path::new(wd))?;
+    if chdir(&wd).is_err() {
+        chdir("/").context("cannot chdir to /")?;
+    }
+    let creds = user::resolve_credentials(slash, &app.app)
+        .with_context(|| format!("cannot resolve the user/group of app {:?}", app.name))?;
+    let command = if args.command.is_empty() {
+        vec![DEFAULT_COMMAND.to_string()]
+    } else {
+        args.command.clone()
+    };
+    let path = resolve_exec(slash, &command[0], environment.search_path())?;
+    match fork()? {
+        ForkResult::Child => {
+            let err = user::apply_credentials(&creds)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(exec(&path, &command, &environment.to_strings())?));
+            match err {
+                Ok(never) => match never {},
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        ForkResult::Parent { child } => loop {
+            match waitpid(child, None) {
+                Ok(st) => {
+                    if let Some(code) = exit_code(st) {
+                        return Ok(code);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => bail!("cannot wait for the command: {e}"),
+            }
+        },
+    }
+}
+
+/// The host pid of the app's first process, waiting a little for an app
+/// that is still starting.
+fn app_pid(s1: &Path, pod_pid: i32, app: &str) -> Result<i32> {
+    let file = s1.join(APP_PIDS_DIR).join(app);
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        if let Some(inner) = read_number_file(&file)?.and_then(|n| i32::try_from(n).ok()) {
+            return procfs::find_child(Path::new("/proc"), pod_pid, inner).with_context(|| {
+                format!("app {app:?} is not running (it exited); nothing to enter")
+            });
+        }
+        if Instant::now() >= deadline {
+            bail!("app {app:?} has not started; is the pod running?");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,213 @@
+//! ns `run` entrypoint: plans every app, creates the pod's namespaces, forks
+//! the supervisor as the pod's PID 1, writes `$pod/pid` and waits for it.
+//!
+//! stage0 starts it with cwd = the pod directory (in stage0's private mount
+//! namespace, where the overlays are) and the pod lock in `RKT_LOCK_FD`.
+//! This process and the supervisor hold the lock, and with it the pod
+//! "running", until the supervisor exits; the apps never inherit it.
+
+use std::io::stdin;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use abi::stage1::RunArgs;
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sched::unshare;
+use nix::sys::prctl;
+use nix::sys::signal::kill;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{pipe2, read, sethostname, ttyname, ForkResult, Pid};
+use stage1_common::paths::{path_inside, resolve_exec, resolve_in_root};
+use stage1_common::pod::{Pod, PodApp};
+use stage1_common::{env, lockfd, status, user, volumes};
+use stage1_ns::namespaces::{self, NetMode};
+use stage1_ns::rootfs::AppRoot;
+use stage1_ns::signals::{self, BlockedSignals, FORWARDED};
+use stage1_ns::supervisor::{AppLaunch, Supervisor};
+use stage1_ns::{debug, fail, fork};
+
+fn main() {
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn run() -> Result<i32> {
+    let args = RunArgs::parse(std::env::args().skip(1)).context("invalid run arguments")?;
+    let dbg = args.debug;
+    let net = NetMode::parse(&args.net)?;
+    if args.private_users.is_some() {
+        bail!("the ns stage1 does not support --private-users yet; drop it");
+    }
+    if args.mutable {
+        bail!("the ns stage1 does not support mutable pods (app sandbox) yet");
+    }
+    let lock_fd = lockfd::lock_fd_from_env()?;
+    let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
+    let pod = Pod::load(&cwd)?;
+    if pod.apps.is_empty() {
+        bail!("the pod has no apps; add at least one image to run");
+    }
+    if args.interactive && pod.apps.len() != 1 {
+        bail!(
+            "--interactive needs exactly one app, this pod has {}",
+            pod.apps.len()
+        );
+    }
+    let stage1_rootfs = pod.stage1_rootfs();
+    let hostname = args
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| namespaces::default_hostname(&args.uuid));
+    write_hostname_file(&stage1_rootfs, &hostname)?;
+    let console = if args.interactive {
+        ttyname(stdin().as_fd()).ok()
+    } else {
+        None
+    };
+    let apps = pod
+        .apps
+        .iter()
+        .map(|app| plan_app(&pod, app, &args, console.clone()))
+        .collect::<Result<Vec<_>>>()?;
+
+    // Only this process and the supervisor (by fork) hold the lock.
+    lockfd::set_cloexec(lock_fd, true)?;
+    let signals = BlockedSignals::block()?;
+    unshare(namespaces::pod_namespaces(net, args.ipc))
+        .context("cannot create the pod's namespaces")?;
+    sethostname(&hostname).with_context(|| format!("cannot set the hostname {hostname:?}"))?;
+    if net == NetMode::None {
+        namespaces::loopback_up()?;
+    }
+    let supervisor = Supervisor {
+        stage1_rootfs,
+        apps,
+        signals,
+        debug: dbg,
+    };
+    // Open in `run` for its whole life: EOF in the supervisor means `run`
+    // is gone.
+    let (alive_r, alive_w) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("cannot create a pipe")?;
+    let child = match fork()? {
+        ForkResult::Child => {
+            match die_with(alive_r, alive_w).and_then(|()| Ok(supervisor.run()?)) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => fail(format!("supervisor: {e}")),
+            }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    debug(dbg, format!("pod PID 1 is pid {child}"));
+    if let Err(e) = status::write_pid(&pod.dir, child.as_raw()) {
+        let _ = kill(child, nix::sys::signal::Signal::SIGKILL);
+        return Err(e.into());
+    }
+    let code = wait_for(child, &supervisor.signals);
+    drop(alive_r);
+    code
+}
+
+/// Ends the supervisor (and with it the pod's PID namespace) when `run`
+/// dies: killing `rkt run` must not leave an unreachable pod behind.
+fn die_with(alive_r: OwnedFd, alive_w: OwnedFd) -> Result<()> {
+    drop(alive_w);
+    prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .context("cannot set the supervisor's parent-death signal")?;
+    // `run` may have died before the prctl (EAGAIN: it is alive).
+    if let Ok(0) = read(alive_r.as_raw_fd(), &mut [0u8; 1]) {
+        std::process::exit(stage1_ns::STAGE1_ERROR_EXIT);
+    }
+    Ok(())
+}
+
+/// Waits for the supervisor, passing on termination signals; its exit code.
+fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
+    let fd = signals.signalfd()?;
+    loop {
+        loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(st) => {
+                    if let Some(code) = signals::exit_code(st) {
+                        return Ok(code);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => bail!("cannot wait for the pod's PID 1 (pid {child}): {e}"),
+            }
+        }
+        if let Some(sig) = signals::next(&fd)? {
+            if FORWARDED.contains(&sig) {
+                let _ = kill(child, sig);
+            }
+        }
+    }
+}
+
+fn write_hostname_file(stage1_rootfs: &Path, hostname: &str) -> Result<()> {
+    let etc = stage1_rootfs.join("etc");
+    std::fs::create_dir_all(&etc).with_context(|| format!("cannot create {etc:?}"))?;
+    let path = etc.join("hostname");
+    status::write_atomic(&path, format!("{hostname}\n").as_bytes())
+        .with_context(|| format!("cannot write {path:?}"))
+}
+
+/// Resolves what the app needs before anything starts, so a bad app fails
+/// the pod before its namespaces exist; writes its env file for `enter`.
+fn plan_app(
+    pod: &Pod,
+    app: &PodApp,
+    args: &RunArgs,
+    console: Option<PathBuf>,
+) -> Result<AppLaunch> {
+    if app.app.exec.first().is_none_or(String::is_empty) {
+        bail!(
+            "app {:?} has no exec; pass --exec or use an image whose app has one",
+            app.name
+        );
+    }
+    let rootfs = &app.rootfs;
+    if !rootfs.is_dir() {
+        bail!("app rootfs {rootfs:?} is missing; the pod was not prepared correctly");
+    }
+    let creds = user::resolve_credentials(rootfs, &app.app)
+        .with_context(|| format!("cannot resolve the user/group of app {:?}", app.name))?;
+    let environment = env::compose(&app.name, &app.app, None);
+    let exec_path = resolve_exec(rootfs, &app.app.exec[0], environment.search_path())?;
+    let mounts = volumes::plan_mounts(&pod.manifest.volumes, app)?;
+    let wd = app
+        .app
+        .working_directory
+        .as_deref()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/");
+    // Checked by the app's chdir: it may be a volume mounted later.
+    let workdir = path_inside(rootfs, &resolve_in_root(rootfs, Path::new(wd))?);
+    environment.write_file(&env::env_file_path(&pod.stage1_rootfs(), &app.name))?;
+    debug(
+        args.debug,
+        format!("app {:?} exec {exec_path:?} as {creds:?}", app.name),
+    );
+    Ok(AppLaunch {
+        name: app.name.clone(),
+        root: AppRoot {
+            pod_dir: pod.dir.clone(),
+            stage1_rootfs: pod.stage1_rootfs(),
+            rootfs: rootfs.clone(),
+            mounts,
+            dns: args.dns_conf_mode,
+            read_only: app.runtime.read_only_root_fs,
+            console,
+        },
+        exec_path,
+        argv: app.app.exec.clone(),
+        env: environment.to_strings(),
+        creds,
+        workdir,
+    })
+}

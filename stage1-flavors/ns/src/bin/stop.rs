@@ -1,0 +1,42 @@
+//! ns `stop` entrypoint: SIGTERM (SIGKILL with `--force`) to the pod's PID 1
+//! named by `$pod/pid`. The supervisor passes SIGTERM on to the apps and
+//! kills them after a grace period; SIGKILL of a PID namespace's init ends
+//! every process in it.
+
+use std::path::Path;
+
+use abi::pod_dir;
+use abi::stage1::StopArgs;
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use stage1_common::status::read_number_file;
+use stage1_ns::fail;
+
+fn main() {
+    if let Err(e) = run() {
+        fail(format!("{e:#}"));
+    }
+}
+
+fn run() -> Result<()> {
+    let args = StopArgs::parse(std::env::args().skip(1)).context("invalid stop arguments")?;
+    let signal = if args.force {
+        Signal::SIGKILL
+    } else {
+        Signal::SIGTERM
+    };
+    // Never signal ourselves, init or "every process" by way of a bad file.
+    let Some(pid) = read_number_file(Path::new(pod_dir::PID))?
+        .filter(|n| *n > 1)
+        .and_then(|n| i32::try_from(n).ok())
+    else {
+        bail!("{} names no process; is the pod running?", pod_dir::PID);
+    };
+    match kill(Pid::from_raw(pid), signal) {
+        // Already gone: stopping a stopped pod is not an error.
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => bail!("cannot send {signal} to the pod's PID 1 (pid {pid}): {e}"),
+    }
+}

@@ -1,0 +1,140 @@
+//! The pod's namespaces: which ones `--net` and `--ipc` ask for, the
+//! loopback of a fresh network namespace, and the hostname.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use abi::stage1::IpcMode;
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum NamespaceError {
+    #[error("the ns stage1 supports --net=host and --net=none for now (contained CNI networking is not implemented yet); --net={0} cannot be honoured")]
+    UnsupportedNet(String),
+    #[error("--net={0} mixes host or none with other networks; pass exactly one of them")]
+    MixedNet(String),
+    #[error(
+        "cannot bring up the loopback interface of the pod's network namespace ({step}): {errno}"
+    )]
+    Loopback { step: &'static str, errno: Errno },
+}
+
+/// The pod's network, from `--net`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetMode {
+    /// The host's network namespace.
+    Host,
+    /// A new network namespace with only `lo`, up.
+    None,
+}
+
+impl NetMode {
+    /// Parses the comma list stage0 passes. stage0 sends `host` when the
+    /// user said nothing and the stage1 has no contained networking.
+    pub fn parse(net: &str) -> Result<Self, NamespaceError> {
+        let entries: Vec<&str> = net.split(',').filter(|e| !e.is_empty()).collect();
+        let name = |e: &str| e.split(':').next().unwrap_or(e).to_string();
+        match entries.as_slice() {
+            [] => Ok(NetMode::Host),
+            [one] => match name(one).as_str() {
+                "host" => Ok(NetMode::Host),
+                "none" => Ok(NetMode::None),
+                _ => Err(NamespaceError::UnsupportedNet(net.to_string())),
+            },
+            many => {
+                if many
+                    .iter()
+                    .any(|e| matches!(name(e).as_str(), "host" | "none"))
+                {
+                    Err(NamespaceError::MixedNet(net.to_string()))
+                } else {
+                    Err(NamespaceError::UnsupportedNet(net.to_string()))
+                }
+            }
+        }
+    }
+}
+
+/// The namespaces a pod gets besides its PID namespace (which is entered by
+/// the first child, the supervisor).
+pub fn pod_namespaces(net: NetMode, ipc: Option<IpcMode>) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID;
+    if ipc != Some(IpcMode::Parent) {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if net == NetMode::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// rkt's default hostname for a pod.
+pub fn default_hostname(uuid: &str) -> String {
+    format!("rkt-{uuid}")
+}
+
+/// Sets `IFF_UP` on `lo` in the current network namespace.
+pub fn loopback_up() -> Result<(), NamespaceError> {
+    let err = |step| move |errno| NamespaceError::Loopback { step, errno };
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err("socket")(Errno::last()));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, a
+    // valid ifreq that outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(err("SIOCGIFFLAGS")(Errno::last()));
+    }
+    // SAFETY: the kernel filled the flags member of the union above.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(err("SIOCSIFFLAGS")(Errno::last()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_values() {
+        assert_eq!(NetMode::parse("").unwrap(), NetMode::Host);
+        assert_eq!(NetMode::parse("host").unwrap(), NetMode::Host);
+        assert_eq!(NetMode::parse("none").unwrap(), NetMode::None);
+        for bad in ["default", "mynet:IP=10.0.0.2", "default,mynet"] {
+            let e = NetMode::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("--net=host and --net=none"), "{e}");
+        }
+        let e = NetMode::parse("host,none").unwrap_err().to_string();
+        assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn namespaces_per_mode() {
+        let f = pod_namespaces(NetMode::Host, None);
+        assert!(f.contains(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID));
+        assert!(!f.contains(CloneFlags::CLONE_NEWNET));
+        let f = pod_namespaces(NetMode::None, Some(IpcMode::Parent));
+        assert!(f.contains(CloneFlags::CLONE_NEWNET));
+        assert!(!f.contains(CloneFlags::CLONE_NEWIPC));
+        assert!(pod_namespaces(NetMode::Host, Some(IpcMode::Private))
+            .contains(CloneFlags::CLONE_NEWIPC));
+    }
+
+    #[test]
+    fn hostname() {
+        assert_eq!(default_hostname("ab-cd"), "rkt-ab-cd");
+    }
+}

@@ -1,0 +1,105 @@
+//! Signals of `run` and the supervisor: blocked before forking (so none is
+//! lost) and read from a signalfd; children restore the old mask before
+//! exec.
+
+use nix::errno::Errno;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use thiserror::Error;
+
+/// Passed on to the apps (through the supervisor): what a user or service
+/// manager sends to stop or poke a pod.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+#[derive(Debug, Error)]
+pub enum SignalError {
+    #[error("cannot block signals: {0}")]
+    Mask(Errno),
+    #[error("cannot create a signalfd: {0}")]
+    SignalFd(Errno),
+    #[error("cannot read the signalfd: {0}")]
+    Read(Errno),
+}
+
+/// The handled signals, blocked in this process.
+#[derive(Debug, Clone)]
+pub struct BlockedSignals {
+    previous: SigSet,
+}
+
+impl BlockedSignals {
+    pub fn block() -> Result<Self, SignalError> {
+        let mut previous = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled()), Some(&mut previous))
+            .map_err(SignalError::Mask)?;
+        Ok(BlockedSignals { previous })
+    }
+
+    /// Back to the mask from before [`BlockedSignals::block`].
+    pub fn restore(&self) -> Result<(), SignalError> {
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None).map_err(SignalError::Mask)
+    }
+
+    /// A signalfd reading the blocked signals.
+    pub fn signalfd(&self) -> Result<SignalFd, SignalError> {
+        SignalFd::with_flags(&handled(), SfdFlags::SFD_CLOEXEC).map_err(SignalError::SignalFd)
+    }
+}
+
+/// Waits for the next signal on `fd`.
+pub fn next(fd: &SignalFd) -> Result<Option<Signal>, SignalError> {
+    loop {
+        match fd.read_signal() {
+            Ok(Some(info)) => return Ok(Signal::try_from(info.ssi_signo as i32).ok()),
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(SignalError::Read(errno)),
+        }
+    }
+}
+
+fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    // The supervisor's kill timer.
+    set.add(Signal::SIGALRM);
+    set
+}
+
+/// The exit code of a finished process the way a shell reports it: its
+/// status, or 128 + the signal that killed it. `None` while it runs.
+pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::WaitStatus;
+    use nix::unistd::Pid;
+
+    #[test]
+    fn exit_codes_like_a_shell() {
+        let pid = Pid::from_raw(10);
+        assert_eq!(exit_code(WaitStatus::Exited(pid, 3)), Some(3));
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            Some(137)
+        );
+        assert_eq!(exit_code(WaitStatus::StillAlive), None);
+    }
+}
