@@ -18,7 +18,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2
 BENCH_PACKAGES := crun runc hyperfine
 
-STAGE1_FLAVORS := fly
+STAGE1_FLAVORS := fly ns
 STAGE1_IMAGES := $(foreach f,$(STAGE1_FLAVORS),$(RELEASE)/stage1-$(f).aci)
 TEST_IMAGES := $(IMAGES)/busybox.aci $(IMAGES)/inspect.aci
 
@@ -42,11 +42,12 @@ build:
 # Binaries that run inside pods or as stage1 entrypoints are static so they run on any host.
 static:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-		$(CARGO) build --release --target $(TRIPLE) -p stage1-fly -p inspect
+		$(CARGO) build --release --target $(TRIPLE) -p stage1-fly -p stage1-ns -p inspect
 
 images: build static
 	mkdir -p $(IMAGES)
 	$(RELEASE)/build-aci stage1 --flavor fly --bin-dir $(STATIC) --version $(VERSION) $(RELEASE)/stage1-fly.aci
+	$(RELEASE)/build-aci stage1 --flavor ns --bin-dir $(STATIC) --version $(VERSION) $(RELEASE)/stage1-ns.aci
 	$(RELEASE)/build-aci busybox $(IMAGES)/busybox.aci
 	$(RELEASE)/build-aci inspect --binary $(STATIC)/inspect $(IMAGES)/inspect.aci
 

@@ -22,28 +22,56 @@ pub struct Stage1Flavor {
 }
 
 /// Every flavor `build-aci stage1` knows; add `ns` and `kvm` rows here.
-pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[Stage1Flavor {
-    name: "fly",
-    image_name: "coreos.com/rkt/stage1-fly",
-    entrypoints: &[
-        (Entrypoint::Run, "/run", "fly-run"),
-        (Entrypoint::Enter, "/enter", "fly-enter"),
-        (Entrypoint::Gc, "/gc", "fly-gc"),
-        (Entrypoint::Stop, "/stop", "fly-stop"),
-    ],
-    interface_version: 5,
-    features: &[
-        Feature::NetHost,
-        Feature::Dns,
-        Feature::HostsEntry,
-        Feature::Volumes,
-        Feature::Enter,
-        Feature::Stop,
-        Feature::IpcParent,
-        Feature::Interactive,
-        Feature::ReadonlyRootfs,
-    ],
-}];
+pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
+    Stage1Flavor {
+        name: "fly",
+        image_name: "coreos.com/rkt/stage1-fly",
+        entrypoints: &[
+            (Entrypoint::Run, "/run", "fly-run"),
+            (Entrypoint::Enter, "/enter", "fly-enter"),
+            (Entrypoint::Gc, "/gc", "fly-gc"),
+            (Entrypoint::Stop, "/stop", "fly-stop"),
+        ],
+        interface_version: 5,
+        features: &[
+            Feature::NetHost,
+            Feature::Dns,
+            Feature::HostsEntry,
+            Feature::Volumes,
+            Feature::Enter,
+            Feature::Stop,
+            Feature::IpcParent,
+            Feature::Interactive,
+            Feature::ReadonlyRootfs,
+        ],
+    },
+    Stage1Flavor {
+        name: "ns",
+        image_name: "coreos.com/rkt/stage1-ns",
+        entrypoints: &[
+            (Entrypoint::Run, "/run", "ns-run"),
+            (Entrypoint::Enter, "/enter", "ns-enter"),
+            (Entrypoint::Gc, "/gc", "ns-gc"),
+            (Entrypoint::Stop, "/stop", "ns-stop"),
+        ],
+        interface_version: 6,
+        features: &[
+            Feature::NetHost,
+            Feature::NetNone,
+            Feature::MultiApp,
+            Feature::Hostname,
+            Feature::Dns,
+            Feature::HostsEntry,
+            Feature::Volumes,
+            Feature::Interactive,
+            Feature::IpcPrivate,
+            Feature::IpcParent,
+            Feature::Enter,
+            Feature::Stop,
+            Feature::ReadonlyRootfs,
+        ],
+    },
+];
 
 impl Stage1Flavor {
     pub fn find(name: &str) -> Result<&'static Stage1Flavor, RecipeError> {
@@ -107,6 +135,15 @@ mod tests {
         );
         let features = parse_features(m.annotation(FEATURES_ANNOTATION).unwrap());
         assert_eq!(features, fly.features);
+        let ns = Stage1Flavor::find("ns").unwrap();
+        let m = stage1_manifest(ns, "0.1.0").unwrap();
+        assert_eq!(m.annotation(Entrypoint::Enter.annotation()), Some("/enter"));
+        assert_eq!(
+            InterfaceVersion::from_annotation(m.annotation(INTERFACE_VERSION_ANNOTATION)),
+            Ok(InterfaceVersion(6))
+        );
+        assert!(ns.features.contains(&Feature::MultiApp));
+        assert!(!ns.features.contains(&Feature::NetContained));
         assert!(Stage1Flavor::find("nope")
             .unwrap_err()
             .to_string()

@@ -1,0 +1,334 @@
+//! The ns stage1: the pod's own namespaces, the PID 1 supervisor's exit
+//! code and status rules, the app's /dev, /proc and /sys, stop and enter.
+
+use std::time::Duration;
+
+use functional_tests::pods::{fetch_test_images, run_pod, status, wait_until, BgPod};
+use functional_tests::{stage1_image, Out, Rkt};
+
+const BUSYBOX: &str = "example.com/busybox";
+const INSPECT: &str = "example.com/inspect";
+
+fn setup() -> Rkt {
+    let rkt = Rkt::new();
+    fetch_test_images(&rkt);
+    rkt
+}
+
+fn stage1_flag() -> String {
+    // Beside the rkt binary, so trusted without a signature.
+    let ns = stage1_image("ns").canonicalize().unwrap();
+    format!("--stage1-path={}", ns.display())
+}
+
+/// `rkt run --stage1-path=NS ARGS...`: its output and the pod's UUID.
+fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {
+    let s1 = stage1_flag();
+    let mut all = vec![s1.as_str()];
+    all.extend_from_slice(args);
+    run_pod(rkt, &all)
+}
+
+/// Runs one busybox app with `sh -c script` and returns its output.
+fn sh(rkt: &Rkt, pod_args: &[&str], script: &str) -> (Out, String) {
+    let mut all = pod_args.to_vec();
+    all.extend_from_slice(&[BUSYBOX, "--exec=/bin/sh", "--", "-c", script]);
+    ns_run(rkt, &all)
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn single_app_exit_code_is_the_pods() {
+    let rkt = setup();
+    let (out, uuid) = sh(&rkt, &[], "echo hello; exit 7");
+    let out = out.expect_code(7).expect_stdout("hello\n");
+    let st = status(&rkt, &uuid);
+    assert_eq!(st["state"], "exited", "{out}");
+    assert_eq!(st["app-busybox"], "7", "{st:?}");
+    let (out, _) = sh(&rkt, &[], "exit 0");
+    out.expect_code(0);
+    assert!(rkt
+        .mounts_under_root()
+        .iter()
+        .all(|m| !m.contains("/stage2/")));
+}
+
+#[test]
+fn failing_app_stops_the_others_and_sets_the_exit_code() {
+    let rkt = setup();
+    let start = std::time::Instant::now();
+    let (out, uuid) = ns_run(
+        &rkt,
+        &[
+            BUSYBOX,
+            "--name=sleeper",
+            "--exec=/bin/sleep",
+            "--",
+            "100",
+            "---",
+            BUSYBOX,
+            "--name=failer",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "sleep 0.3; exit 5",
+            "---",
+        ],
+    );
+    out.expect_code(5);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "others were stopped"
+    );
+    let st = status(&rkt, &uuid);
+    assert_eq!(st["app-failer"], "5", "{st:?}");
+    assert_eq!(st["app-sleeper"], "143", "SIGTERM ended it: {st:?}");
+
+    // All succeed: 0, each app recorded.
+    let (out, uuid) = ns_run(
+        &rkt,
+        &[
+            BUSYBOX,
+            "--name=a",
+            "--exec=/bin/true",
+            "---",
+            INSPECT,
+            "--name=b",
+            "--",
+            "--print-msg=from-b",
+            "---",
+        ],
+    );
+    out.expect_code(0).expect_stdout("from-b\n");
+    let st = status(&rkt, &uuid);
+    assert_eq!((st["app-a"].as_str(), st["app-b"].as_str()), ("0", "0"));
+}
+
+#[test]
+fn hostname_defaults_to_the_uuid_and_can_be_set() {
+    let rkt = setup();
+    let (out, uuid) = ns_run(&rkt, &[INSPECT, "--", "--print-hostname"]);
+    out.expect_code(0)
+        .expect_stdout(&format!("Hostname: rkt-{uuid}\n"));
+    let (out, _) = sh(&rkt, &["--hostname=podhost"], "hostname; cat /etc/hostname");
+    assert_eq!(out.expect_code(0).stdout, "podhost\npodhost\n");
+}
+
+#[test]
+fn own_pid_uts_ipc_and_mount_namespaces() {
+    let rkt = setup();
+    let (out, _) = ns_run(
+        &rkt,
+        &[
+            INSPECT,
+            "--",
+            "--print-pid",
+            "--print-pidns",
+            "--print-ipcns",
+            "--print-utsns",
+            "--print-mountns",
+        ],
+    );
+    // The supervisor is 1, the first app 2.
+    let out = out.expect_code(0).expect_stdout("PID: 2\n");
+    for kind in ["pid", "ipc", "uts", "mnt"] {
+        assert!(!out.stdout.contains(&host_ns(kind)), "{kind}: {out}");
+    }
+    let (out, _) = ns_run(&rkt, &["--ipc=parent", INSPECT, "--", "--print-ipcns"]);
+    out.expect_code(0)
+        .expect_stdout(&format!("IPCNS: {}\n", host_ns("ipc")));
+    // Only the pod's processes are visible.
+    let (out, _) = sh(&rkt, &[], "ls /proc | grep -c '^[0-9]'");
+    let n: u32 = out.expect_code(0).stdout.trim().parse().unwrap();
+    assert!(n <= 4, "supervisor, sh, ls, grep at most; saw {n}");
+}
+
+#[test]
+fn net_none_has_only_loopback_and_net_host_the_hosts() {
+    let rkt = setup();
+    let (out, _) = sh(
+        &rkt,
+        &["--net=none"],
+        "ls /sys/class/net; cat /sys/class/net/lo/flags",
+    );
+    let out = out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "lo", "{out}");
+    let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is up: {out}");
+    assert_eq!(lines.len(), 2, "{out}");
+    let (out, _) = ns_run(&rkt, &["--net=none", INSPECT, "--", "--print-netns"]);
+    assert!(!out.expect_code(0).stdout.contains(&host_ns("net")));
+
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    let (out, _) = sh(&rkt, &["--net=host"], "ls -1 /sys/class/net");
+    assert_eq!(out.expect_code(0).stdout, format!("{}\n", host.join("\n")));
+    let (out, _) = ns_run(&rkt, &["--net=host", INSPECT, "--", "--print-netns"]);
+    out.expect_code(0)
+        .expect_stdout(&format!("NetNS: {}\n", host_ns("net")));
+    // Contained networking is not there yet: refused, no pod left running.
+    let (out, _) = sh(&rkt, &["--net=default"], "true");
+    out.expect_code(254);
+}
+
+#[test]
+fn dev_is_minimal_and_sys_read_only() {
+    let rkt = setup();
+    let (out, _) = sh(&rkt, &[], "ls -1A /dev | tr '\\n' ' '");
+    assert_eq!(
+        out.expect_code(0).stdout,
+        "console fd full null ptmx pts random shm stderr stdin stdout tty urandom zero "
+    );
+    let (out, _) = sh(
+        &rkt,
+        &[],
+        "echo x > /dev/null && head -c 4 /dev/urandom | wc -c && test -c /dev/zero && test -L /dev/ptmx && test -e /dev/pts/ptmx && echo dev-ok",
+    );
+    assert_eq!(
+        out.expect_code(0)
+            .stdout
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["4", "dev-ok"]
+    );
+    let (out, _) = sh(
+        &rkt,
+        &[],
+        "touch /sys/x 2>/dev/null && echo writable; grep ' /sys ' /proc/self/mountinfo | grep -c ' ro,'; touch /dev/shm/x && echo shm-ok",
+    );
+    assert_eq!(out.expect_code(0).stdout, "1\nshm-ok\n");
+}
+
+#[test]
+fn readonly_rootfs_and_interactive() {
+    let rkt = setup();
+    let (out, _) = sh(
+        &rkt,
+        &[],
+        "test -f /etc/mtab -o -L /etc/mtab && echo mtab-ok",
+    );
+    out.expect_code(0).expect_stdout("mtab-ok\n");
+    let s1 = stage1_flag();
+    rkt.run(&[
+        "run",
+        &s1,
+        BUSYBOX,
+        "--readonly-rootfs=true",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "touch /x 2>/dev/null && exit 9; touch /dev/shm/x || exit 8; exit 0",
+    ])
+    .expect_code(0);
+    rkt.run(&[
+        "run",
+        &s1,
+        "--interactive",
+        INSPECT,
+        "--",
+        "--print-msg=interactive-ok",
+    ])
+    .expect_code(0)
+    .expect_stdout("interactive-ok\n");
+    rkt.run(&[
+        "run",
+        &s1,
+        "--interactive",
+        INSPECT,
+        "---",
+        BUSYBOX,
+        "--exec=/bin/true",
+        "---",
+    ])
+    .expect_code(254)
+    .expect_stderr("exactly one app");
+}
+
+#[test]
+fn stop_ends_a_running_pod() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let mut pod = BgPod::start(&rkt, &[&s1, BUSYBOX, "--exec=/bin/sleep", "--", "1000"]);
+    rkt.ok(&["stop", &pod.uuid]);
+    let out = pod.wait(Duration::from_secs(15)).expect("rkt run ended");
+    assert_eq!(out.code, 143, "{out}");
+    let st = status(&rkt, &pod.uuid);
+    assert_eq!(st["state"], "exited");
+    assert_eq!(st["app-busybox"], "143");
+
+    // --force kills an app that ignores SIGTERM.
+    let mut pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "trap '' TERM; sleep 1000 & wait",
+        ],
+    );
+    rkt.ok(&["stop", "--force", &pod.uuid]);
+    let out = pod.wait(Duration::from_secs(15)).expect("rkt run ended");
+    assert_eq!(out.code, 137, "{out}");
+
+    // Killing `rkt run` itself ends the pod: nothing is left running.
+    let mut pod = BgPod::start(&rkt, &[&s1, BUSYBOX, "--exec=/bin/sleep", "--", "1000"]);
+    let pid = pod.pid().expect("rkt run pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    pod.wait(Duration::from_secs(5)).expect("rkt run reaped");
+    assert!(
+        wait_until(Duration::from_secs(10), || status(&rkt, &pod.uuid)["state"]
+            == "exited"),
+        "the pod outlived rkt run"
+    );
+}
+
+#[test]
+fn enter_runs_a_command_in_the_app() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--hostname=entered",
+            BUSYBOX,
+            "--exec=/bin/sleep",
+            "--",
+            "1000",
+        ],
+    );
+    rkt.ok(&["status", "--wait-ready=10s", &pod.uuid]);
+    let out = rkt.ok(&[
+        "enter",
+        &pod.uuid,
+        "/bin/sh",
+        "-c",
+        "hostname; echo $AC_APP_NAME; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /opt 2>&1 | head -1; cat /proc/self/status | grep NSpid",
+    ]);
+    let code3 = rkt.run(&["enter", &pod.uuid, "/bin/sh", "-c", "exit 3"]);
+    // Stopped before asserting: a panic must not leave the pod running.
+    rkt.ok(&["stop", "--force", &pod.uuid]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "entered", "{out}");
+    assert_eq!(lines[1], "busybox", "{out}");
+    assert!(lines[2].contains("run"), "PID 1 is the supervisor: {out}");
+    assert!(
+        lines[3].contains("No such file"),
+        "the app's root, not stage1's: {out}"
+    );
+    // One pid: the pod's /proc, seen from the pod's PID namespace.
+    assert_eq!(lines[4].split_whitespace().count(), 2, "{out}");
+    code3.expect_code(3);
+}
