@@ -5,6 +5,7 @@
 //! Flavors use this exactly as a third-party stage1 would use its own code:
 //! they meet stage0 only through `abi` and the pod directory.
 
+pub mod cgroups;
 pub mod env;
 pub mod etc;
 pub mod isolators;
