@@ -32,13 +32,12 @@ fn run(sec: &AppSecurity, uid: u32, script: &str) -> Output {
         cmd.pre_exec(move || {
             sec.apply_before_credentials()
                 .map_err(|_| std::io::Error::other("apply_before_credentials"))?;
-            if uid != 0 {
-                if libc::setgroups(0, std::ptr::null()) != 0
+            if uid != 0
+                && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(uid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                    || libc::setuid(uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
             sec.apply_after_credentials()
                 .map_err(|_| std::io::Error::other("apply_after_credentials"))?;
