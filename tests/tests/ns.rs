@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use functional_tests::pods::{fetch_test_images, run_pod, status, wait_until, BgPod};
+use functional_tests::pods::{fetch_test_images, pod_dir, run_pod, status, wait_until, BgPod};
 use functional_tests::{stage1_image, Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
@@ -331,4 +331,200 @@ fn enter_runs_a_command_in_the_app() {
     // One pid: the pod's /proc, seen from the pod's PID namespace.
     assert_eq!(lines[4].split_whitespace().count(), 2, "{out}");
     code3.expect_code(3);
+}
+
+/// The `bounding:` line of `inspect --print-caps-pid=0` in the pod.
+fn bounding_set(rkt: &Rkt, flags: &[&str], app_flags: &[&str]) -> String {
+    let mut args = flags.to_vec();
+    args.push(INSPECT);
+    args.extend_from_slice(app_flags);
+    args.extend_from_slice(&["--", "--print-caps-pid=0"]);
+    let (out, _) = ns_run(rkt, &args);
+    let out = out.expect_code(0);
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Capability set: bounding: "))
+        .unwrap_or_else(|| panic!("no bounding set in {out}"))
+        .to_string()
+}
+
+fn host_status_field(key: &str) -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn capability_isolators() {
+    let rkt = setup();
+    // rkt's 14 default capabilities.
+    assert_eq!(bounding_set(&rkt, &[], &[]), "0x00000000a80425fb");
+    assert_eq!(
+        bounding_set(&rkt, &[], &["--caps-retain=CAP_NET_ADMIN"]),
+        "0x0000000000001000"
+    );
+    let defaults_minus_chown = 0xa804_25fb_u64 & !1;
+    assert_eq!(
+        bounding_set(&rkt, &[], &["--caps-remove=CAP_CHOWN"]),
+        format!("0x{defaults_minus_chown:016x}")
+    );
+    let full = format!("0x{}", host_status_field("CapBnd"));
+    assert_eq!(
+        bounding_set(&rkt, &["--insecure-options=image,capabilities"], &[]),
+        full
+    );
+}
+
+#[test]
+fn seccomp_isolators() {
+    let rkt = setup();
+    // The default whitelist: ordinary commands work, mount(2) is killed.
+    let (out, _) = sh(&rkt, &[], "echo fine; grep Seccomp: /proc/self/status");
+    out.expect_code(0)
+        .expect_stdout("fine\n")
+        .expect_stdout("Seccomp:\t2");
+    let (out, uuid) = ns_run(
+        &rkt,
+        &[
+            BUSYBOX,
+            "--exec=/bin/mount",
+            "--",
+            "-t",
+            "tmpfs",
+            "t",
+            "/mnt",
+        ],
+    );
+    // 128 + SIGSYS.
+    let out = out.expect_code(159);
+    assert_eq!(status(&rkt, &uuid)["app-busybox"], "159", "{out}");
+    // Disabled: mount gets as far as the missing capability.
+    let (out, _) = sh(
+        &rkt,
+        &["--insecure-options=image,seccomp"],
+        "grep Seccomp: /proc/self/status",
+    );
+    out.expect_code(0).expect_stdout("Seccomp:\t0");
+
+    // A remove set with an errno: the call fails instead of killing.
+    let (out, _) = ns_run(
+        &rkt,
+        &[
+            BUSYBOX,
+            "--seccomp=mode=remove,errno=EPERM,mkdir",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "mkdir /x; echo rc=$?",
+        ],
+    );
+    out.expect_code(0)
+        .expect_stdout("rc=1\n")
+        .expect_stderr("Operation not permitted");
+}
+
+#[test]
+fn oom_score_adj_and_no_new_privs() {
+    let rkt = setup();
+    let (out, _) = ns_run(
+        &rkt,
+        &[
+            BUSYBOX,
+            "--oom-score-adj=500",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "cat /proc/self/oom_score_adj; grep NoNewPrivs: /proc/self/status",
+        ],
+    );
+    // Root apps get no_new_privs only when asked for it.
+    out.expect_code(0)
+        .expect_stdout("500\n")
+        .expect_stdout("NoNewPrivs:\t0");
+}
+
+/// Every `/sys/fs/cgroup/<hierarchy>/<subcgroup>` directory that exists.
+fn cgroup_dirs(subcgroup: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(subcgroup))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+fn read_trimmed(path: impl AsRef<std::path::Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn resource_limits_in_app_cgroups_removed_by_gc() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let mut pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            BUSYBOX,
+            // Quantities are Kubernetes ones: M is 10^6.
+            "--memory=64M",
+            "--cpu=250m",
+            "--cpu-shares=512",
+            "--exec=/bin/sleep",
+            "--",
+            "1000",
+        ],
+    );
+    let subcgroup = read_trimmed(pod_dir(&rkt, "run", &pod.uuid).join("subcgroup"));
+    assert!(subcgroup.contains(&pod.uuid), "{subcgroup}");
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let v2 = nix::sys::statfs::statfs(root).unwrap().filesystem_type()
+        == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+    let app = |hier: &str, file: &str| {
+        let base = if v2 {
+            root.to_path_buf()
+        } else {
+            root.join(hier)
+        };
+        read_trimmed(base.join(&subcgroup).join("busybox").join(file))
+    };
+    if v2 {
+        assert_eq!(app("", "memory.max"), "64000000");
+        assert_eq!(app("", "cpu.max"), "25000 100000");
+        let pids = app("", "cgroup.procs");
+        assert_eq!(pids.lines().count(), 1, "{pids}");
+    } else {
+        assert_eq!(app("memory", "memory.limit_in_bytes"), "64000000");
+        assert_eq!(app("cpu", "cpu.cfs_quota_us"), "25000");
+        assert_eq!(app("cpu", "cpu.shares"), "512");
+        let pids = app("memory", "cgroup.procs");
+        assert_eq!(pids.lines().count(), 1, "{pids}");
+    }
+    // Killing `rkt run` leaves the cleanup to gc.
+    let pid = pod.pid().expect("rkt run pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    pod.wait(Duration::from_secs(5)).expect("rkt run reaped");
+    assert!(wait_until(Duration::from_secs(10), || status(
+        &rkt, &pod.uuid
+    )["state"]
+        == "exited"));
+    assert!(!cgroup_dirs(&subcgroup).is_empty());
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    assert_eq!(cgroup_dirs(&subcgroup), Vec::<std::path::PathBuf>::new());
+
+    // A pod that ends normally removes its cgroups itself.
+    let (out, uuid) = sh(&rkt, &[], "cat /proc/self/cgroup");
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains(&uuid), "{out}");
+    let sub = format!("machine.slice/machine-rkt-{uuid}.scope");
+    assert!(out.stdout.contains(&format!("{sub}/busybox")), "{out}");
+    assert_eq!(cgroup_dirs(&sub), Vec::<std::path::PathBuf>::new());
 }

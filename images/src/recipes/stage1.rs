@@ -69,6 +69,11 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::Enter,
             Feature::Stop,
             Feature::ReadonlyRootfs,
+            Feature::ResourceIsolators,
+            Feature::Capabilities,
+            Feature::Seccomp,
+            Feature::NoNewPrivileges,
+            Feature::OomScoreAdj,
         ],
     },
 ];

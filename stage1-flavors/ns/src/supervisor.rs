@@ -16,6 +16,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{alarm, chdir, pipe2, read, write, ForkResult, Pid};
 use thiserror::Error;
 
+use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
+use stage1_common::isolators::{AppSecurity, IsolatorError};
 use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::status::{self, StatusError};
 use stage1_common::user::{self, Credentials, UserError};
@@ -49,6 +51,10 @@ pub enum SupervisorError {
     Signal(#[from] SignalError),
     #[error(transparent)]
     Ns(#[from] NsError),
+    #[error("cannot join the app's cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("cannot apply the app's isolators: {0}")]
+    Isolator(#[from] IsolatorError),
 }
 
 /// Everything needed to start one app, prepared before the pod starts.
@@ -63,6 +69,10 @@ pub struct AppLaunch {
     pub creds: Credentials,
     /// Working directory as the app sees it.
     pub workdir: PathBuf,
+    /// Capabilities, seccomp, no_new_privs and OOM score for the process.
+    pub security: AppSecurity,
+    /// Limits of the app's cgroup, set up by `run`.
+    pub resources: Resources,
 }
 
 #[derive(Debug)]
@@ -71,6 +81,8 @@ pub struct Supervisor {
     pub apps: Vec<AppLaunch>,
     pub signals: BlockedSignals,
     pub debug: bool,
+    /// The pod's cgroup; each app joins its leaf `<pod>/<app>` before exec.
+    pub cgroup: Option<PodCgroup>,
 }
 
 struct Running {
@@ -193,13 +205,21 @@ impl Supervisor {
     }
 
     fn become_app(&self, app: &AppLaunch) -> Result<Infallible, SupervisorError> {
+        // Before pivot_root, while the host's /sys/fs/cgroup is visible;
+        // pid 0 means "the writer", whatever PID namespace it is in.
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.join_app(&app.name, Pid::from_raw(0))?;
+        }
         app.root.enter()?;
         chdir(&app.workdir).map_err(|errno| SupervisorError::Workdir {
             path: app.workdir.clone(),
             errno,
         })?;
+        app.security.apply_before_credentials()?;
         user::apply_credentials(&app.creds)?;
         self.signals.restore()?;
+        // Last: the seccomp filter need not allow the setup's own calls.
+        app.security.apply_after_credentials()?;
         Ok(exec(&app.exec_path, &app.argv, &app.env)?)
     }
 }

@@ -3,12 +3,17 @@
 //! the app rootfses (or the shared volumes) in this namespace so removing
 //! the pod directory can never reach into the host. The app rootfses
 //! themselves may be stage0's overlays: stage0 unmounts those.
+//!
+//! Then the pod's cgroups (found through `$pod/subcgroup`) are killed and
+//! removed; `run` normally did that already, so this only matters when
+//! `run` was killed.
 
 use std::path::Path;
 
 use abi::pod_dir;
 use abi::stage1::GcArgs;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::mount::unmount_all_below;
 use stage1_ns::{debug, fail};
 
@@ -25,9 +30,34 @@ fn run() -> Result<()> {
     if let Ok(entries) = std::fs::read_dir(&stage2) {
         roots.extend(entries.flatten().map(|e| e.path().join("rootfs")));
     }
+    let mut errors = Vec::new();
     for root in roots {
         debug(args.debug, format!("unmounting anything below {root:?}"));
-        unmount_all_below(&root)?;
+        if let Err(e) = unmount_all_below(&root) {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    if let Err(e) = remove_cgroups(args.debug) {
+        errors.push(format!("{e:#}"));
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
     }
     Ok(())
+}
+
+fn remove_cgroups(dbg: bool) -> Result<()> {
+    let file = Path::new(pod_dir::SUBCGROUP);
+    let subcgroup = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        // The pod never got as far as creating its cgroups.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {file:?}")),
+    };
+    let subcgroup = Path::new(subcgroup.trim());
+    debug(dbg, format!("removing the pod's cgroups {subcgroup:?}"));
+    let manager = Cgroups::detect(Parent::Root).context("cannot use the host's cgroups")?;
+    PodCgroup::open(manager, subcgroup)
+        .and_then(|cg| cg.destroy())
+        .with_context(|| format!("cannot remove the pod's cgroups {subcgroup:?}"))
 }

@@ -10,6 +10,8 @@ use std::io::stdin;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use abi::pod_dir;
+use abi::schema::IsolatorValue;
 use abi::stage1::RunArgs;
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
@@ -18,6 +20,8 @@ use nix::sys::prctl;
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, read, sethostname, ttyname, ForkResult, Pid};
+use stage1_common::cgroups::{Cgroups, Parent, PodCgroup, Resources};
+use stage1_common::isolators::{AppSecurity, Insecure};
 use stage1_common::paths::{path_inside, resolve_exec, resolve_in_root};
 use stage1_common::pod::{Pod, PodApp};
 use stage1_common::{env, lockfd, status, user, volumes};
@@ -36,7 +40,6 @@ fn main() {
 
 fn run() -> Result<i32> {
     let args = RunArgs::parse(std::env::args().skip(1)).context("invalid run arguments")?;
-    let dbg = args.debug;
     let net = NetMode::parse(&args.net)?;
     if args.private_users.is_some() {
         bail!("the ns stage1 does not support --private-users yet; drop it");
@@ -73,6 +76,49 @@ fn run() -> Result<i32> {
         .iter()
         .map(|app| plan_app(&pod, app, &args, console.clone()))
         .collect::<Result<Vec<_>>>()?;
+    let cgroup = create_cgroups(&pod, &args.uuid, &apps)?;
+    let code = run_pod(&pod, &args, lock_fd, hostname, net, apps, cgroup.clone());
+    // The pod's processes are gone with its PID namespace; anything left
+    // in its cgroups is killed and the directories go.
+    if let Err(e) = cgroup.destroy() {
+        eprintln!("stage1: cannot remove the pod's cgroups: {e}");
+    }
+    code
+}
+
+/// Creates the pod cgroup and every app's leaf with its limits, and records
+/// the pod cgroup in `$pod/subcgroup` for `gc` (before `pid`, as rkt does).
+fn create_cgroups(pod: &Pod, uuid: &str, apps: &[AppLaunch]) -> Result<PodCgroup> {
+    let manager = Cgroups::detect(Parent::Root).context("cannot use the host's cgroups")?;
+    let cgroup = PodCgroup::create(manager, uuid).context("cannot create the pod's cgroup")?;
+    let made = apps.iter().try_for_each(|app| {
+        cgroup
+            .create_app(&app.name, &app.resources)
+            .with_context(|| format!("cannot set up the cgroup of app {:?}", app.name))
+    });
+    let written = made.and_then(|()| {
+        let path = pod.dir.join(pod_dir::SUBCGROUP);
+        status::write_atomic(&path, cgroup.subcgroup().as_bytes())
+            .with_context(|| format!("cannot write {path:?}"))
+    });
+    if let Err(e) = written {
+        let _ = cgroup.destroy();
+        return Err(e);
+    }
+    Ok(cgroup)
+}
+
+fn run_pod(
+    pod: &Pod,
+    args: &RunArgs,
+    lock_fd: std::os::fd::RawFd,
+    hostname: String,
+    net: NetMode,
+    apps: Vec<AppLaunch>,
+    cgroup: PodCgroup,
+) -> Result<i32> {
+    let dbg = args.debug;
+    let stage1_rootfs = pod.stage1_rootfs();
 
     // Only this process and the supervisor (by fork) hold the lock.
     lockfd::set_cloexec(lock_fd, true)?;
@@ -88,6 +134,7 @@ fn run() -> Result<i32> {
         apps,
         signals,
         debug: dbg,
+        cgroup: Some(cgroup),
     };
     // Open in `run` for its whole life: EOF in the supervisor means `run`
     // is gone.
@@ -103,6 +150,14 @@ fn run() -> Result<i32> {
         ForkResult::Parent { child } => child,
     };
     debug(dbg, format!("pod PID 1 is pid {child}"));
+    if let Some(cgroup) = &supervisor.cgroup {
+        if let Err(e) = cgroup.join_supervisor(child) {
+            let _ = kill(child, nix::sys::signal::Signal::SIGKILL);
+            return Err(
+                anyhow::Error::new(e).context("cannot move the pod's PID 1 into its cgroup")
+            );
+        }
+    }
     if let Err(e) = status::write_pid(&pod.dir, child.as_raw()) {
         let _ = kill(child, nix::sys::signal::Signal::SIGKILL);
         return Err(e.into());
@@ -188,6 +243,19 @@ fn plan_app(
         .unwrap_or("/");
     // Checked by the app's chdir: it may be a volume mounted later.
     let workdir = path_inside(rootfs, &resolve_in_root(rootfs, Path::new(wd))?);
+    let isolators = app
+        .app
+        .isolators
+        .iter()
+        .map(|i| i.typed())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("invalid isolator in app {:?}", app.name))?;
+    let insecure = Insecure {
+        capabilities: args.disable_capabilities,
+        seccomp: args.disable_seccomp,
+    };
+    let security = AppSecurity::new(&isolators, creds.uid, insecure)
+        .with_context(|| format!("invalid isolators in app {:?}", app.name))?;
     environment.write_file(&env::env_file_path(&pod.stage1_rootfs(), &app.name))?;
     debug(
         args.debug,
@@ -209,5 +277,21 @@ fn plan_app(
         env: environment.to_strings(),
         creds,
         workdir,
+        security,
+        resources: resources(&isolators),
     })
+}
+
+/// The app's cgroup limits from its resource isolators.
+fn resources(isolators: &[IsolatorValue]) -> Resources {
+    let mut r = Resources::default();
+    for iso in isolators {
+        match iso {
+            IsolatorValue::ResourceMemory { limit, .. } => r.memory_bytes = *limit,
+            IsolatorValue::ResourceCpu { limit, .. } => r.cpu_millis = *limit,
+            IsolatorValue::CpuShares(n) => r.cpu_shares = Some(*n),
+            _ => {}
+        }
+    }
+    r
 }
