@@ -74,6 +74,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::Seccomp,
             Feature::NoNewPrivileges,
             Feature::OomScoreAdj,
+            Feature::EventHandlers,
         ],
     },
 ];

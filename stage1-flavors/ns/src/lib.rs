@@ -21,6 +21,7 @@ use thiserror::Error;
 pub use stage1_common::STAGE1_ERROR_EXIT;
 
 pub mod dev;
+pub mod events;
 pub mod namespaces;
 pub mod procfs;
 pub mod rootfs;

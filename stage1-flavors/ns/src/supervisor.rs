@@ -5,12 +5,14 @@
 //! all succeed), which becomes `rkt run`'s (rkt semantics).
 
 use std::convert::Infallible;
+use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{alarm, chdir, pipe2, read, write, ForkResult, Pid};
@@ -19,9 +21,11 @@ use thiserror::Error;
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
 use stage1_common::isolators::{AppSecurity, IsolatorError};
 use stage1_common::mount::{self as mnt, MountError, Propagation};
+use stage1_common::pod::{Pod, PodError};
 use stage1_common::status::{self, StatusError};
 use stage1_common::user::{self, Credentials, UserError};
 
+use crate::events::{self, EventError, Handlers};
 use crate::rootfs::{AppRoot, RootfsError};
 use crate::signals::{self, BlockedSignals, SignalError, FORWARDED};
 use crate::{debug, exec, fail, fork, NsError, APP_PIDS_DIR, STAGE1_ERROR_EXIT};
@@ -55,6 +59,16 @@ pub enum SupervisorError {
     Cgroup(#[from] CgroupError),
     #[error("cannot apply the app's isolators: {0}")]
     Isolator(#[from] IsolatorError),
+    #[error("cannot read the app's event handlers: {0}")]
+    Pod(#[from] PodError),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("cannot keep the mount namespace of app {app:?} for its post-stop handler: {source}")]
+    KeepNs {
+        app: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Everything needed to start one app, prepared before the pod starts.
@@ -88,6 +102,18 @@ pub struct Supervisor {
 struct Running {
     pid: Pid,
     name: String,
+    /// Index in `Supervisor::apps`.
+    app: usize,
+    /// The app's mount namespace, kept for its post-stop handler (a
+    /// namespace lives as long as an fd refers to it).
+    mnt_ns: Option<OwnedFd>,
+}
+
+/// Where the app child is when `launch` returns.
+struct Launched {
+    pid: Pid,
+    started: bool,
+    mnt_ns: Option<OwnedFd>,
 }
 
 impl Supervisor {
@@ -101,13 +127,21 @@ impl Supervisor {
             source,
         })?;
 
+        let handlers = self.load_handlers()?;
         let mut running = Vec::new();
+        let mut hooks = Vec::new();
         let mut failure = None;
-        for app in &self.apps {
-            let (pid, started) = self.launch(app)?;
+        for (idx, app) in self.apps.iter().enumerate() {
+            let Launched {
+                pid,
+                started,
+                mnt_ns,
+            } = self.launch(app, &handlers[idx])?;
             running.push(Running {
                 pid,
                 name: app.name.clone(),
+                app: idx,
+                mnt_ns,
             });
             if !started {
                 // The child said why and exits 254; reaped below.
@@ -127,13 +161,28 @@ impl Supervisor {
 
         let mut grace_started = failure.is_some();
         loop {
-            self.reap(&mut running, &mut failure, &mut grace_started)?;
-            if running.is_empty() {
+            let mut exited = Vec::new();
+            self.reap(
+                &mut running,
+                &mut hooks,
+                &mut exited,
+                &mut failure,
+                &mut grace_started,
+            )?;
+            for app in exited {
+                hooks.extend(self.spawn_post_stop(app, &handlers));
+            }
+            if running.is_empty() && hooks.is_empty() {
                 return Ok(failure.unwrap_or(0));
             }
             match signals::next(&sfd)? {
                 Some(Signal::SIGCHLD) | None => {}
-                Some(Signal::SIGALRM) => stop_all(&running, Signal::SIGKILL),
+                Some(Signal::SIGALRM) => {
+                    stop_all(&running, Signal::SIGKILL);
+                    for pid in &hooks {
+                        let _ = kill(*pid, Signal::SIGKILL);
+                    }
+                }
                 Some(sig) if FORWARDED.contains(&sig) => {
                     stop_all(&running, sig);
                     if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && !grace_started {
@@ -146,11 +195,26 @@ impl Supervisor {
         }
     }
 
-    /// Reaps every exited process; for apps, records the exit code and on
-    /// the first failure stops the others.
+    /// Every app's event handlers, from the pod's manifests.
+    fn load_handlers(&self) -> Result<Vec<Handlers>, SupervisorError> {
+        let Some(first) = self.apps.first() else {
+            return Ok(Vec::new());
+        };
+        let pod = Pod::load(&first.root.pod_dir)?;
+        self.apps
+            .iter()
+            .map(|a| Ok(Handlers::from_app(&pod.app(&a.name)?.app)))
+            .collect()
+    }
+
+    /// Reaps every exited process; for apps, records the exit code, on the
+    /// first failure stops the others, and hands the app back in `exited`
+    /// for its post-stop handler; finished handlers leave `hooks`.
     fn reap(
         &self,
         running: &mut Vec<Running>,
+        hooks: &mut Vec<Pid>,
+        exited: &mut Vec<Running>,
         failure: &mut Option<i32>,
         grace_started: &mut bool,
     ) -> Result<(), SupervisorError> {
@@ -164,6 +228,11 @@ impl Supervisor {
             let (Some(pid), Some(code)) = (st.pid(), signals::exit_code(st)) else {
                 continue;
             };
+            if let Some(idx) = hooks.iter().position(|h| *h == pid) {
+                hooks.remove(idx);
+                debug(self.debug, format!("post-stop handler exited with {code}"));
+                continue;
+            }
             let Some(idx) = running.iter().position(|r| r.pid == pid) else {
                 // An orphan of some app: reaped, nothing to record.
                 continue;
@@ -181,16 +250,79 @@ impl Supervisor {
                     alarm::set(STOP_GRACE_SECS);
                 }
             }
+            exited.push(app);
         }
     }
 
-    /// Forks the app; whether it got as far as exec.
-    fn launch(&self, app: &AppLaunch) -> Result<(Pid, bool), SupervisorError> {
+    /// Starts the app's post-stop handler in its mount namespace, when it
+    /// has one; best effort: a failure is only reported.
+    fn spawn_post_stop(&self, exited: Running, handlers: &[Handlers]) -> Option<Pid> {
+        let argv = handlers[exited.app].post_stop.as_ref()?;
+        let ns = exited.mnt_ns?;
+        let app = &self.apps[exited.app];
+        match fork() {
+            Ok(ForkResult::Child) => {
+                let err = match self.become_post_stop(app, &ns, argv) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
+                fail(format!("app {:?}: post-stop handler: {err}", app.name))
+            }
+            Ok(ForkResult::Parent { child }) => {
+                debug(
+                    self.debug,
+                    format!("app {:?}: post-stop handler runs as pid {child}", app.name),
+                );
+                Some(child)
+            }
+            Err(e) => {
+                eprintln!("stage1: app {:?}: cannot run post-stop: {e}", app.name);
+                None
+            }
+        }
+    }
+
+    fn become_post_stop(
+        &self,
+        app: &AppLaunch,
+        ns: &OwnedFd,
+        argv: &[String],
+    ) -> Result<Infallible, SupervisorError> {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.join_app(&app.name, Pid::from_raw(0))?;
+        }
+        // Entering a mount namespace also makes its root (the app's
+        // pivoted rootfs) this process's root and cwd.
+        setns(ns, CloneFlags::CLONE_NEWNS).map_err(|errno| SupervisorError::KeepNs {
+            app: app.name.clone(),
+            source: errno.into(),
+        })?;
+        chdir(&app.workdir).map_err(|errno| SupervisorError::Workdir {
+            path: app.workdir.clone(),
+            errno,
+        })?;
+        Ok(events::exec_handler(
+            events::POST_STOP,
+            argv,
+            &app.env,
+            &self.signals,
+        )?)
+    }
+
+    /// Forks the app; whether it got as far as exec (a failing pre-start
+    /// handler counts as started: the app exits with its code), and its
+    /// mount namespace when it has a post-stop handler.
+    fn launch(&self, app: &AppLaunch, handlers: &Handlers) -> Result<Launched, SupervisorError> {
         let (failed_r, failed_w) = pipe2(OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+        let handoff = if handlers.post_stop.is_some() {
+            Some(NsHandoff::new()?)
+        } else {
+            None
+        };
         match fork()? {
             ForkResult::Child => {
                 drop(failed_r);
-                let err = match self.become_app(app) {
+                let err = match self.become_app(app, handlers, handoff) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
@@ -199,22 +331,58 @@ impl Supervisor {
             }
             ForkResult::Parent { child } => {
                 drop(failed_w);
-                Ok((child, !failed_before_exec(failed_r)))
+                // Best effort, like the post-stop handler itself.
+                let mnt_ns = handoff.and_then(|h| match h.take(child) {
+                    Ok(ns) => ns,
+                    Err(source) => {
+                        let e = SupervisorError::KeepNs {
+                            app: app.name.clone(),
+                            source,
+                        };
+                        eprintln!("stage1: {e}");
+                        None
+                    }
+                });
+                Ok(Launched {
+                    pid: child,
+                    started: !failed_before_exec(failed_r),
+                    mnt_ns,
+                })
             }
         }
     }
 
-    fn become_app(&self, app: &AppLaunch) -> Result<Infallible, SupervisorError> {
+    fn become_app(
+        &self,
+        app: &AppLaunch,
+        handlers: &Handlers,
+        handoff: Option<NsHandoff>,
+    ) -> Result<Infallible, SupervisorError> {
         // Before pivot_root, while the host's /sys/fs/cgroup is visible;
         // pid 0 means "the writer", whatever PID namespace it is in.
         if let Some(cgroup) = &self.cgroup {
             cgroup.join_app(&app.name, Pid::from_raw(0))?;
         }
         app.root.enter()?;
+        if let Some(h) = handoff {
+            h.give();
+        }
         chdir(&app.workdir).map_err(|errno| SupervisorError::Workdir {
             path: app.workdir.clone(),
             errno,
         })?;
+        if let Some(argv) = &handlers.pre_start {
+            // As root, before the credentials and isolators (rkt's
+            // ExecStartPre); the app runs only if it succeeds.
+            let code = events::run_handler(events::PRE_START, argv, &app.env, &self.signals)?;
+            if code != 0 {
+                eprintln!(
+                    "stage1: app {:?}: pre-start handler exited with {code}; not starting the app",
+                    app.name
+                );
+                std::process::exit(code);
+            }
+        }
         app.security.apply_before_credentials()?;
         user::apply_credentials(&app.creds)?;
         self.signals.restore()?;
@@ -243,6 +411,64 @@ fn mount_pod_proc() -> Result<(), SupervisorError> {
         None::<&str>,
     )
     .map_err(SupervisorError::Proc)
+}
+
+/// Lets the supervisor open an app child's mount namespace once its root is
+/// set up and before the app can exit (and take the namespace with it).
+struct NsHandoff {
+    ready_r: OwnedFd,
+    ready_w: OwnedFd,
+    ack_r: OwnedFd,
+    ack_w: OwnedFd,
+}
+
+impl NsHandoff {
+    fn new() -> Result<Self, SupervisorError> {
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+        let (ack_r, ack_w) = pipe2(OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+        Ok(NsHandoff {
+            ready_r,
+            ready_w,
+            ack_r,
+            ack_w,
+        })
+    }
+
+    /// In the child, in its root: tells the supervisor and waits until it
+    /// holds the namespace.
+    fn give(self) {
+        drop(self.ready_r);
+        drop(self.ack_w);
+        let _ = write(&self.ready_w, b"r");
+        drop(self.ready_w);
+        read_byte(&self.ack_r);
+    }
+
+    /// In the supervisor: the child's mount namespace, or `None` when the
+    /// child failed before its root was ready.
+    fn take(self, child: Pid) -> std::io::Result<Option<OwnedFd>> {
+        drop(self.ready_w);
+        drop(self.ack_r);
+        if read_byte(&self.ready_r) != Some(b'r') {
+            return Ok(None);
+        }
+        // The child waits for the ack (closing ack_w), so it is alive here.
+        let ns = File::open(format!("/proc/{child}/ns/mnt"))?;
+        drop(self.ack_w);
+        Ok(Some(ns.into()))
+    }
+}
+
+/// One byte from `fd`, `None` at EOF or on an error.
+fn read_byte(fd: &OwnedFd) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    loop {
+        match read(fd.as_raw_fd(), &mut byte) {
+            Err(Errno::EINTR) => continue,
+            Ok(1) => return Some(byte[0]),
+            _ => return None,
+        }
+    }
 }
 
 /// Whether the child reported a failure before exec on the pipe (the read
