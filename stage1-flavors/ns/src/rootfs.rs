@@ -1,6 +1,7 @@
 //! Turns an app's rendered rootfs into its root: in the app's own mount
-//! namespace, mounts /proc (the pod's PID namespace), read-only /sys, a
-//! minimal /dev, the volumes and the /etc files, then pivots into it.
+//! namespace, mounts /proc (the pod's PID namespace), read-only /sys with
+//! the app's own cgroups, a minimal /dev, the path protection, the volumes
+//! and the /etc files, then pivots into it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,16 @@ use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{chdir, pivot_root};
 use thiserror::Error;
 
+use stage1_common::cgroups::CgroupError;
 use stage1_common::etc::{self, EtcError};
 use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::paths::{resolve_in_root, PathError};
 use stage1_common::volumes::{self, AppMount, VolumeError};
 
 use crate::dev::{self, DevError};
+
+mod cgroupfs;
+pub mod protect;
 
 #[derive(Debug, Error)]
 pub enum RootfsError {
@@ -51,6 +56,8 @@ pub enum RootfsError {
     Volume(#[from] VolumeError),
     #[error(transparent)]
     Etc(#[from] EtcError),
+    #[error("cannot show the app its cgroups: {0}")]
+    Cgroup(#[from] CgroupError),
 }
 
 /// What one app's root needs, all host paths.
@@ -64,6 +71,10 @@ pub struct AppRoot {
     pub read_only: bool,
     /// The terminal to show as /dev/console.
     pub console: Option<PathBuf>,
+    /// Path protection (see [`protect`]); off with
+    /// `--insecure-options=paths`, which also makes /sys and /proc/sys
+    /// writable (as rkt's SYSTEMD_NSPAWN_API_VFS_WRITABLE did).
+    pub protect_paths: bool,
 }
 
 impl AppRoot {
@@ -85,14 +96,19 @@ impl AppRoot {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         )?;
         let sys = self.dir("/sys")?;
-        mount_fs(
-            "sysfs",
-            "sysfs",
-            &sys,
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
-        )?;
+        let mut sys_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if self.protect_paths {
+            sys_flags |= MsFlags::MS_RDONLY;
+        }
+        mount_fs("sysfs", "sysfs", &sys, sys_flags)?;
+        // Still the host's /sys/fs/cgroup and /proc here; fresh sysfs has
+        // no symlinks on the way.
+        cgroupfs::mount_own_cgroups(&sys.join("fs/cgroup"))?;
         let dev = resolve_in_root(rootfs, Path::new("/dev"))?;
         dev::setup_dev(&dev, self.console.as_deref())?;
+        if self.protect_paths {
+            protect::protect(&proc, &sys, &dev.join("null"))?;
+        }
 
         volumes::mount_volumes(&self.pod_dir, rootfs, &self.mounts, true)?;
         self.bind_hostname()?;

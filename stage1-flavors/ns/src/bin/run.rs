@@ -271,6 +271,7 @@ fn plan_app(
             dns: args.dns_conf_mode,
             read_only: app.runtime.read_only_root_fs,
             console,
+            protect_paths: !args.disable_paths,
         },
         exec_path,
         argv: app.app.exec.clone(),
