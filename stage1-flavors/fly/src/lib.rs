@@ -11,14 +11,9 @@
 //!
 //! This library holds what the four entrypoint binaries share.
 
-use std::convert::Infallible;
-use std::ffi::{CString, NulError};
-use std::fmt::Display;
-
-use nix::errno::Errno;
-use nix::sys::signal::{signal, SigHandler, Signal};
-use nix::unistd::ForkResult;
 use thiserror::Error;
+
+pub use stage1_common::entry::{debug, exec, fail, fork, reset_signals_for_exec, EntryError};
 
 pub use stage1_common::STAGE1_ERROR_EXIT;
 
@@ -29,14 +24,8 @@ pub mod waiter;
 pub enum FlyError {
     #[error("fly runs apps in the host network namespace; --net={0} is not supported (use --net=host or leave --net unset)")]
     Network(String),
-    #[error("argument or environment string contains a NUL byte: {0}")]
-    Nul(#[from] NulError),
-    #[error("cannot execute {path:?}: {errno}")]
-    Exec { path: String, errno: Errno },
-    #[error("cannot reset signal {signal}: {errno}")]
-    Signal { signal: Signal, errno: Errno },
-    #[error("cannot fork the app process: {0}")]
-    Fork(Errno),
+    #[error(transparent)]
+    Entry(#[from] EntryError),
 }
 
 /// Checks a `--net` value: fly only knows the host network. rkt passes
@@ -49,58 +38,6 @@ pub fn check_net(net: &str) -> Result<(), FlyError> {
         }
     }
     Ok(())
-}
-
-/// Restores the default disposition of SIGPIPE, which the Rust runtime sets
-/// to "ignore" and `exec` would otherwise pass on to the app.
-pub fn reset_signals_for_exec() -> Result<(), FlyError> {
-    // SAFETY: installing SIG_DFL runs no handler code; nothing else in this
-    // single-threaded process relies on SIGPIPE being ignored after this.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
-        .map(drop)
-        .map_err(|errno| FlyError::Signal {
-            signal: Signal::SIGPIPE,
-            errno,
-        })
-}
-
-/// fork(2). Only for the entrypoints, which never start threads: the child
-/// may then allocate and run arbitrary code before it execs.
-pub fn fork() -> Result<ForkResult, FlyError> {
-    // SAFETY: the entrypoint binaries are single-threaded, so no lock can be
-    // held by a thread that does not exist in the child.
-    unsafe { nix::unistd::fork() }.map_err(FlyError::Fork)
-}
-
-/// Replaces the process with `path`, argv `argv` and environment `env`.
-pub fn exec(path: &str, argv: &[String], env: &[String]) -> Result<Infallible, FlyError> {
-    let c_path = CString::new(path)?;
-    let c_argv = argv
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let c_env = env
-        .iter()
-        .map(|e| CString::new(e.as_str()))
-        .collect::<Result<Vec<_>, _>>()?;
-    reset_signals_for_exec()?;
-    nix::unistd::execve(&c_path, &c_argv, &c_env).map_err(|errno| FlyError::Exec {
-        path: path.to_string(),
-        errno,
-    })
-}
-
-/// Prints `err` the stage1 way and exits 254.
-pub fn fail(err: impl Display) -> ! {
-    eprintln!("stage1: {err}");
-    std::process::exit(STAGE1_ERROR_EXIT)
-}
-
-/// Debug output on stderr, when `--debug` was given.
-pub fn debug(enabled: bool, msg: impl Display) {
-    if enabled {
-        eprintln!("stage1: {msg}");
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use thiserror::Error;
 use stage1_common::paths::{resolve_exec, PathError};
 
 use crate::signals::{self, BlockedSignals, SignalError};
-use crate::{exec, fail, fork, NsError};
+use crate::{exec, fail, fork, EntryError};
 
 pub const PRE_START: &str = "pre-start";
 pub const POST_STOP: &str = "post-stop";
@@ -31,7 +31,7 @@ pub enum EventError {
     #[error(transparent)]
     Signal(#[from] SignalError),
     #[error(transparent)]
-    Ns(#[from] NsError),
+    Entry(#[from] EntryError),
     #[error("cannot wait for the {name} handler: {errno}")]
     Wait { name: &'static str, errno: Errno },
 }

@@ -28,7 +28,7 @@ use stage1_common::user::{self, Credentials, UserError};
 use crate::events::{self, EventError, Handlers};
 use crate::rootfs::{AppRoot, RootfsError};
 use crate::signals::{self, BlockedSignals, SignalError, FORWARDED};
-use crate::{debug, exec, fail, fork, NsError, APP_PIDS_DIR, STAGE1_ERROR_EXIT};
+use crate::{debug, exec, fail, fork, EntryError, APP_PIDS_DIR, STAGE1_ERROR_EXIT};
 
 /// How long apps get between SIGTERM and SIGKILL when the pod stops.
 pub const STOP_GRACE_SECS: u32 = 10;
@@ -54,7 +54,7 @@ pub enum SupervisorError {
     #[error(transparent)]
     Signal(#[from] SignalError),
     #[error(transparent)]
-    Ns(#[from] NsError),
+    Entry(#[from] EntryError),
     #[error("cannot join the app's cgroup: {0}")]
     Cgroup(#[from] CgroupError),
     #[error("cannot apply the app's isolators: {0}")]

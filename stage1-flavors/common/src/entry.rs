@@ -1,0 +1,78 @@
+//! What every stage1 entrypoint binary needs around processes: fork in a
+//! single-threaded process, exec with a clean SIGPIPE disposition, and rkt's
+//! stage1 error/debug output.
+
+use std::convert::Infallible;
+use std::ffi::{CString, NulError};
+use std::fmt::Display;
+
+use nix::errno::Errno;
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::unistd::ForkResult;
+use thiserror::Error;
+
+use crate::STAGE1_ERROR_EXIT;
+
+#[derive(Debug, Error)]
+pub enum EntryError {
+    #[error("argument or environment string contains a NUL byte: {0}")]
+    Nul(#[from] NulError),
+    #[error("cannot execute {path:?}: {errno}")]
+    Exec { path: String, errno: Errno },
+    #[error("cannot reset signal {signal}: {errno}")]
+    Signal { signal: Signal, errno: Errno },
+    #[error("cannot fork: {0}")]
+    Fork(Errno),
+}
+
+/// Restores the default disposition of SIGPIPE, which the Rust runtime sets
+/// to "ignore" and `exec` would otherwise pass on to the app.
+pub fn reset_signals_for_exec() -> Result<(), EntryError> {
+    // SAFETY: installing SIG_DFL runs no handler code; nothing else in these
+    // single-threaded processes relies on SIGPIPE being ignored after this.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map(drop)
+        .map_err(|errno| EntryError::Signal {
+            signal: Signal::SIGPIPE,
+            errno,
+        })
+}
+
+/// fork(2). Only for the entrypoints and the supervisor, which never start
+/// threads: the child may then allocate and run arbitrary code before it execs.
+pub fn fork() -> Result<ForkResult, EntryError> {
+    // SAFETY: these processes are single-threaded, so no lock can be held by
+    // a thread that does not exist in the child.
+    unsafe { nix::unistd::fork() }.map_err(EntryError::Fork)
+}
+
+/// Replaces the process with `path`, argv `argv` and environment `env`.
+pub fn exec(path: &str, argv: &[String], env: &[String]) -> Result<Infallible, EntryError> {
+    let c_path = CString::new(path)?;
+    let c_argv = argv
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let c_env = env
+        .iter()
+        .map(|e| CString::new(e.as_str()))
+        .collect::<Result<Vec<_>, _>>()?;
+    reset_signals_for_exec()?;
+    nix::unistd::execve(&c_path, &c_argv, &c_env).map_err(|errno| EntryError::Exec {
+        path: path.to_string(),
+        errno,
+    })
+}
+
+/// Prints `err` the stage1 way and exits 254.
+pub fn fail(err: impl Display) -> ! {
+    eprintln!("stage1: {err}");
+    std::process::exit(STAGE1_ERROR_EXIT)
+}
+
+/// Debug output on stderr, when `--debug` was given.
+pub fn debug(enabled: bool, msg: impl Display) {
+    if enabled {
+        eprintln!("stage1: {msg}");
+    }
+}
