@@ -16,7 +16,9 @@ use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sched::{unshare, CloneFlags};
-use nix::unistd::{chdir, chroot, getpgrp, getpid, pipe2, read, setpgid, write, ForkResult, Pid};
+use nix::unistd::{
+    chdir, chroot, getpgrp, getpid, getppid, pipe2, read, setpgid, write, ForkResult, Pid,
+};
 use stage1_common::env::Environment;
 use stage1_common::mount::{self, Propagation};
 use stage1_common::paths::{path_inside, resolve_exec, resolve_in_root};
@@ -177,6 +179,7 @@ struct AppProcess<'a> {
 
 impl AppProcess<'_> {
     fn exec(self) -> Result<Infallible> {
+        let waiter = getppid();
         let parent_group = getpgrp();
         // Own process group so `stop` can signal the app and its children
         // without reaching the waiter.
@@ -196,6 +199,18 @@ impl AppProcess<'_> {
         status::write_pid_files_at(self.pod_fd.as_fd(), getpid().as_raw(), Some(own.as_raw()))?;
         drop(self.pod_fd);
         user::apply_credentials(self.creds)?;
+        // The app dies with its waiter: the pod runs exactly while the waiter
+        // holds the lock. Set after the credential change, which clears it.
+        // SAFETY: prctl with an integer argument; no memory is passed.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+            bail!(
+                "cannot set the parent-death signal: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if getppid() != waiter {
+            bail!("the waiter exited before the app started");
+        }
         // The waiter holds the pod lock for as long as the app runs.
         lockfd::set_cloexec(self.lock_fd, true)?;
         self.signals.restore()?;
