@@ -8,6 +8,7 @@ use std::fmt::Display;
 
 use nix::errno::Errno;
 use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::ForkResult;
 use thiserror::Error;
 
@@ -74,5 +75,32 @@ pub fn fail(err: impl Display) -> ! {
 pub fn debug(enabled: bool, msg: impl Display) {
     if enabled {
         eprintln!("stage1: {msg}");
+    }
+}
+
+/// The exit code of a finished process the way a shell reports it: its
+/// status, or 128 + the signal that killed it. `None` while it runs.
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::unistd::Pid;
+
+    #[test]
+    fn exit_codes_like_a_shell() {
+        let pid = Pid::from_raw(10);
+        assert_eq!(exit_code(WaitStatus::Exited(pid, 3)), Some(3));
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
+            Some(143)
+        );
+        assert_eq!(exit_code(WaitStatus::StillAlive), None);
     }
 }

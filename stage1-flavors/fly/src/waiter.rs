@@ -155,33 +155,4 @@ fn follow_stop(child: Pid, sig: Signal, terminal: Terminal) {
     let _ = killpg(child, Signal::SIGCONT);
 }
 
-/// The exit code of a finished process the way a shell reports it: its
-/// status, or 128 + the signal that killed it. `None` while it runs.
-pub fn exit_code(status: WaitStatus) -> Option<i32> {
-    match status {
-        WaitStatus::Exited(_, code) => Some(code),
-        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_like_a_shell() {
-        let pid = Pid::from_raw(10);
-        assert_eq!(exit_code(WaitStatus::Exited(pid, 3)), Some(3));
-        assert_eq!(
-            exit_code(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
-            Some(143)
-        );
-        assert_eq!(
-            exit_code(WaitStatus::Signaled(pid, Signal::SIGKILL, true)),
-            Some(137)
-        );
-        assert_eq!(exit_code(WaitStatus::Stopped(pid, Signal::SIGSTOP)), None);
-        assert_eq!(exit_code(WaitStatus::StillAlive), None);
-    }
-}
+pub use stage1_common::entry::exit_code;

@@ -75,31 +75,4 @@ fn handled() -> SigSet {
     set
 }
 
-/// The exit code of a finished process the way a shell reports it: its
-/// status, or 128 + the signal that killed it. `None` while it runs.
-pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
-    use nix::sys::wait::WaitStatus;
-    match status {
-        WaitStatus::Exited(_, code) => Some(code),
-        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nix::sys::wait::WaitStatus;
-    use nix::unistd::Pid;
-
-    #[test]
-    fn exit_codes_like_a_shell() {
-        let pid = Pid::from_raw(10);
-        assert_eq!(exit_code(WaitStatus::Exited(pid, 3)), Some(3));
-        assert_eq!(
-            exit_code(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
-            Some(137)
-        );
-        assert_eq!(exit_code(WaitStatus::StillAlive), None);
-    }
-}
+pub use stage1_common::entry::exit_code;
