@@ -16,6 +16,7 @@ pub use stage1_common::STAGE1_ERROR_EXIT;
 pub mod dev;
 pub mod events;
 pub mod namespaces;
+pub mod podroot;
 pub mod procfs;
 pub mod rootfs;
 pub mod signals;

@@ -56,10 +56,11 @@ impl NetMode {
     }
 }
 
-/// The namespaces a pod gets besides its PID namespace (which is entered by
-/// the first child, the supervisor).
+/// The namespaces `run` creates for the pod: the PID namespace is entered
+/// by its first child, the supervisor, which makes its mount namespace
+/// itself (it pivots into the stage1 rootfs, which `run` must not follow).
 pub fn pod_namespaces(net: NetMode, ipc: Option<IpcMode>) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID;
+    let mut flags = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID;
     if ipc != Some(IpcMode::Parent) {
         flags |= CloneFlags::CLONE_NEWIPC;
     }

@@ -7,11 +7,10 @@
 use std::convert::Infallible;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -20,12 +19,13 @@ use thiserror::Error;
 
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
 use stage1_common::isolators::{AppSecurity, IsolatorError};
-use stage1_common::mount::{self as mnt, MountError, Propagation};
+use stage1_common::mount::MountError;
 use stage1_common::pod::{Pod, PodError};
 use stage1_common::status::{self, StatusError};
 use stage1_common::user::{self, Credentials, UserError};
 
 use crate::events::{self, EventError, Handlers};
+use crate::podroot::{self, PodRootError};
 use crate::rootfs::{AppRoot, RootfsError};
 use crate::signals::{self, BlockedSignals, SignalError, FORWARDED};
 use crate::{debug, exec, fail, fork, EntryError, APP_PIDS_DIR, STAGE1_ERROR_EXIT};
@@ -35,8 +35,8 @@ pub const STOP_GRACE_SECS: u32 = 10;
 
 #[derive(Debug, Error)]
 pub enum SupervisorError {
-    #[error("cannot mount the pod's /proc: {0}")]
-    Proc(Errno),
+    #[error(transparent)]
+    PodRoot(#[from] PodRootError),
     #[error("cannot create a pipe: {0}")]
     Pipe(Errno),
     #[error("cannot enter the working directory {path:?}: {errno}")]
@@ -118,8 +118,11 @@ struct Launched {
 
 impl Supervisor {
     /// Runs the pod; the exit code for `rkt run`.
-    pub fn run(&self) -> Result<i32, SupervisorError> {
-        mount_pod_proc()?;
+    pub fn run(&mut self) -> Result<i32, SupervisorError> {
+        // Read from the pod directory while it is still in reach.
+        let handlers = self.load_handlers()?;
+        podroot::enter(&self.stage1_rootfs, &mut self.apps)?;
+        self.stage1_rootfs = PathBuf::from("/");
         let sfd = self.signals.signalfd()?;
         let pids_dir = self.stage1_rootfs.join(APP_PIDS_DIR);
         std::fs::create_dir_all(&pids_dir).map_err(|source| StatusError::Write {
@@ -127,7 +130,6 @@ impl Supervisor {
             source,
         })?;
 
-        let handlers = self.load_handlers()?;
         let mut running = Vec::new();
         let mut hooks = Vec::new();
         let mut failure = None;
@@ -397,20 +399,6 @@ fn stop_all(running: &[Running], sig: Signal) {
         // ESRCH: it exited meanwhile; its SIGCHLD is queued.
         let _ = kill(r.pid, sig);
     }
-}
-
-/// A procfs of the pod's PID namespace on /proc of the pod's mount
-/// namespace, kept from propagating anywhere else.
-fn mount_pod_proc() -> Result<(), SupervisorError> {
-    mnt::set_propagation(Path::new("/"), Propagation::Slave, true)?;
-    mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(SupervisorError::Proc)
 }
 
 /// Lets the supervisor open an app child's mount namespace once its root is

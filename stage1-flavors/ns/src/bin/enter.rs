@@ -59,13 +59,9 @@ fn run() -> Result<i32> {
         ("", _) => bail!("the pod has several apps; pass --app"),
         (name, _) => pod.app(name)?,
     };
-    // The stage1 rootfs as the pod's mount namespace has it (for overlay
-    // pods it is mounted only there).
-    let s1 = PathBuf::from(format!("/proc/{}/root", args.pid)).join(
-        pod.stage1_rootfs()
-            .strip_prefix("/")
-            .context("the pod directory is not absolute")?,
-    );
+    // The pod's PID 1 has the stage1 rootfs as its root (for overlay pods
+    // it is mounted only in the pod's mount namespace).
+    let s1 = PathBuf::from(format!("/proc/{}/root", args.pid));
     let host_pid = app_pid(&s1, args.pid, &app.name)?;
     let env_file = env::env_file_path(&s1, &app.name);
     let mut environment = match Environment::read_file(&env_file) {

@@ -129,7 +129,7 @@ fn run_pod(
     if net == NetMode::None {
         namespaces::loopback_up()?;
     }
-    let supervisor = Supervisor {
+    let mut supervisor = Supervisor {
         stage1_rootfs,
         apps,
         signals,

@@ -1,0 +1,166 @@
+//! The supervisor's own root: the stage1 rootfs, as in rkt (nspawn's
+//! container root was stage1's rootfs). Once the supervisor has pivoted,
+//! nothing of the host's tree is reachable from inside the pod, not even
+//! through `/proc/1/root` by an app that may ptrace its PID 1.
+//!
+//! What the apps still need from the host is bound into the stage1 rootfs
+//! first: volume sources under `/rkt/volumes/<app>/<n>`, the terminal at
+//! `/dev/console`, and the cgroup tree at `/sys/fs/cgroup` (same path as on
+//! the host, so the pod's cgroup handles stay valid).
+
+use std::path::{Path, PathBuf};
+
+use abi::schema::{Volume, VolumeKind};
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{chdir, pivot_root};
+use thiserror::Error;
+
+use stage1_common::cgroups::CGROUP_ROOT;
+use stage1_common::mount::{self as mnt, MountError, Propagation};
+use stage1_common::volumes::{self, VolumeError};
+
+use crate::dev::{self, DevError};
+use crate::supervisor::AppLaunch;
+
+/// Where volume sources are bound inside the stage1 rootfs.
+pub const STAGED_VOLUMES_DIR: &str = "rkt/volumes";
+
+#[derive(Debug, Error)]
+pub enum PodRootError {
+    #[error("cannot create the pod's mount namespace: {0}")]
+    Unshare(Errno),
+    #[error("cannot mount the pod's /proc on {path:?}: {errno}")]
+    Proc { path: PathBuf, errno: Errno },
+    #[error("cannot create {path:?}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot switch the pod's root to {path:?} ({step}): {errno}")]
+    Pivot {
+        path: PathBuf,
+        step: &'static str,
+        errno: Errno,
+    },
+    #[error("{0} is not inside the stage1 rootfs")]
+    Outside(PathBuf),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    Dev(#[from] DevError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+}
+
+/// Moves the calling process (the pod's PID 1) into a mount namespace of
+/// its own whose root is `stage1_rootfs`, and rewrites every app's host
+/// paths into paths under that root.
+pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRootError> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(PodRootError::Unshare)?;
+    mnt::set_propagation(Path::new("/"), Propagation::Slave, true)?;
+    // Recursive: the apps' overlays are mounted below it.
+    mnt::bind(stage1_rootfs, stage1_rootfs, true)?;
+
+    let proc = create_dir(stage1_rootfs, "proc")?;
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|errno| PodRootError::Proc { path: proc, errno })?;
+    let console = apps.iter().find_map(|a| a.root.console.clone());
+    dev::setup_dev(&stage1_rootfs.join("dev"), console.as_deref())?;
+    let cgroup = create_dir(stage1_rootfs, CGROUP_ROOT.trim_start_matches('/'))?;
+    mnt::bind(Path::new(CGROUP_ROOT), &cgroup, true)?;
+    for app in apps.iter_mut() {
+        stage_volumes(stage1_rootfs, app)?;
+    }
+
+    pivot(stage1_rootfs)?;
+
+    for app in apps.iter_mut() {
+        let root = &mut app.root;
+        root.rootfs = inside(stage1_rootfs, &root.rootfs)?;
+        root.stage1_rootfs = PathBuf::from("/");
+        // Only volumes used the pod directory; they are staged now.
+        root.pod_dir = PathBuf::from("/");
+        if root.console.is_some() {
+            root.console = Some(PathBuf::from("/dev/console"));
+        }
+    }
+    Ok(())
+}
+
+/// Binds each of the app's volume sources at `/rkt/volumes/<app>/<n>` and
+/// points its mount there, as a host volume of the new root.
+fn stage_volumes(stage1_rootfs: &Path, app: &mut AppLaunch) -> Result<(), PodRootError> {
+    let pod_dir = app.root.pod_dir.clone();
+    let dir = Path::new(STAGED_VOLUMES_DIR).join(&app.name);
+    for (n, m) in app.root.mounts.iter_mut().enumerate() {
+        let source = volumes::volume_source(&pod_dir, &m.volume)?;
+        let staged = dir.join(n.to_string());
+        let host_staged = stage1_rootfs.join(&staged);
+        volumes::create_target(&source, &host_staged).map_err(|source| PodRootError::Io {
+            path: host_staged.clone(),
+            source,
+        })?;
+        // appc: host volumes are recursive unless they say otherwise.
+        let recursive = m.volume.kind == VolumeKind::Host && m.volume.recursive.unwrap_or(true);
+        mnt::bind(&source, &host_staged, recursive)?;
+        m.volume = Volume {
+            kind: VolumeKind::Host,
+            source: Some(Path::new("/").join(&staged).to_string_lossy().into_owned()),
+            recursive: Some(recursive),
+            ..m.volume.clone()
+        };
+    }
+    Ok(())
+}
+
+fn create_dir(root: &Path, rel: &str) -> Result<PathBuf, PodRootError> {
+    let path = root.join(rel);
+    std::fs::create_dir_all(&path).map_err(|source| PodRootError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// `path` (a host path under `root`) as seen once `root` is `/`.
+fn inside(root: &Path, path: &Path) -> Result<PathBuf, PodRootError> {
+    path.strip_prefix(root)
+        .map(|rel| Path::new("/").join(rel))
+        .map_err(|_| PodRootError::Outside(path.to_path_buf()))
+}
+
+fn pivot(root: &Path) -> Result<(), PodRootError> {
+    let err = |step| {
+        let path = root.to_path_buf();
+        move |errno| PodRootError::Pivot { path, step, errno }
+    };
+    chdir(root).map_err(err("chdir"))?;
+    pivot_root(".", ".").map_err(err("pivot_root"))?;
+    // The host's tree, stacked under the new root: gone for good.
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("detach the host's root"))?;
+    chdir("/").map_err(err("chdir /"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_inside_the_new_root() {
+        let root = Path::new("/var/lib/rkt/pods/run/u/stage1/rootfs");
+        assert_eq!(
+            inside(root, &root.join("opt/stage2/a/rootfs")).unwrap(),
+            Path::new("/opt/stage2/a/rootfs")
+        );
+        assert!(inside(root, Path::new("/etc")).is_err());
+    }
+}
