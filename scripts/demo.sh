@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: run a real pod from the bundled busybox image with the default stage1.
+# make demo: run a real pod from the bundled busybox image with the default stage1 (ns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rkt=target/release/rkt
@@ -19,9 +19,10 @@ echo "+ rkt fetch target/images/busybox.aci"
 "$rkt" --dir="$dir" --insecure-options=image fetch target/images/busybox.aci
 echo "+ rkt image list"
 "$rkt" --dir="$dir" image list
-echo "+ rkt run example.com/busybox --exec /bin/sh -- -c 'echo hello from a pod on \$(uname -s); id; exit 3'"
+script='echo "hello from a pod on $(uname -s), hostname $(hostname)"; id; ps -o pid,comm; exit 3'
+echo "+ rkt run --net=none example.com/busybox --exec /bin/sh -- -c '$script'"
 set +e
-"$rkt" --dir="$dir" run example.com/busybox --exec /bin/sh -- -c 'echo "hello from a pod on $(uname -s)"; id; exit 3'
+"$rkt" --dir="$dir" run --net=none example.com/busybox --exec /bin/sh -- -c "$script"
 rc=$?
 set -e
 echo "+ exit code: $rc"

@@ -2,15 +2,31 @@
 //! and clear refusals of what fly cannot honour.
 
 use functional_tests::pods::{all_pods, fetch_test_images};
-use functional_tests::Rkt;
+use functional_tests::{stage1_image, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
 const INSPECT: &str = "example.com/inspect";
 const FLY: &str = "coreos.com/rkt/stage1-fly";
 
+/// A store whose default stage1 is fly, configured as a user would
+/// (`stage1.d` in the local config), so plain `rkt run` uses it.
 fn setup() -> Rkt {
     let rkt = Rkt::new();
     fetch_test_images(&rkt);
+    let stage1_d = rkt.local_config.join("stage1.d");
+    std::fs::create_dir_all(&stage1_d).unwrap();
+    std::fs::write(
+        stage1_d.join("fly.json"),
+        serde_json::json!({
+            "rktKind": "stage1",
+            "rktVersion": "v1",
+            "name": FLY,
+            "version": env!("CARGO_PKG_VERSION"),
+            "location": stage1_image("fly"),
+        })
+        .to_string(),
+    )
+    .unwrap();
     rkt
 }
 

@@ -526,7 +526,8 @@ fn exec_and_args_grammar() {
 #[test]
 fn two_images_are_refused_by_fly() {
     let rkt = setup();
-    rkt.run(&["run", BUSYBOX, "--", "-c", "true", "---", INSPECT])
+    let fly = format!("--stage1-path={}", functional_tests::stage1_image("fly").display());
+    rkt.run(&["run", &fly, BUSYBOX, "--", "-c", "true", "---", INSPECT])
         .expect_code(254)
         .expect_stderr("fly");
     assert_eq!(all_pods(&rkt), Vec::<String>::new(), "no pod left behind");

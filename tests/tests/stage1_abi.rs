@@ -610,7 +610,7 @@ fn installed_layout_finds_the_default_stage1() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&images).unwrap();
     std::fs::copy(functional_tests::rkt_bin(), bin.join("rkt")).unwrap();
-    std::fs::copy(stage1_image("fly"), images.join("stage1-fly.aci")).unwrap();
+    std::fs::copy(stage1_image("ns"), images.join("stage1-ns.aci")).unwrap();
     let out = std::process::Command::new(bin.join("rkt"))
         .arg(format!("--dir={}", rkt.dir.display()))
         .arg(format!("--local-config={}", rkt.local_config.display()))

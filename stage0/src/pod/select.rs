@@ -12,7 +12,7 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::store::{ImageKey, ImportOptions, Store, StoreError};
 
 /// The flavor used when the user names none.
-pub const DEFAULT_FLAVOR: &str = "fly";
+pub const DEFAULT_FLAVOR: &str = "ns";
 /// Where `make install` puts the stage1 images, relative to `bin/rkt`.
 const INSTALL_DIR_FROM_BIN: &str = "../lib/rkt/stage1-images";
 /// The system-wide stage1 image directory (rkt's default).

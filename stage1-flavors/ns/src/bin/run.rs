@@ -171,6 +171,8 @@ fn run_pod(
 /// dies: killing `rkt run` must not leave an unreachable pod behind.
 fn die_with(alive_r: OwnedFd, alive_w: OwnedFd) -> Result<()> {
     drop(alive_w);
+    // What `ps` in the pod shows as PID 1.
+    let _ = prctl::set_name(c"supervisor");
     prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .context("cannot set the supervisor's parent-death signal")?;
     // `run` may have died before the prctl (EAGAIN: it is alive).
