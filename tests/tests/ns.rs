@@ -315,7 +315,7 @@ fn enter_runs_a_command_in_the_app() {
         &pod.uuid,
         "/bin/sh",
         "-c",
-        "hostname; echo $AC_APP_NAME; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /opt 2>&1 | head -1; cat /proc/self/status | grep NSpid",
+        "hostname; echo $AC_APP_NAME; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /opt 2>&1 | head -1; cat /proc/self/status | grep NSpid; grep -c 'machine-rkt-.*/busybox$' /proc/self/cgroup",
     ]);
     let code3 = rkt.run(&["enter", &pod.uuid, "/bin/sh", "-c", "exit 3"]);
     // Stopped before asserting: a panic must not leave the pod running.
@@ -330,6 +330,7 @@ fn enter_runs_a_command_in_the_app() {
     );
     // One pid: the pod's /proc, seen from the pod's PID namespace.
     assert_eq!(lines[4].split_whitespace().count(), 2, "{out}");
+    assert_ne!(lines[5], "0", "the command runs in the app's cgroup: {out}");
     code3.expect_code(3);
 }
 

@@ -10,11 +10,13 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use abi::pod_dir;
 use abi::stage1::EnterArgs;
 use anyhow::{bail, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::waitpid;
-use nix::unistd::{chdir, ForkResult};
+use nix::unistd::{chdir, ForkResult, Pid};
+use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::env::{self, EnvError, Environment};
 use stage1_common::paths::{resolve_exec, resolve_in_root};
 use stage1_common::pod::Pod;
@@ -86,6 +88,9 @@ fn run() -> Result<i32> {
                 .with_context(|| format!("cannot open {path}; did the app exit?"))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Its cgroup too (limits and accounting apply to what runs in it),
+    // while the host's /sys/fs/cgroup is in reach.
+    join_app_cgroup(&app.name)?;
     for (file, flag, kind) in &ns_files {
         setns(file.as_fd(), *flag)
             .with_context(|| format!("cannot join the app's {kind} namespace"))?;
@@ -133,6 +138,20 @@ fn run() -> Result<i32> {
             }
         },
     }
+}
+
+/// Moves this process into the app's cgroup, found through the pod's
+/// `subcgroup` file (absent when the pod's cgroups could not be created).
+fn join_app_cgroup(app: &str) -> Result<()> {
+    let subcgroup = match std::fs::read_to_string(pod_dir::SUBCGROUP) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).context("cannot read the pod's subcgroup file"),
+    };
+    let manager = Cgroups::detect(Parent::Root).context("cannot use the host's cgroups")?;
+    PodCgroup::open(manager, Path::new(subcgroup.trim()))
+        .and_then(|cg| cg.join_app(app, Pid::from_raw(0)))
+        .with_context(|| format!("cannot join the cgroup of app {app:?}"))
 }
 
 /// The host pid of the app's first process, waiting a little for an app
