@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # make bench: measure rkt against the alternatives on this machine, in the same
 # run, and print ratios. Results go to stdout; BENCHMARKS.md keeps the latest.
+#
+# BENCH_SECTIONS="3 4" runs only some sections (default: all); BENCH_PODS
+# sets the number of pods of section 4 (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rkt=$PWD/target/release/rkt
+fly="--stage1-path=$PWD/target/release/stage1-fly.aci"
+ns="--stage1-path=$PWD/target/release/stage1-ns.aci"
+sections=" ${BENCH_SECTIONS:-1 2 3 4} "
 work=$(mktemp -d /tmp/rkt-bench.XXXXXX)
 cleanup() {
 	"$rkt" --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
@@ -18,11 +24,14 @@ R() { "$rkt" --dir="$work/data" --local-config="$work/etc" --system-config="$wor
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc -l; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
+want() { [[ $sections == *" $1 "* ]]; }
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
 
 echo "== machine: $(nproc) cores, $(uname -r)"
+R --insecure-options=image fetch target/images/busybox.aci >/dev/null 2>&1
 
 # --- 1. Import of a ~200 MB (uncompressed) gzip ACI, tree rendered ----------
+if want 1; then
 echo "== import: building a ~200 MB ACI from /usr"
 mkdir -p "$work/big/rootfs"
 # Real binaries and libraries: representative of image content and compressibility.
@@ -47,12 +56,12 @@ done
 rm -rf --one-file-system "$work"/import? "$work/big"
 printf "   gzip -dc | sha512sum: %.2f s   rkt fetch (import + render): %.2f s   speedup: %sx\n" \
 	"$best_pipe" "$best_rkt" "$(ratio "$best_pipe" "$best_rkt")"
+fi
 
 # --- 2. run with 200 exited pods present, gc of 200 pods -------------------
+if want 2; then
 echo "== pods: run with 0 vs 200 exited pods; gc of 200 pods"
-rm -rf --one-file-system "$work/data"
-R --insecure-options=image fetch target/images/busybox.aci >/dev/null
-runs() { for _ in $(seq "$1"); do R run example.com/busybox --exec /bin/true >/dev/null; done; }
+runs() { for _ in $(seq "$1"); do R run "$fly" example.com/busybox --exec /bin/true >/dev/null; done; }
 runs 1
 t0=$(now); runs 10; t1=$(now); empty=$(echo "$(elapsed "$t0" "$t1") / 10" | bc -l)
 runs 190
@@ -62,34 +71,147 @@ printf "   rkt run (fly, /bin/true): %.1f ms with none, %.1f ms with %d exited p
 	"$(echo "$empty * 1000" | bc -l)" "$(echo "$full * 1000" | bc -l)" "$npods" "$(ratio "$full" "$empty")"
 t0=$(now); R gc --grace-period=0s >/dev/null 2>&1; t1=$(now)
 printf "   rkt gc of %d exited pods: %.2f s\n" "$npods" "$(elapsed "$t0" "$t1")"
+fi
 
-# --- 3. rkt run (fly) vs crun run vs runc run of the same rootfs -----------
+# --- 3. rkt run (fly, ns) vs crun run vs runc run of the same rootfs -------
+if want 3; then
 echo "== start-to-exit of /bin/true on the busybox rootfs (hyperfine, median)"
 bundle="$work/bundle"
 mkdir -p "$bundle/rootfs"
-tar -C "$bundle/rootfs" -xf target/images/busybox.aci --strip-components=1 rootfs 2>/dev/null \
-	|| (cd "$bundle" && tar -xf "$OLDPWD/target/images/busybox.aci" && true)
-(cd "$bundle" && crun spec >/dev/null 2>&1 || runc spec)
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
+tar -C "$bundle" -xf target/images/busybox.aci rootfs
+(cd "$bundle" && { crun spec >/dev/null 2>&1 || runc spec; })
+# The OCI config made equivalent to what the ns stage1 gives an app: the
+# spec's namespaces (pid, network, ipc, uts, mount), its masked and
+# read-only /proc and /sys paths, a cgroup per container (crun and runc
+# make one by default), rkt's 14 default capabilities and rkt's default
+# seccomp whitelist (anything else kills), both read from the stage1
+# sources so they cannot drift.
+python3 - "$bundle/config.json" <<'EOF_CONFIG'
+import json, re, sys
 p = sys.argv[1]; c = json.load(open(p))
+def names(const, path):
+    m = re.search(r"const %s: [^=]*= &?\[(.*?)\];" % const, open(path).read(), re.S)
+    return re.findall(r'"([^"]+)"', m.group(1))
+seccomp = "stage1-flavors/common/src/isolators/seccomp.rs"
+allow = names("DOCKER_DEFAULT_WHITELIST", seccomp) + names("MODERN_WHITELIST_ADDITIONS", seccomp)
+caps = names("DEFAULT_CAPABILITIES", "stage1-flavors/common/src/isolators/caps.rs")
+assert len(caps) == 14 and len(allow) > 300, (len(caps), len(allow))
 c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+for k in ("bounding", "effective", "permitted"):
+    c["process"]["capabilities"][k] = caps
+c["process"]["capabilities"]["inheritable"] = []
+c["process"]["capabilities"]["ambient"] = []
+c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_KILL_PROCESS",
+    "architectures": ["SCMP_ARCH_X86_64"],
+    "syscalls": [{"names": allow, "action": "SCMP_ACT_ALLOW"}]}
 json.dump(c, open(p, "w"))
-PY
+ns = ",".join(n["type"] for n in c["linux"]["namespaces"])
+print(f"   crun/runc config: namespaces {ns}; {len(caps)} capabilities; seccomp allow-list of "
+      f"{len(allow)} names, kill otherwise; {len(c['linux']['maskedPaths'])} masked and "
+      f"{len(c['linux']['readonlyPaths'])} read-only paths; default cgroup")
+EOF_CONFIG
 # crun refuses hybrid cgroups; run it in a private mount namespace without cgroup2 (host.md).
 crun_cmd="unshare -m sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; cd $bundle && crun run b\$\$'"
 runc_cmd="cd $bundle && runc run b\$\$"
-rkt_cmd="$rkt --dir=$work/data --local-config=$work/etc --system-config=$work/sys run example.com/busybox --exec /bin/true"
+rkt_run="$rkt --dir=$work/data --local-config=$work/etc --system-config=$work/sys run --insecure-options=image"
+# The stage1s in the store, selected by hash: what a run with the default
+# stage1 costs (rkt finds it in the store by name and version). With
+# --stage1-path rkt imports the file again on every run, which hashes the
+# whole ACI: rkt-ns-path shows that cost.
+fly_key=$(R --insecure-options=image fetch --full target/release/stage1-fly.aci 2>/dev/null)
+ns_key=$(R --insecure-options=image fetch --full target/release/stage1-ns.aci 2>/dev/null)
+fly_cmd="$rkt_run --stage1-hash=$fly_key example.com/busybox --exec /bin/true"
+# No CNI networking yet: --net=none (a new network namespace, loopback up).
+ns_cmd="$rkt_run --stage1-hash=$ns_key --net=none example.com/busybox --exec /bin/true"
+ns_path_cmd="$rkt_run $ns --net=none example.com/busybox --exec /bin/true"
 hyperfine -N --warmup 3 --runs 30 --export-json "$work/hf.json" \
-	-n rkt-fly "$rkt_cmd" -n crun "bash -c \"$crun_cmd\"" -n runc "bash -c \"$runc_cmd\"" >/dev/null 2>&1 || \
+	-n rkt-fly "$fly_cmd" -n rkt-ns "$ns_cmd" -n rkt-ns-path "$ns_path_cmd" \
+	-n crun "bash -c \"$crun_cmd\"" -n runc "bash -c \"$runc_cmd\"" >/dev/null 2>&1 || \
 hyperfine --warmup 3 --runs 30 --export-json "$work/hf.json" \
-	-n rkt-fly "$rkt_cmd" -n crun "$crun_cmd" -n runc "$runc_cmd" >/dev/null
-python3 - "$work/hf.json" <<'PY'
+	-n rkt-fly "$fly_cmd" -n rkt-ns "$ns_cmd" -n rkt-ns-path "$ns_path_cmd" \
+	-n crun "$crun_cmd" -n runc "$runc_cmd" >/dev/null
+python3 - "$work/hf.json" <<'EOF_RATIOS'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 med = {k: v["median"] * 1000 for k, v in r.items()}
 for k, v in med.items():
-    print(f"   {k:8s} {v:7.1f} ms")
-print(f"   rkt-fly / crun = {med['rkt-fly'] / med['crun']:.2f}   rkt-fly / runc = {med['rkt-fly'] / med['runc']:.2f}")
-PY
+    print(f"   {k:11s} {v:7.1f} ms")
+for k in ("rkt-fly", "rkt-ns", "rkt-ns-path"):
+    print(f"   {k} / crun = {med[k] / med['crun']:.2f}   {k} / runc = {med[k] / med['runc']:.2f}")
+EOF_RATIOS
 R gc --grace-period=0s >/dev/null 2>&1 || true
+fi
+
+# --- 4. supervisor memory of 100 running ns pods; all gone after gc -------
+if want 4; then
+npods=${BENCH_PODS:-100}
+echo "== $npods ns pods of sleep 600 (--net=none): resident memory, then stop + gc"
+mkdir -p "$work/u"
+for i in $(seq "$npods"); do
+	R run "$ns" --net=none --uuid-file-save="$work/u/$i" example.com/busybox \
+		--exec /bin/sleep -- 600 >/dev/null 2>&1 &
+done
+uuids=()
+for i in $(seq "$npods"); do
+	for _ in $(seq 300); do [ -s "$work/u/$i" ] && break; sleep 0.1; done
+	u=$(cat "$work/u/$i" 2>/dev/null || true)
+	[ -n "$u" ] || { echo "   pod $i never got a UUID" >&2; continue; }
+	R status --wait-ready=60s "$u" >/dev/null || echo "   pod $u never became ready" >&2
+	uuids+=("$u")
+done
+running=$(R list --no-legend 2>/dev/null | grep -c running || true)
+echo "   ${#uuids[@]} pods started, $running listed as running"
+# Per pod: VmRSS of the supervisor (pod PID 1) and of the run entrypoint
+# (its parent, which waits for it); and the supervisor's anonymous RSS and
+# PSS, the part of its memory it does not share with the other pods.
+pids=()
+for u in "${uuids[@]}"; do
+	sup=$(cat "$work/data/pods/run/$u/pid")
+	parent=$(awk '/^PPid:/{print $2}' "/proc/$sup/status")
+	pids+=("$sup" "$parent")
+	printf '%s %s %s %s\n' \
+		"$(awk '/^VmRSS:/{print $2}' "/proc/$sup/status")" \
+		"$(awk '/^VmRSS:/{print $2}' "/proc/$parent/status")" \
+		"$(awk '/^RssAnon:/{print $2}' "/proc/$sup/status")" \
+		"$(awk '/^Pss:/{print $2}' "/proc/$sup/smaps_rollup")"
+done >"$work/rss"
+python3 - "$work/rss" <<'EOF_RSS'
+import statistics, sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+names = ["supervisor VmRSS", "run (parent) VmRSS", "supervisor RssAnon", "supervisor Pss"]
+for i, n in enumerate(names):
+    col = [r[i] for r in rows]
+    print(f"   {n:20s} median {statistics.median(col) / 1024:5.2f} MiB   max {max(col) / 1024:5.2f} MiB   (n={len(col)})")
+EOF_RSS
+t0=$(now)
+R stop "${uuids[@]}" >/dev/null 2>&1 || echo "   rkt stop failed" >&2
+wait
+t1=$(now)
+R gc --grace-period=0s >/dev/null 2>&1 || echo "   rkt gc failed" >&2
+t2=$(now)
+printf "   rkt stop of %d pods (until every rkt run returned): %.2f s, rkt gc: %.2f s\n" \
+	"${#uuids[@]}" "$(elapsed "$t0" "$t1")" "$(elapsed "$t1" "$t2")"
+left=()
+for p in "${pids[@]}"; do
+	[ -d "/proc/$p" ] && left+=("process $p ($(cat "/proc/$p/comm" 2>/dev/null))")
+done
+# Any process (the apps included) whose root is in this bench's pod dirs.
+for r in /proc/[0-9]*/root; do
+	t=$(readlink "$r" 2>/dev/null || true)
+	case "$t" in "$work"/*) left+=("process ${r#/proc/} rooted in $t") ;; esac
+done
+for u in "${uuids[@]}"; do
+	for d in /sys/fs/cgroup/*/machine.slice/machine-rkt-"$u"* /sys/fs/cgroup/machine.slice/machine-rkt-"$u"*; do
+		[ -e "$d" ] && left+=("cgroup $d")
+	done
+done
+while read -r m; do left+=("mount $m"); done < <(awk -v w="$work/data" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo)
+n=$(R list --no-legend 2>/dev/null | wc -l)
+[ "$n" -eq 0 ] || left+=("$n pods still listed")
+if [ ${#left[@]} -eq 0 ]; then
+	echo "   all gone"
+else
+	echo "   left behind (${#left[@]}):"
+	printf '     %s\n' "${left[@]}" | head -20
+fi
+fi
