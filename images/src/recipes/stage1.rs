@@ -53,6 +53,10 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             (Entrypoint::Enter, "/enter", "ns-enter"),
             (Entrypoint::Gc, "/gc", "ns-gc"),
             (Entrypoint::Stop, "/stop", "ns-stop"),
+            (Entrypoint::AppAdd, "/app_add", "ns-app-add"),
+            (Entrypoint::AppStart, "/app_start", "ns-app-start"),
+            (Entrypoint::AppStop, "/app_stop", "ns-app-stop"),
+            (Entrypoint::AppRm, "/app_rm", "ns-app-rm"),
         ],
         interface_version: 6,
         features: &[
@@ -75,6 +79,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::NoNewPrivileges,
             Feature::OomScoreAdj,
             Feature::EventHandlers,
+            Feature::Mutable,
         ],
     },
 ];

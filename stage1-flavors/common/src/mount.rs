@@ -2,7 +2,10 @@
 //! reader. `unmount_all_under` is what makes removing a pod safe: nothing may
 //! `rm -rf` through a bind mount of a host directory.
 
+use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -205,6 +208,60 @@ pub fn bind(source: &Path, target: &Path, recursive: bool) -> Result<(), MountEr
             errno,
         }
     })
+}
+
+/// A detached copy of the mount tree at `source` (open_tree(2) with
+/// `OPEN_TREE_CLONE`), to be attached with [`attach_detached`] — possibly
+/// in another mount namespace, where `source` itself is out of reach.
+pub fn clone_detached(source: &Path, recursive: bool) -> Result<OwnedFd, MountError> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let err = |errno| MountError::Mount {
+        op: "clone the mount tree of",
+        from: None,
+        target: source.to_path_buf(),
+        errno,
+    };
+    let path = CString::new(source.as_os_str().as_bytes()).map_err(|_| err(Errno::EINVAL))?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree(2) with a NUL-terminated path that outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(err(Errno::last()));
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches a detached mount (from [`clone_detached`]) on `target` in the
+/// caller's mount namespace (move_mount(2)).
+pub fn attach_detached(tree: &OwnedFd, target: &Path) -> Result<(), MountError> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let err = |errno| MountError::Mount {
+        op: "attach a mount on",
+        from: None,
+        target: target.to_path_buf(),
+        errno,
+    };
+    let to = CString::new(target.as_os_str().as_bytes()).map_err(|_| err(Errno::EINVAL))?;
+    // SAFETY: move_mount(2) with a valid fd, an empty and a NUL-terminated
+    // path, both outliving the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(err(Errno::last()));
+    }
+    Ok(())
 }
 
 /// Makes the bind mount at `target` read-only, and every mount below it when

@@ -13,9 +13,12 @@ pub use stage1_common::entry::{debug, exec, fail, fork, reset_signals_for_exec, 
 
 pub use stage1_common::STAGE1_ERROR_EXIT;
 
+pub mod control;
+pub mod crossing;
 pub mod dev;
 pub mod events;
 pub mod namespaces;
+pub mod plan;
 pub mod podroot;
 pub mod procfs;
 pub mod rootfs;

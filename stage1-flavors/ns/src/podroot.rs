@@ -100,26 +100,52 @@ pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRoot
 /// points its mount there, as a host volume of the new root.
 fn stage_volumes(stage1_rootfs: &Path, app: &mut AppLaunch) -> Result<(), PodRootError> {
     let pod_dir = app.root.pod_dir.clone();
-    let dir = Path::new(STAGED_VOLUMES_DIR).join(&app.name);
-    for (n, m) in app.root.mounts.iter_mut().enumerate() {
+    for (n, m) in app.root.mounts.iter().enumerate() {
         let source = volumes::volume_source(&pod_dir, &m.volume)?;
-        let staged = dir.join(n.to_string());
-        let host_staged = stage1_rootfs.join(&staged);
+        let host_staged = stage1_rootfs.join(staged_volume(&app.name, n));
         volumes::create_target(&source, &host_staged).map_err(|source| PodRootError::Io {
             path: host_staged.clone(),
             source,
         })?;
-        // appc: host volumes are recursive unless they say otherwise.
-        let recursive = m.volume.kind == VolumeKind::Host && m.volume.recursive.unwrap_or(true);
-        mnt::bind(&source, &host_staged, recursive)?;
+        mnt::bind(&source, &host_staged, staged_recursively(&m.volume))?;
+    }
+    use_staged_volumes(app);
+    Ok(())
+}
+
+/// Inside the stage1 rootfs (relative): where mount `n` of `app` has its
+/// source staged.
+pub fn staged_volume(app: &str, n: usize) -> PathBuf {
+    Path::new(STAGED_VOLUMES_DIR).join(app).join(n.to_string())
+}
+
+/// The directory of `app`'s staged volume sources under `stage1_rootfs`.
+pub fn staged_volumes_dir(stage1_rootfs: &Path, app: &str) -> PathBuf {
+    stage1_rootfs.join(STAGED_VOLUMES_DIR).join(app)
+}
+
+/// appc: host volumes are recursive unless they say otherwise.
+pub fn staged_recursively(volume: &Volume) -> bool {
+    volume.kind == VolumeKind::Host && volume.recursive.unwrap_or(true)
+}
+
+/// Points every mount of `app` at its staged source (mount `n` at
+/// `/rkt/volumes/<app>/<n>`), as a host volume of the pod's root.
+pub fn use_staged_volumes(app: &mut AppLaunch) {
+    for (n, m) in app.root.mounts.iter_mut().enumerate() {
+        let recursive = staged_recursively(&m.volume);
         m.volume = Volume {
             kind: VolumeKind::Host,
-            source: Some(Path::new("/").join(&staged).to_string_lossy().into_owned()),
+            source: Some(
+                Path::new("/")
+                    .join(staged_volume(&app.name, n))
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
             recursive: Some(recursive),
             ..m.volume.clone()
         };
     }
-    Ok(())
 }
 
 fn create_dir(root: &Path, rel: &str) -> Result<PathBuf, PodRootError> {

@@ -6,32 +6,44 @@
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use abi::pod_dir;
+use abi::schema::{ImageManifest, RuntimeApp, Volume};
+use abi::stage1::RunArgs;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{alarm, chdir, pipe2, read, write, ForkResult, Pid};
 use thiserror::Error;
 
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
 use stage1_common::isolators::{AppSecurity, IsolatorError};
-use stage1_common::mount::MountError;
-use stage1_common::pod::{Pod, PodError};
+use stage1_common::mount::{self as mnt, MountError};
+use stage1_common::pod::{PodApp, PodError};
 use stage1_common::status::{self, StatusError};
 use stage1_common::user::{self, Credentials, UserError};
 
+use crate::control::{self, Request, Response, CONTROL_SOCKET};
 use crate::events::{self, EventError, Handlers};
+use crate::plan::{plan_app, PodPaths};
 use crate::podroot::{self, PodRootError};
 use crate::rootfs::{AppRoot, RootfsError};
 use crate::signals::{self, BlockedSignals, SignalError, FORWARDED};
 use crate::{debug, exec, fail, fork, EntryError, APP_PIDS_DIR, STAGE1_ERROR_EXIT};
 
-/// How long apps get between SIGTERM and SIGKILL when the pod stops.
-pub const STOP_GRACE_SECS: u32 = 10;
+/// How long apps get between SIGTERM and SIGKILL when the pod (or, in a
+/// mutable pod, the app) stops.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum SupervisorError {
@@ -63,6 +75,12 @@ pub enum SupervisorError {
     Pod(#[from] PodError),
     #[error(transparent)]
     Event(#[from] EventError),
+    #[error("cannot listen on the control socket {path:?}: {source}")]
+    Listen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot keep the mount namespace of app {app:?} for its post-stop handler: {source}")]
     KeepNs {
         app: String,
@@ -87,6 +105,7 @@ pub struct AppLaunch {
     pub security: AppSecurity,
     /// Limits of the app's cgroup, set up by `run`.
     pub resources: Resources,
+    pub handlers: Handlers,
 }
 
 #[derive(Debug)]
@@ -97,13 +116,15 @@ pub struct Supervisor {
     pub debug: bool,
     /// The pod's cgroup; each app joins its leaf `<pod>/<app>` before exec.
     pub cgroup: Option<PodCgroup>,
+    /// For a mutable pod (`rkt app sandbox`), the pod's run options, used
+    /// to plan the apps added later. A mutable pod runs until stopped, and
+    /// an app's failure does not stop the others.
+    pub mutable: Option<RunArgs>,
 }
 
 struct Running {
     pid: Pid,
     name: String,
-    /// Index in `Supervisor::apps`.
-    app: usize,
     /// The app's mount namespace, kept for its post-stop handler (a
     /// namespace lives as long as an fd refers to it).
     mnt_ns: Option<OwnedFd>,
@@ -112,15 +133,34 @@ struct Running {
 /// Where the app child is when `launch` returns.
 struct Launched {
     pid: Pid,
-    started: bool,
+    /// Why the child failed before exec, if it did.
+    error: Option<String>,
     mnt_ns: Option<OwnedFd>,
+}
+
+/// An `app stop` request waiting for its app to exit.
+struct PendingStop {
+    app: String,
+    conn: UnixStream,
+    /// When the app gets SIGKILL; `None` once it did.
+    kill_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    running: Vec<Running>,
+    /// Running post-stop handlers.
+    hooks: Vec<Pid>,
+    /// The first failing app's code (immutable pods).
+    failure: Option<i32>,
+    /// The pod is stopping: the kill timer runs.
+    stopping: bool,
+    pending_stops: Vec<PendingStop>,
 }
 
 impl Supervisor {
     /// Runs the pod; the exit code for `rkt run`.
     pub fn run(&mut self) -> Result<i32, SupervisorError> {
-        // Read from the pod directory while it is still in reach.
-        let handlers = self.load_handlers()?;
         podroot::enter(&self.stage1_rootfs, &mut self.apps)?;
         self.stage1_rootfs = PathBuf::from("/");
         let sfd = self.signals.signalfd()?;
@@ -129,139 +169,273 @@ impl Supervisor {
             path: pids_dir.clone(),
             source,
         })?;
+        let listener = match self.mutable {
+            Some(_) => Some(self.listen()?),
+            None => None,
+        };
 
-        let mut running = Vec::new();
-        let mut hooks = Vec::new();
-        let mut failure = None;
-        for (idx, app) in self.apps.iter().enumerate() {
-            let Launched {
-                pid,
-                started,
-                mnt_ns,
-            } = self.launch(app, &handlers[idx])?;
-            running.push(Running {
-                pid,
-                name: app.name.clone(),
-                app: idx,
-                mnt_ns,
-            });
-            if !started {
+        let mut st = State::default();
+        for idx in 0..self.apps.len() {
+            if let Err(e) = self.start(idx, &mut st)? {
+                debug(self.debug, e);
                 // The child said why and exits 254; reaped below.
-                failure = Some(STAGE1_ERROR_EXIT);
+                st.failure = Some(STAGE1_ERROR_EXIT);
                 break;
             }
-            status::write_number_file(&pids_dir.join(&app.name), pid.as_raw().into())?;
-            status::mark_started(&self.stage1_rootfs, &app.name)?;
-            debug(self.debug, format!("app {:?} runs as pid {pid}", app.name));
         }
-        if failure.is_some() {
-            stop_all(&running, Signal::SIGTERM);
-            alarm::set(STOP_GRACE_SECS);
+        if st.failure.is_some() {
+            begin_stop(&mut st, Signal::SIGTERM);
         } else if let Err(e) = status::mark_ready(&self.stage1_rootfs) {
             eprintln!("stage1: {e}");
         }
 
-        let mut grace_started = failure.is_some();
         loop {
-            let mut exited = Vec::new();
-            self.reap(
-                &mut running,
-                &mut hooks,
-                &mut exited,
-                &mut failure,
-                &mut grace_started,
-            )?;
-            for app in exited {
-                hooks.extend(self.spawn_post_stop(app, &handlers));
+            for app in self.reap(&mut st)? {
+                self.after_exit(app, &mut st);
             }
-            if running.is_empty() && hooks.is_empty() {
-                return Ok(failure.unwrap_or(0));
+            let done = st.running.is_empty() && st.hooks.is_empty();
+            if done && (self.mutable.is_none() || st.stopping) {
+                return Ok(st.failure.unwrap_or(0));
             }
-            match signals::next(&sfd)? {
-                Some(Signal::SIGCHLD) | None => {}
-                Some(Signal::SIGALRM) => {
-                    stop_all(&running, Signal::SIGKILL);
-                    for pid in &hooks {
-                        let _ = kill(*pid, Signal::SIGKILL);
-                    }
+            let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st)?;
+            if signalled {
+                if let Some(sig) = signals::next(&sfd)? {
+                    on_signal(sig, &mut st);
                 }
-                Some(sig) if FORWARDED.contains(&sig) => {
-                    stop_all(&running, sig);
-                    if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && !grace_started {
-                        grace_started = true;
-                        alarm::set(STOP_GRACE_SECS);
-                    }
-                }
-                Some(_) => {}
             }
+            if let (true, Some(listener)) = (requested, &listener) {
+                self.serve(listener, &mut st);
+            }
+            kill_overdue(&mut st);
         }
     }
 
-    /// Every app's event handlers, from the pod's manifests.
-    fn load_handlers(&self) -> Result<Vec<Handlers>, SupervisorError> {
-        let Some(first) = self.apps.first() else {
-            return Ok(Vec::new());
-        };
-        let pod = Pod::load(&first.root.pod_dir)?;
-        self.apps
-            .iter()
-            .map(|a| Ok(Handlers::from_app(&pod.app(&a.name)?.app)))
-            .collect()
+    /// Launches `apps[idx]` and records it as running; `Err(why)` inside
+    /// `Ok` when it failed before exec (it is still reaped like any app).
+    fn start(&self, idx: usize, st: &mut State) -> Result<Result<(), String>, SupervisorError> {
+        let app = &self.apps[idx];
+        let Launched { pid, error, mnt_ns } = self.launch(app)?;
+        st.running.push(Running {
+            pid,
+            name: app.name.clone(),
+            mnt_ns,
+        });
+        if let Some(e) = error {
+            return Ok(Err(e));
+        }
+        let pid_file = self.stage1_rootfs.join(APP_PIDS_DIR).join(&app.name);
+        status::write_number_file(&pid_file, pid.as_raw().into())?;
+        status::mark_started(&self.stage1_rootfs, &app.name)?;
+        debug(self.debug, format!("app {:?} runs as pid {pid}", app.name));
+        Ok(Ok(()))
     }
 
-    /// Reaps every exited process; for apps, records the exit code, on the
-    /// first failure stops the others, and hands the app back in `exited`
-    /// for its post-stop handler; finished handlers leave `hooks`.
-    fn reap(
-        &self,
-        running: &mut Vec<Running>,
-        hooks: &mut Vec<Pid>,
-        exited: &mut Vec<Running>,
-        failure: &mut Option<i32>,
-        grace_started: &mut bool,
-    ) -> Result<(), SupervisorError> {
+    /// Reaps every exited process; for apps, records the exit code and (in
+    /// an immutable pod) on the first failure stops the others; returns
+    /// the apps that exited. Finished handlers leave `hooks`.
+    fn reap(&self, st: &mut State) -> Result<Vec<Running>, SupervisorError> {
+        let mut exited = Vec::new();
         loop {
-            let st = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(()),
-                Ok(st) => st,
+            let ws = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(exited),
+                Ok(ws) => ws,
                 Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(SupervisorError::Wait(errno)),
             };
-            let (Some(pid), Some(code)) = (st.pid(), signals::exit_code(st)) else {
+            let (Some(pid), Some(code)) = (ws.pid(), signals::exit_code(ws)) else {
                 continue;
             };
-            if let Some(idx) = hooks.iter().position(|h| *h == pid) {
-                hooks.remove(idx);
+            if let Some(idx) = st.hooks.iter().position(|h| *h == pid) {
+                st.hooks.remove(idx);
                 debug(self.debug, format!("post-stop handler exited with {code}"));
                 continue;
             }
-            let Some(idx) = running.iter().position(|r| r.pid == pid) else {
+            let Some(idx) = st.running.iter().position(|r| r.pid == pid) else {
                 // An orphan of some app: reaped, nothing to record.
                 continue;
             };
-            let app = running.remove(idx);
+            let app = st.running.remove(idx);
             debug(self.debug, format!("app {:?} exited with {code}", app.name));
             if let Err(e) = status::write_exit_status(&self.stage1_rootfs, &app.name, code) {
                 eprintln!("stage1: {e}");
             }
-            if code != 0 && failure.is_none() {
-                *failure = Some(code);
-                stop_all(running, Signal::SIGTERM);
-                if !*grace_started {
-                    *grace_started = true;
-                    alarm::set(STOP_GRACE_SECS);
-                }
+            if code != 0 && st.failure.is_none() && self.mutable.is_none() {
+                st.failure = Some(code);
+                begin_stop(st, Signal::SIGTERM);
             }
             exited.push(app);
         }
     }
 
+    /// Runs the app's post-stop handler and answers `app stop` requests
+    /// waiting for it.
+    fn after_exit(&self, app: Running, st: &mut State) {
+        let name = app.name.clone();
+        st.hooks.extend(self.spawn_post_stop(app));
+        let (done, waiting) = std::mem::take(&mut st.pending_stops)
+            .into_iter()
+            .partition(|p| p.app == name);
+        st.pending_stops = waiting;
+        for p in done {
+            control::reply(p.conn, &Response::ok());
+        }
+    }
+
+    /// The control socket of a mutable pod, in the stage1 rootfs.
+    fn listen(&self) -> Result<UnixListener, SupervisorError> {
+        let path = self.stage1_rootfs.join(CONTROL_SOCKET);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| SupervisorError::Listen {
+                path: path.clone(),
+                source,
+            })?;
+        // Root only: it controls the pod.
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        Ok(listener)
+    }
+
+    /// Answers every waiting connection.
+    fn serve(&mut self, listener: &UnixListener, st: &mut State) {
+        while let Ok((mut conn, _)) = listener.accept() {
+            let request = match control::read_request(&mut conn) {
+                Ok(r) => r,
+                Err(e) => {
+                    control::reply(conn, &Response::error(1, e.to_string()));
+                    continue;
+                }
+            };
+            debug(self.debug, format!("control request {request:?}"));
+            let answer = match request {
+                Request::Add {
+                    app,
+                    runtime,
+                    image,
+                    volumes,
+                } => self.add(app, *runtime, *image, &volumes),
+                Request::Start { app } => self.start_added(&app, st),
+                Request::Rm { app } => self.remove(&app, st),
+                Request::Stop { app } => match st.running.iter().find(|r| r.name == app) {
+                    Some(r) => {
+                        let _ = kill(r.pid, Signal::SIGTERM);
+                        st.pending_stops.push(PendingStop {
+                            app,
+                            conn,
+                            kill_at: Some(Instant::now() + STOP_GRACE),
+                        });
+                        continue;
+                    }
+                    None => Err(Response::error(
+                        control::NOT_RUNNING,
+                        format!("app {app:?} is not running"),
+                    )),
+                },
+            };
+            control::reply(conn, &answer.err().unwrap_or_else(Response::ok));
+        }
+    }
+
+    /// Plans an app whose rootfs and staged volumes the `app add`
+    /// entrypoint put in the pod, and creates its cgroup.
+    fn add(
+        &mut self,
+        name: String,
+        runtime: RuntimeApp,
+        image: ImageManifest,
+        volumes: &[Volume],
+    ) -> Result<(), Response> {
+        let fail = |m: String| Response::error(1, m);
+        let Some(args) = &self.mutable else {
+            return Err(fail("the pod is not mutable".into()));
+        };
+        if self.apps.iter().any(|a| a.name == name) {
+            return Err(fail(format!("the pod already has an app named {name:?}")));
+        }
+        let app = runtime
+            .app
+            .clone()
+            .or_else(|| image.app.clone())
+            .ok_or_else(|| fail(PodError::NoApp(name.clone()).to_string()))?;
+        let pod_app = PodApp {
+            rootfs: self.stage1_rootfs.join(pod_dir::app_rootfs(&name)),
+            name: name.clone(),
+            runtime,
+            image,
+            app,
+        };
+        let paths = PodPaths {
+            pod_dir: self.stage1_rootfs.clone(),
+            stage1_rootfs: self.stage1_rootfs.clone(),
+        };
+        let mut launch =
+            plan_app(&paths, volumes, &pod_app, args, None).map_err(|e| fail(e.to_string()))?;
+        podroot::use_staged_volumes(&mut launch);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup
+                .create_app(&name, &launch.resources)
+                .map_err(|e| fail(format!("cannot create the cgroup of app {name:?}: {e}")))?;
+        }
+        status::mark_created(&self.stage1_rootfs, &name).map_err(|e| fail(e.to_string()))?;
+        self.apps.push(launch);
+        Ok(())
+    }
+
+    /// Starts an added app (again, after it exited).
+    fn start_added(&self, name: &str, st: &mut State) -> Result<(), Response> {
+        let fail = |m: String| Response::error(1, m);
+        let idx = self.app_index(name)?;
+        if st.running.iter().any(|r| r.name == name) {
+            return Err(fail(format!("app {name:?} is already running")));
+        }
+        // A fresh run: the previous exit code no longer applies.
+        let _ = std::fs::remove_file(status::status_dir(&self.stage1_rootfs).join(name));
+        match self.start(idx, st) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(fail(why)),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// Forgets a stopped app: unmounts its rootfs and volumes in the pod and
+    /// removes its cgroup.
+    fn remove(&mut self, name: &str, st: &State) -> Result<(), Response> {
+        let fail = |m: String| Response::error(1, m);
+        let idx = self.app_index(name)?;
+        if st.running.iter().any(|r| r.name == name) {
+            return Err(fail(format!(
+                "app {name:?} is running; stop it first (rkt app stop)"
+            )));
+        }
+        for dir in [
+            self.stage1_rootfs.join(pod_dir::app_rootfs(name)),
+            podroot::staged_volumes_dir(&self.stage1_rootfs, name),
+        ] {
+            mnt::unmount_all_under(&dir).map_err(|e| fail(e.to_string()))?;
+        }
+        if let Some(cgroup) = &self.cgroup {
+            cgroup
+                .remove_app(name)
+                .map_err(|e| fail(format!("cannot remove the cgroup of app {name:?}: {e}")))?;
+        }
+        let _ = std::fs::remove_file(self.stage1_rootfs.join(APP_PIDS_DIR).join(name));
+        self.apps.remove(idx);
+        Ok(())
+    }
+
+    fn app_index(&self, name: &str) -> Result<usize, Response> {
+        self.apps
+            .iter()
+            .position(|a| a.name == name)
+            .ok_or_else(|| Response::error(1, format!("the pod has no app named {name:?}")))
+    }
+
     /// Starts the app's post-stop handler in its mount namespace, when it
     /// has one; best effort: a failure is only reported.
-    fn spawn_post_stop(&self, exited: Running, handlers: &[Handlers]) -> Option<Pid> {
-        let argv = handlers[exited.app].post_stop.as_ref()?;
+    fn spawn_post_stop(&self, exited: Running) -> Option<Pid> {
+        let app = self.apps.iter().find(|a| a.name == exited.name)?;
+        let argv = app.handlers.post_stop.as_ref()?;
         let ns = exited.mnt_ns?;
-        let app = &self.apps[exited.app];
         match fork() {
             Ok(ForkResult::Child) => {
                 let err = match self.become_post_stop(app, &ns, argv) {
@@ -311,12 +485,12 @@ impl Supervisor {
         )?)
     }
 
-    /// Forks the app; whether it got as far as exec (a failing pre-start
-    /// handler counts as started: the app exits with its code), and its
-    /// mount namespace when it has a post-stop handler.
-    fn launch(&self, app: &AppLaunch, handlers: &Handlers) -> Result<Launched, SupervisorError> {
+    /// Forks the app; why it failed before exec, if it did (a failing
+    /// pre-start handler counts as started: the app exits with its code),
+    /// and its mount namespace when it has a post-stop handler.
+    fn launch(&self, app: &AppLaunch) -> Result<Launched, SupervisorError> {
         let (failed_r, failed_w) = pipe2(OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
-        let handoff = if handlers.post_stop.is_some() {
+        let handoff = if app.handlers.post_stop.is_some() {
             Some(NsHandoff::new()?)
         } else {
             None
@@ -324,12 +498,13 @@ impl Supervisor {
         match fork()? {
             ForkResult::Child => {
                 drop(failed_r);
-                let err = match self.become_app(app, handlers, handoff) {
+                let err = match self.become_app(app, handoff) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
-                let _ = write(&failed_w, b"x");
-                fail(format!("app {:?}: {err}", app.name))
+                let message = format!("app {:?}: {err}", app.name);
+                let _ = write(&failed_w, message.as_bytes());
+                fail(message)
             }
             ForkResult::Parent { child } => {
                 drop(failed_w);
@@ -347,7 +522,7 @@ impl Supervisor {
                 });
                 Ok(Launched {
                     pid: child,
-                    started: !failed_before_exec(failed_r),
+                    error: failure_before_exec(failed_r),
                     mnt_ns,
                 })
             }
@@ -357,7 +532,6 @@ impl Supervisor {
     fn become_app(
         &self,
         app: &AppLaunch,
-        handlers: &Handlers,
         handoff: Option<NsHandoff>,
     ) -> Result<Infallible, SupervisorError> {
         // Before pivot_root, while the host's /sys/fs/cgroup is visible;
@@ -373,7 +547,7 @@ impl Supervisor {
             path: app.workdir.clone(),
             errno,
         })?;
-        if let Some(argv) = &handlers.pre_start {
+        if let Some(argv) = &app.handlers.pre_start {
             // As root, before the credentials and isolators (rkt's
             // ExecStartPre); the app runs only if it succeeds.
             let code = events::run_handler(events::PRE_START, argv, &app.env, &self.signals)?;
@@ -399,6 +573,74 @@ fn stop_all(running: &[Running], sig: Signal) {
         // ESRCH: it exited meanwhile; its SIGCHLD is queued.
         let _ = kill(r.pid, sig);
     }
+}
+
+/// Sends `sig` to every app and starts the kill timer once.
+fn begin_stop(st: &mut State, sig: Signal) {
+    stop_all(&st.running, sig);
+    if !st.stopping {
+        st.stopping = true;
+        alarm::set(STOP_GRACE.as_secs() as u32);
+    }
+}
+
+fn on_signal(sig: Signal, st: &mut State) {
+    match sig {
+        Signal::SIGALRM => {
+            stop_all(&st.running, Signal::SIGKILL);
+            for pid in &st.hooks {
+                let _ = kill(*pid, Signal::SIGKILL);
+            }
+        }
+        Signal::SIGTERM | Signal::SIGINT => begin_stop(st, sig),
+        sig if FORWARDED.contains(&sig) => stop_all(&st.running, sig),
+        _ => {}
+    }
+}
+
+/// SIGKILL for apps whose `app stop` grace period is over.
+fn kill_overdue(st: &mut State) {
+    let now = Instant::now();
+    for p in &mut st.pending_stops {
+        if p.kill_at.is_some_and(|at| at <= now) {
+            p.kill_at = None;
+            if let Some(r) = st.running.iter().find(|r| r.name == p.app) {
+                let _ = kill(r.pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Waits until a signal or a control connection arrives, or the next
+/// `app stop` deadline; which of the two are ready.
+fn wait_events(
+    sfd: &SignalFd,
+    listener: Option<&UnixListener>,
+    st: &State,
+) -> Result<(bool, bool), SupervisorError> {
+    let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+    if let Some(l) = listener {
+        fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+    }
+    let timeout = st
+        .pending_stops
+        .iter()
+        .filter_map(|p| p.kill_at)
+        .min()
+        .map(|at| {
+            let ms = at.saturating_duration_since(Instant::now()).as_millis();
+            PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+        })
+        .unwrap_or(PollTimeout::NONE);
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(errno) => return Err(SupervisorError::Wait(errno)),
+    }
+    let ready = |fd: Option<&PollFd>| {
+        fd.and_then(|f| f.revents())
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+    };
+    Ok((ready(fds.first()), ready(fds.get(1))))
 }
 
 /// Lets the supervisor open an app child's mount namespace once its root is
@@ -459,14 +701,11 @@ fn read_byte(fd: &OwnedFd) -> Option<u8> {
     }
 }
 
-/// Whether the child reported a failure before exec on the pipe (the read
-/// returns once it exec'd or exited).
-fn failed_before_exec(pipe: OwnedFd) -> bool {
-    let mut byte = [0u8; 1];
-    loop {
-        match read(pipe.as_raw_fd(), &mut byte) {
-            Err(Errno::EINTR) => continue,
-            r => return matches!(r, Ok(1)),
-        }
-    }
+/// What the child reported on the pipe when it failed before exec
+/// (`None` once it exec'd: the pipe closes without a word).
+fn failure_before_exec(pipe: OwnedFd) -> Option<String> {
+    let mut file = File::from(pipe);
+    let mut message = Vec::new();
+    let _ = file.read_to_end(&mut message);
+    (!message.is_empty()).then(|| String::from_utf8_lossy(&message).into_owned())
 }

@@ -8,10 +8,9 @@
 
 use std::io::stdin;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use abi::pod_dir;
-use abi::schema::IsolatorValue;
 use abi::stage1::RunArgs;
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
@@ -20,13 +19,11 @@ use nix::sys::prctl;
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, read, sethostname, ttyname, ForkResult, Pid};
-use stage1_common::cgroups::{Cgroups, Parent, PodCgroup, Resources};
-use stage1_common::isolators::{AppSecurity, Insecure};
-use stage1_common::paths::{path_inside, resolve_exec, resolve_in_root};
-use stage1_common::pod::{Pod, PodApp};
-use stage1_common::{env, lockfd, status, user, volumes};
+use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
+use stage1_common::pod::Pod;
+use stage1_common::{lockfd, status};
 use stage1_ns::namespaces::{self, NetMode};
-use stage1_ns::rootfs::AppRoot;
+use stage1_ns::plan::{plan_app, PodPaths};
 use stage1_ns::signals::{self, BlockedSignals, FORWARDED};
 use stage1_ns::supervisor::{AppLaunch, Supervisor};
 use stage1_ns::{debug, fail, fork};
@@ -44,13 +41,10 @@ fn run() -> Result<i32> {
     if args.private_users.is_some() {
         bail!("the ns stage1 does not support --private-users yet; drop it");
     }
-    if args.mutable {
-        bail!("the ns stage1 does not support mutable pods (app sandbox) yet");
-    }
     let lock_fd = lockfd::lock_fd_from_env()?;
     let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
     let pod = Pod::load(&cwd)?;
-    if pod.apps.is_empty() {
+    if pod.apps.is_empty() && !args.mutable {
         bail!("the pod has no apps; add at least one image to run");
     }
     if args.interactive && pod.apps.len() != 1 {
@@ -71,11 +65,15 @@ fn run() -> Result<i32> {
     } else {
         None
     };
+    let paths = PodPaths {
+        pod_dir: pod.dir.clone(),
+        stage1_rootfs: pod.stage1_rootfs(),
+    };
     let apps = pod
         .apps
         .iter()
-        .map(|app| plan_app(&pod, app, &args, console.clone()))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|app| plan_app(&paths, &pod.manifest.volumes, app, &args, console.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let cgroup = create_cgroups(&pod, &args.uuid, &apps)?;
     let code = run_pod(&pod, &args, lock_fd, hostname, net, apps, cgroup.clone());
     // The pod's processes are gone with its PID namespace; anything left
@@ -135,6 +133,7 @@ fn run_pod(
         signals,
         debug: dbg,
         cgroup: Some(cgroup),
+        mutable: args.mutable.then(|| args.clone()),
     };
     // Open in `run` for its whole life: EOF in the supervisor means `run`
     // is gone.
@@ -212,89 +211,4 @@ fn write_hostname_file(stage1_rootfs: &Path, hostname: &str) -> Result<()> {
     let path = etc.join("hostname");
     status::write_atomic(&path, format!("{hostname}\n").as_bytes())
         .with_context(|| format!("cannot write {path:?}"))
-}
-
-/// Resolves what the app needs before anything starts, so a bad app fails
-/// the pod before its namespaces exist; writes its env file for `enter`.
-fn plan_app(
-    pod: &Pod,
-    app: &PodApp,
-    args: &RunArgs,
-    console: Option<PathBuf>,
-) -> Result<AppLaunch> {
-    if app.app.exec.first().is_none_or(String::is_empty) {
-        bail!(
-            "app {:?} has no exec; pass --exec or use an image whose app has one",
-            app.name
-        );
-    }
-    let rootfs = &app.rootfs;
-    if !rootfs.is_dir() {
-        bail!("app rootfs {rootfs:?} is missing; the pod was not prepared correctly");
-    }
-    let creds = user::resolve_credentials(rootfs, &app.app)
-        .with_context(|| format!("cannot resolve the user/group of app {:?}", app.name))?;
-    let environment = env::compose(&app.name, &app.app, None);
-    let exec_path = resolve_exec(rootfs, &app.app.exec[0], environment.search_path())?;
-    let mounts = volumes::plan_mounts(&pod.manifest.volumes, app)?;
-    let wd = app
-        .app
-        .working_directory
-        .as_deref()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/");
-    // Checked by the app's chdir: it may be a volume mounted later.
-    let workdir = path_inside(rootfs, &resolve_in_root(rootfs, Path::new(wd))?);
-    let isolators = app
-        .app
-        .isolators
-        .iter()
-        .map(|i| i.typed())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("invalid isolator in app {:?}", app.name))?;
-    let insecure = Insecure {
-        capabilities: args.disable_capabilities,
-        seccomp: args.disable_seccomp,
-    };
-    let security = AppSecurity::new(&isolators, creds.uid, insecure)
-        .with_context(|| format!("invalid isolators in app {:?}", app.name))?;
-    environment.write_file(&env::env_file_path(&pod.stage1_rootfs(), &app.name))?;
-    debug(
-        args.debug,
-        format!("app {:?} exec {exec_path:?} as {creds:?}", app.name),
-    );
-    Ok(AppLaunch {
-        name: app.name.clone(),
-        root: AppRoot {
-            pod_dir: pod.dir.clone(),
-            stage1_rootfs: pod.stage1_rootfs(),
-            rootfs: rootfs.clone(),
-            mounts,
-            dns: args.dns_conf_mode,
-            read_only: app.runtime.read_only_root_fs,
-            console,
-            protect_paths: !args.disable_paths,
-        },
-        exec_path,
-        argv: app.app.exec.clone(),
-        env: environment.to_strings(),
-        creds,
-        workdir,
-        security,
-        resources: resources(&isolators),
-    })
-}
-
-/// The app's cgroup limits from its resource isolators.
-fn resources(isolators: &[IsolatorValue]) -> Resources {
-    let mut r = Resources::default();
-    for iso in isolators {
-        match iso {
-            IsolatorValue::ResourceMemory { limit, .. } => r.memory_bytes = *limit,
-            IsolatorValue::ResourceCpu { limit, .. } => r.cpu_millis = *limit,
-            IsolatorValue::CpuShares(n) => r.cpu_shares = Some(*n),
-            _ => {}
-        }
-    }
-    r
 }
