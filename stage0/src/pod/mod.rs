@@ -1,5 +1,6 @@
 //! Pods: the lifecycle directories and locks, UUIDs, rendering and stage1 exec.
 
+pub mod attach;
 pub mod dns;
 pub mod launch;
 pub mod lifecycle;
