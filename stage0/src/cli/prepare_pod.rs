@@ -1,6 +1,7 @@
 //! The pipeline `run` and `prepare` share: validate flags, choose stage1,
 //! fetch images, generate the pod manifest, create the pod and lay it out.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use abi::schema::{valid_os_arch, ImageManifest, PodManifest, VolumeKind};
@@ -42,11 +43,42 @@ pub fn pull_policy(flags: &PrepareFlags) -> Result<PullPolicy> {
     PullPolicy::parse(&flags.pull_policy).map_err(anyhow::Error::msg)
 }
 
+/// What sets `app sandbox`'s pod apart: no apps, the mutable annotation, and
+/// pod-level annotations and labels.
+#[derive(Debug, Default)]
+pub struct SandboxOptions {
+    pub annotations: Vec<(String, String)>,
+    pub user_annotations: BTreeMap<String, String>,
+    pub user_labels: BTreeMap<String, String>,
+}
+
 pub fn prepare_pod(
     ctx: &Context,
     flags: &PrepareFlags,
     runtime: Option<&RuntimeFlags>,
     uuid_file_save: Option<&Path>,
+) -> Result<PreparedPod> {
+    prepare(ctx, flags, runtime, uuid_file_save, None)
+}
+
+/// Prepares a mutable pod with no apps (`app sandbox`); the stage1 must
+/// support mutable pods.
+pub fn prepare_sandbox(
+    ctx: &Context,
+    flags: &PrepareFlags,
+    runtime: &RuntimeFlags,
+    uuid_file_save: Option<&Path>,
+    sandbox: &SandboxOptions,
+) -> Result<PreparedPod> {
+    prepare(ctx, flags, Some(runtime), uuid_file_save, Some(sandbox))
+}
+
+fn prepare(
+    ctx: &Context,
+    flags: &PrepareFlags,
+    runtime: Option<&RuntimeFlags>,
+    uuid_file_save: Option<&Path>,
+    sandbox: Option<&SandboxOptions>,
 ) -> Result<PreparedPod> {
     let specs = parse_apps(&flags.images)?;
     if let Some(flag) = flags.app.first_set_flag() {
@@ -73,7 +105,7 @@ pub fn prepare_pod(
         if let Some((_, what)) = conflicts.iter().find(|(c, _)| *c) {
             bail!("{what} cannot be used with --pod-manifest; put it in the pod manifest instead");
         }
-    } else if specs.is_empty() {
+    } else if specs.is_empty() && sandbox.is_none() {
         bail!("no images given; pass an image file, name or hash (or --pod-manifest)");
     }
 
@@ -90,10 +122,17 @@ pub fn prepare_pod(
     let stage1_key = select_stage1(&store, &fetcher, &stage1_req, config)?;
     let stage1_manifest = store.manifest(&stage1_key)?;
     let stage1 = Stage1Image::from_manifest(stage1_manifest.clone())?;
+    if sandbox.is_some() && !stage1.supports_mutable() {
+        bail!(
+            "the {} stage1 ({}) does not support mutable pods (no app add/start/stop/rm entrypoints); choose one that does, e.g. --stage1-name=coreos.com/rkt/stage1-ns",
+            stage1.flavor(),
+            stage1.name()
+        );
+    }
 
     let (manifest, app_images) = match &flags.pod_manifest {
         Some(path) => manifest_from_file(&store, path)?,
-        None => manifest_from_flags(&store, &fetcher, flags, &specs)?,
+        None => manifest_from_flags(&store, &fetcher, flags, &specs, sandbox)?,
     };
 
     let mut demands = Demands {
@@ -156,6 +195,7 @@ fn manifest_from_flags(
     fetcher: &Fetcher,
     flags: &PrepareFlags,
     specs: &[AppSpec],
+    sandbox: Option<&SandboxOptions>,
 ) -> Result<(PodManifest, Vec<AppImage>)> {
     let mut requests = Vec::with_capacity(specs.len());
     let mut keys = Vec::with_capacity(specs.len());
@@ -199,7 +239,12 @@ fn manifest_from_flags(
             Vec::new()
         },
         set_env,
-        mutable: false,
+        mutable: sandbox.is_some(),
+        annotations: sandbox.map(|s| s.annotations.clone()).unwrap_or_default(),
+        user_annotations: sandbox
+            .map(|s| s.user_annotations.clone())
+            .unwrap_or_default(),
+        user_labels: sandbox.map(|s| s.user_labels.clone()).unwrap_or_default(),
         apps: requests,
     };
     let manifest = generate(&pod_req)?;
@@ -217,7 +262,7 @@ fn manifest_from_flags(
     Ok((manifest, apps))
 }
 
-fn apply_app_flags(req: &mut AppRequest, spec: &AppSpec) -> Result<()> {
+pub fn apply_app_flags(req: &mut AppRequest, spec: &AppSpec) -> Result<()> {
     let f = &spec.flags;
     req.name = f.name.clone();
     req.exec = f.exec.clone();
@@ -263,7 +308,7 @@ fn apply_app_flags(req: &mut AppRequest, spec: &AppSpec) -> Result<()> {
 }
 
 /// Images must be for this host's os/arch (rkt: `prepareAppImage`).
-fn check_os_arch(image: &ImageManifest) -> Result<()> {
+pub fn check_os_arch(image: &ImageManifest) -> Result<()> {
     let (host_os, host_arch) = abi::schema::host_os_arch();
     let os = image.label("os");
     let arch = image.label("arch");

@@ -134,8 +134,8 @@ pub fn write_stage0_files(
 
 /// `/etc/mtab -> ../proc/self/mounts` when the app has `/etc` but no mtab
 /// (rkt's behaviour). `etc` must be a real directory: a symlink planted by the
-/// image must not redirect the write.
-fn ensure_mtab(app_rootfs: &Path) {
+/// image must not redirect the write. Also used by `app add`.
+pub fn ensure_mtab(app_rootfs: &Path) {
     let etc = app_rootfs.join("etc");
     let is_dir = fs::symlink_metadata(&etc).is_ok_and(|m| m.is_dir());
     let mtab = etc.join("mtab");

@@ -94,6 +94,11 @@ pub struct PodRequest {
     /// `--set-env-file` then `--set-env`, in precedence order.
     pub set_env: Vec<(String, String)>,
     pub mutable: bool,
+    /// Pod-level annotations (`app sandbox --annotation`), after rkt's own.
+    pub annotations: Vec<(String, String)>,
+    /// Pod-level user annotations and labels (`app sandbox`).
+    pub user_annotations: BTreeMap<String, String>,
+    pub user_labels: BTreeMap<String, String>,
 }
 
 /// rkt's pod annotation marking mutable pods.
@@ -120,19 +125,34 @@ pub fn generate(req: &PodRequest) -> Result<PodManifest, ManifestError> {
             });
         }
     }
+    let mut annotations = vec![Annotation {
+        name: AcIdentifier::new(MUTABLE_ANNOTATION).expect("valid identifier"),
+        value: req.mutable.to_string(),
+    }];
+    for (k, v) in &req.annotations {
+        let name = AcIdentifier::new(k.clone()).map_err(|e| ManifestError::Invalid {
+            what: "annotation name",
+            value: k.clone(),
+            reason: e.to_string(),
+        })?;
+        // The first value wins, and rkt's own annotations cannot be overridden.
+        if !annotations.iter().any(|x| x.name == name) {
+            annotations.push(Annotation {
+                name,
+                value: v.clone(),
+            });
+        }
+    }
     Ok(PodManifest {
         ac_version: AC_VERSION.to_string(),
         ac_kind: "PodManifest".to_string(),
         apps,
         volumes: req.volumes.clone(),
         isolators: Vec::new(),
-        annotations: vec![Annotation {
-            name: AcIdentifier::new(MUTABLE_ANNOTATION).expect("valid identifier"),
-            value: req.mutable.to_string(),
-        }],
+        annotations,
         ports: req.ports.clone(),
-        user_annotations: BTreeMap::new(),
-        user_labels: BTreeMap::new(),
+        user_annotations: req.user_annotations.clone(),
+        user_labels: req.user_labels.clone(),
     })
 }
 
@@ -396,5 +416,35 @@ mod tests {
             generate(&req),
             Err(ManifestError::UnknownPort { .. })
         ));
+    }
+
+    #[test]
+    fn sandbox_manifest_is_mutable_with_pod_annotations() {
+        let req = PodRequest {
+            mutable: true,
+            annotations: vec![
+                ("example.com/a".into(), "1".into()),
+                (MUTABLE_ANNOTATION.into(), "false".into()),
+            ],
+            user_labels: BTreeMap::from([("team".into(), "x".into())]),
+            ..Default::default()
+        };
+        let pm = generate(&req).unwrap();
+        assert!(pm.apps.is_empty());
+        let ann: Vec<(&str, &str)> = pm
+            .annotations
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            ann,
+            vec![(MUTABLE_ANNOTATION, "true"), ("example.com/a", "1")]
+        );
+        assert_eq!(pm.user_labels.get("team").map(String::as_str), Some("x"));
+        let bad = PodRequest {
+            annotations: vec![("Not Valid".into(), "1".into())],
+            ..Default::default()
+        };
+        assert!(generate(&bad).is_err());
     }
 }

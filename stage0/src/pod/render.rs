@@ -67,27 +67,40 @@ pub fn render_pod(
             .map_err(|source| store_err(stage1_key, source))?;
     }
     for app in apps {
-        let info = pod.join(pod_dir::APPS_INFO_DIR).join(&app.name);
-        mkdirs(&info)?;
-        write_manifest(&info.join("manifest"), &app.manifest)?;
-        if use_overlay {
-            let tree = render_tree(store, &app.key)?;
-            write_file(&info.join("treeStoreID"), tree.as_str().as_bytes(), 0o640)?;
-            let layers =
-                OverlayLayers::with_lower(store.tree_rootfs(&tree), pod, tree.as_str(), &app.name);
-            mkdirs(&layers.upper)?;
-            mkdirs(&layers.work)?;
-        } else {
-            let dest = pod
-                .join(pod_dir::STAGE1_ROOTFS)
-                .join(pod_dir::app_dir(&app.name));
-            store
-                .render_to(&app.key, &dest)
-                .map_err(|source| store_err(&app.key, source))?;
-        }
+        render_app(store, pod, app, use_overlay)?;
     }
     if use_overlay {
         write_file(&pod.join(pod_dir::OVERLAY_PREPARED), b"", 0o640)?;
+    }
+    Ok(())
+}
+
+/// Lays one app into the pod: `appsinfo/<app>/manifest`, and either its
+/// tree-store id and empty overlay upper/work directories, or a private copy
+/// in `stage1/rootfs/opt/stage2/<app>`. Also used by `app add`.
+pub fn render_app(
+    store: &Store,
+    pod: &Path,
+    app: &AppImage,
+    use_overlay: bool,
+) -> Result<(), RenderError> {
+    let info = pod.join(pod_dir::APPS_INFO_DIR).join(&app.name);
+    mkdirs(&info)?;
+    write_manifest(&info.join("manifest"), &app.manifest)?;
+    if use_overlay {
+        let tree = render_tree(store, &app.key)?;
+        write_file(&info.join("treeStoreID"), tree.as_str().as_bytes(), 0o640)?;
+        let layers =
+            OverlayLayers::with_lower(store.tree_rootfs(&tree), pod, tree.as_str(), &app.name);
+        mkdirs(&layers.upper)?;
+        mkdirs(&layers.work)?;
+    } else {
+        let dest = pod
+            .join(pod_dir::STAGE1_ROOTFS)
+            .join(pod_dir::app_dir(&app.name));
+        store
+            .render_to(&app.key, &dest)
+            .map_err(|source| store_err(&app.key, source))?;
     }
     Ok(())
 }
@@ -110,7 +123,7 @@ fn write_manifest(path: &Path, m: &ImageManifest) -> Result<(), RenderError> {
     write_file(path, &json, 0o640)
 }
 
-pub(crate) fn mkdirs(path: &Path) -> Result<(), RenderError> {
+pub fn mkdirs(path: &Path) -> Result<(), RenderError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -122,7 +135,7 @@ pub(crate) fn mkdirs(path: &Path) -> Result<(), RenderError> {
 }
 
 /// Writes through a temporary file and a rename so readers never see half a file.
-pub(crate) fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), RenderError> {
+pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), RenderError> {
     let err = |source| RenderError::Write {
         path: path.to_path_buf(),
         source,
