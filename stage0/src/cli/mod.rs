@@ -2,6 +2,7 @@
 //! error-output conventions (254 and a one-line `<subcommand>: ...` message on
 //! our own errors, 2 for a missing subcommand).
 
+mod app;
 mod apps;
 mod cat_manifest;
 mod completion;
@@ -95,6 +96,8 @@ commands! {
     CatManifest(cat_manifest::CatManifestArgs) => "cat-manifest",
     /// Export an app from an exited pod to an ACI file
     Export(export::ExportArgs) => "export",
+    /// Operate on the apps of a mutable pod (experimental)
+    App(app::AppArgs) => "app",
     /// Operate on image(s) in the local store
     Image(image::ImageArgs) => "image",
     /// Print configuration for each stage in JSON format
