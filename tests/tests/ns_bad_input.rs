@@ -422,6 +422,12 @@ fn kill_9_of_the_supervisor() {
         status(&rkt, &uuid)
     );
     assert_nothing_left(&rkt, &[&uuid]);
+    // The user learns why the pod ended, not just a bare 137.
+    let lower = out.stderr.to_lowercase();
+    assert!(
+        lower.contains("supervisor") || lower.contains("killed") || lower.contains("signal"),
+        "rkt run should say the pod's supervisor was killed:\n{out}"
+    );
 }
 
 /// A script that tries every way through the supervisor's /proc entry to a
