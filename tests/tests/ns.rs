@@ -529,3 +529,53 @@ fn resource_limits_in_app_cgroups_removed_by_gc() {
     assert!(out.stdout.contains(&format!("{sub}/busybox")), "{out}");
     assert_eq!(cgroup_dirs(&sub), Vec::<std::path::PathBuf>::new());
 }
+
+/// Apps of one pod writing lines in pieces at the same time: every line
+/// reaches `rkt run`'s stdout whole, and stderr lines reach its stderr.
+#[test]
+fn output_of_several_apps_is_unmixed_line_by_line() {
+    let rkt = setup();
+    let writer = |c: &str| {
+        format!(
+            "for i in 1 2 3 4 5 6; do printf '{c}{c}{c}'; sleep 0.01; printf '{C}{C}{C}\\n'; done; echo err-{c} >&2",
+            C = c.to_uppercase()
+        )
+    };
+    let (a, b) = (writer("a"), writer("b"));
+    let (out, _) = ns_run(
+        &rkt,
+        &[
+            "--net=none",
+            BUSYBOX,
+            "--name=a",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            &a,
+            "---",
+            BUSYBOX,
+            "--name=b",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            &b,
+            "---",
+        ],
+    );
+    let out = out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 12, "{out}");
+    for line in &lines {
+        assert!(
+            matches!(*line, "aaaAAA" | "bbbBBB"),
+            "mixed line {line:?}: {out}"
+        );
+    }
+    let mut errs: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("err-"))
+        .collect();
+    errs.sort();
+    assert_eq!(errs, ["err-a", "err-b"], "{out}");
+}

@@ -39,11 +39,13 @@ pub fn reset_signals_for_exec() -> Result<(), EntryError> {
         })
 }
 
-/// fork(2). Only for the entrypoints and the supervisor, which never start
-/// threads: the child may then allocate and run arbitrary code before it execs.
+/// fork(2). Only for the entrypoints and the supervisor: the child may
+/// allocate and run arbitrary code before it execs.
 pub fn fork() -> Result<ForkResult, EntryError> {
-    // SAFETY: these processes are single-threaded, so no lock can be held by
-    // a thread that does not exist in the child.
+    // SAFETY: these processes are single-threaded, except the ns supervisor's
+    // output thread, which holds no lock a child takes: it only polls, reads,
+    // writes raw descriptors and allocates (glibc's fork leaves malloc
+    // usable in the child).
     unsafe { nix::unistd::fork() }.map_err(EntryError::Fork)
 }
 

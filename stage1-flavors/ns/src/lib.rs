@@ -18,6 +18,7 @@ pub mod crossing;
 pub mod dev;
 pub mod events;
 pub mod namespaces;
+pub mod output;
 pub mod plan;
 pub mod podroot;
 pub mod procfs;

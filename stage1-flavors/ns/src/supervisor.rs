@@ -23,7 +23,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{alarm, chdir, pipe2, read, write, ForkResult, Pid};
+use nix::unistd::{alarm, chdir, dup2, pipe2, read, write, ForkResult, Pid};
 use thiserror::Error;
 
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
@@ -35,6 +35,7 @@ use stage1_common::user::{self, Credentials, UserError};
 
 use crate::control::{self, Request, Response, CONTROL_SOCKET};
 use crate::events::{self, EventError, Handlers};
+use crate::output::{AppOutput, OutputError, OutputMux};
 use crate::plan::{plan_app, PodPaths};
 use crate::podroot::{self, PodRootError};
 use crate::rootfs::{AppRoot, RootfsError};
@@ -75,6 +76,10 @@ pub enum SupervisorError {
     Pod(#[from] PodError),
     #[error(transparent)]
     Event(#[from] EventError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("cannot give the app its output pipes: {0}")]
+    Redirect(Errno),
     #[error("cannot listen on the control socket {path:?}: {source}")]
     Listen {
         path: PathBuf,
@@ -156,6 +161,9 @@ struct State {
     /// The pod is stopping: the kill timer runs.
     stopping: bool,
     pending_stops: Vec<PendingStop>,
+    /// Line-by-line forwarding of the apps' output, when several apps
+    /// share the pod's stdout/stderr.
+    output: Option<OutputMux>,
 }
 
 impl Supervisor {
@@ -175,6 +183,9 @@ impl Supervisor {
         };
 
         let mut st = State::default();
+        if self.apps.len() > 1 || self.mutable.is_some() {
+            st.output = Some(OutputMux::start()?);
+        }
         for idx in 0..self.apps.len() {
             if let Err(e) = self.start(idx, &mut st)? {
                 debug(self.debug, e);
@@ -195,6 +206,9 @@ impl Supervisor {
             }
             let done = st.running.is_empty() && st.hooks.is_empty();
             if done && (self.mutable.is_none() || st.stopping) {
+                if let Some(output) = st.output.take() {
+                    output.finish();
+                }
                 return Ok(st.failure.unwrap_or(0));
             }
             let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st)?;
@@ -214,7 +228,7 @@ impl Supervisor {
     /// `Ok` when it failed before exec (it is still reaped like any app).
     fn start(&self, idx: usize, st: &mut State) -> Result<Result<(), String>, SupervisorError> {
         let app = &self.apps[idx];
-        let Launched { pid, error, mnt_ns } = self.launch(app)?;
+        let Launched { pid, error, mnt_ns } = self.launch(app, st.output.as_ref())?;
         st.running.push(Running {
             pid,
             name: app.name.clone(),
@@ -488,17 +502,23 @@ impl Supervisor {
     /// Forks the app; why it failed before exec, if it did (a failing
     /// pre-start handler counts as started: the app exits with its code),
     /// and its mount namespace when it has a post-stop handler.
-    fn launch(&self, app: &AppLaunch) -> Result<Launched, SupervisorError> {
+    fn launch(
+        &self,
+        app: &AppLaunch,
+        output: Option<&OutputMux>,
+    ) -> Result<Launched, SupervisorError> {
         let (failed_r, failed_w) = pipe2(OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
         let handoff = if app.handlers.post_stop.is_some() {
             Some(NsHandoff::new()?)
         } else {
             None
         };
+        let pipes = output.map(OutputMux::app_output).transpose()?;
         match fork()? {
             ForkResult::Child => {
                 drop(failed_r);
-                let err = match self.become_app(app, handoff) {
+                let err = match redirect_output(pipes).and_then(|()| self.become_app(app, handoff))
+                {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
@@ -508,6 +528,7 @@ impl Supervisor {
             }
             ForkResult::Parent { child } => {
                 drop(failed_w);
+                drop(pipes);
                 // Best effort, like the post-stop handler itself.
                 let mnt_ns = handoff.and_then(|h| match h.take(child) {
                     Ok(ns) => ns,
@@ -699,6 +720,17 @@ fn read_byte(fd: &OwnedFd) -> Option<u8> {
             _ => return None,
         }
     }
+}
+
+/// Makes the app's own pipes its stdout and stderr.
+fn redirect_output(pipes: Option<AppOutput>) -> Result<(), SupervisorError> {
+    let Some(pipes) = pipes else {
+        return Ok(());
+    };
+    for (fd, target) in [(&pipes.stdout, 1), (&pipes.stderr, 2)] {
+        dup2(fd.as_raw_fd(), target).map_err(SupervisorError::Redirect)?;
+    }
+    Ok(())
 }
 
 /// What the child reported on the pipe when it failed before exec

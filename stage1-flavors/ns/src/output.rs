@@ -1,0 +1,315 @@
+//! Apps' output in pods of several apps (and mutable pods): each app
+//! writes into pipes of its own, and a thread of the supervisor forwards
+//! whole lines to the pod's stdout and stderr as they complete, so lines of
+//! different apps never mix (what journald's console forwarding gave rkt).
+//! A single app keeps the pod's stdout/stderr itself: nothing in between.
+//!
+//! The thread only polls, reads, allocates and writes raw descriptors, so
+//! the supervisor may still fork apps (it holds no lock a child uses).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::{pipe2, read, write};
+use thiserror::Error;
+
+/// A partial line is forwarded after this long without its end (a prompt,
+/// a progress dot): unbuffered enough, and rarely splits a line.
+const PARTIAL_LINE_WAIT: Duration = Duration::from_millis(50);
+/// A "line" longer than this is forwarded in pieces.
+const MAX_LINE: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error("cannot create the app's output pipes: {0}")]
+    Pipe(Errno),
+    #[error("cannot start the output thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The write ends an app gets as its stdout and stderr.
+#[derive(Debug)]
+pub struct AppOutput {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+enum Message {
+    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+    Finish,
+}
+
+/// The forwarding thread and the way to reach it.
+#[derive(Debug)]
+pub struct OutputMux {
+    tx: Sender<Message>,
+    wake: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OutputMux {
+    pub fn start() -> Result<Self, OutputError> {
+        let (wake_r, wake_w) =
+            pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(OutputError::Pipe)?;
+        let (tx, rx) = channel();
+        let thread = std::thread::Builder::new()
+            .name("output".into())
+            .stack_size(64 * 1024)
+            .spawn(move || Forwarder::new(wake_r, rx).run())
+            .map_err(OutputError::Thread)?;
+        Ok(OutputMux {
+            tx,
+            wake: wake_w,
+            thread: Some(thread),
+        })
+    }
+
+    /// New pipes for one app; the thread reads the other ends.
+    pub fn app_output(&self) -> Result<AppOutput, OutputError> {
+        let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(OutputError::Pipe)?;
+        let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(OutputError::Pipe)?;
+        self.send(Message::Pipes {
+            stdout: out_r,
+            stderr: err_r,
+        });
+        Ok(AppOutput {
+            stdout: out_w,
+            stderr: err_w,
+        })
+    }
+
+    /// Forwards what the apps left in their pipes and stops the thread.
+    pub fn finish(mut self) {
+        self.send(Message::Finish);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn send(&self, message: Message) {
+        if self.tx.send(message).is_ok() {
+            let _ = write(&self.wake, b"x");
+        }
+    }
+}
+
+/// One app's pipe and the partial line read from it.
+struct Source {
+    pipe: OwnedFd,
+    /// 1 or 2: where its lines go.
+    target: RawFd,
+    pending: Vec<u8>,
+    /// When the partial line in `pending` started waiting.
+    since: Option<Instant>,
+}
+
+struct Forwarder {
+    wake: OwnedFd,
+    rx: Receiver<Message>,
+    sources: HashMap<RawFd, Source>,
+    finishing: bool,
+}
+
+impl Forwarder {
+    fn new(wake: OwnedFd, rx: Receiver<Message>) -> Self {
+        Forwarder {
+            wake,
+            rx,
+            sources: HashMap::new(),
+            finishing: false,
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            self.receive();
+            if self.finishing {
+                self.drain();
+                return;
+            }
+            let ready = self.wait();
+            for fd in ready {
+                self.read_from(fd);
+            }
+            self.flush_stale_partials();
+        }
+    }
+
+    fn receive(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = read(self.wake.as_raw_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        while let Ok(message) = self.rx.try_recv() {
+            match message {
+                Message::Pipes { stdout, stderr } => {
+                    self.add(stdout, libc::STDOUT_FILENO);
+                    self.add(stderr, libc::STDERR_FILENO);
+                }
+                Message::Finish => self.finishing = true,
+            }
+        }
+    }
+
+    fn add(&mut self, pipe: OwnedFd, target: RawFd) {
+        // Non-blocking, so the final drain stops at "nothing more now".
+        let _ = nix::fcntl::fcntl(
+            pipe.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+        );
+        self.sources.insert(
+            pipe.as_raw_fd(),
+            Source {
+                pipe,
+                target,
+                pending: Vec::new(),
+                since: None,
+            },
+        );
+    }
+
+    /// The pipes with something to read (or at EOF).
+    fn wait(&self) -> Vec<RawFd> {
+        let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+        let order: Vec<RawFd> = self.sources.keys().copied().collect();
+        for fd in &order {
+            // SAFETY: the descriptor is owned by `self.sources` for the
+            // whole poll.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
+            fds.push(PollFd::new(borrowed, PollFlags::POLLIN));
+        }
+        let timeout = match self.sources.values().filter_map(|s| s.since).min() {
+            Some(since) => {
+                let left = (since + PARTIAL_LINE_WAIT).saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        if poll(&mut fds, timeout).is_err() {
+            return Vec::new();
+        }
+        fds[1..]
+            .iter()
+            .zip(order)
+            .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, fd)| fd)
+            .collect()
+    }
+
+    /// Reads what is there; forwards whole lines; at EOF the rest too.
+    fn read_from(&mut self, fd: RawFd) {
+        let Some(source) = self.sources.get_mut(&fd) else {
+            return;
+        };
+        let mut buf = vec![0u8; READ_CHUNK];
+        match read(source.pipe.as_raw_fd(), &mut buf) {
+            Ok(0) => {
+                flush(source.target, &std::mem::take(&mut source.pending));
+                self.sources.remove(&fd);
+            }
+            Ok(n) => source.take(&buf[..n]),
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(_) => {
+                self.sources.remove(&fd);
+            }
+        }
+    }
+
+    fn flush_stale_partials(&mut self) {
+        let now = Instant::now();
+        for source in self.sources.values_mut() {
+            if source.since.is_some_and(|s| now >= s + PARTIAL_LINE_WAIT) {
+                flush(source.target, &std::mem::take(&mut source.pending));
+                source.since = None;
+            }
+        }
+    }
+
+    /// Everything still readable, then the partial lines.
+    fn drain(&mut self) {
+        let mut buf = vec![0u8; READ_CHUNK];
+        for source in self.sources.values_mut() {
+            while let Ok(n @ 1..) = read(source.pipe.as_raw_fd(), &mut buf) {
+                source.take(&buf[..n]);
+            }
+            flush(source.target, &std::mem::take(&mut source.pending));
+        }
+    }
+}
+
+impl Source {
+    /// Appends `bytes`; forwards every complete line.
+    fn take(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        let cut = match self.pending.iter().rposition(|b| *b == b'\n') {
+            Some(last) => last + 1,
+            None if self.pending.len() >= MAX_LINE => self.pending.len(),
+            None => 0,
+        };
+        if cut > 0 {
+            flush(self.target, &self.pending[..cut]);
+            self.pending.drain(..cut);
+        }
+        self.since = match (self.pending.is_empty(), self.since) {
+            (true, _) => None,
+            (false, Some(s)) => Some(s),
+            (false, None) => Some(Instant::now()),
+        };
+    }
+}
+
+/// Writes all of `bytes` to `fd` (the pod's stdout or stderr); a reader
+/// that went away loses the output, not the pod.
+fn flush(fd: RawFd, mut bytes: &[u8]) {
+    // SAFETY: stdout and stderr stay open for the supervisor's life.
+    let target = unsafe { BorrowedFd::borrow_raw(fd) };
+    while !bytes.is_empty() {
+        match write(target, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut p = [PollFd::new(target, PollFlags::POLLOUT)];
+                let _ = poll(&mut p, PollTimeout::NONE);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_lines_go_out_partial_ones_wait() {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let (_keep, dummy) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let mut s = Source {
+            pipe: dummy,
+            target: w.as_raw_fd(),
+            pending: Vec::new(),
+            since: None,
+        };
+        s.take(b"one\ntw");
+        assert_eq!(s.pending, b"tw");
+        assert!(s.since.is_some());
+        s.take(b"o\nthree");
+        assert_eq!(s.pending, b"three");
+        drop(w);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = read(r.as_raw_fd(), &mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, b"one\ntwo\n");
+    }
+}
