@@ -526,7 +526,10 @@ fn exec_and_args_grammar() {
 #[test]
 fn two_images_are_refused_by_fly() {
     let rkt = setup();
-    let fly = format!("--stage1-path={}", functional_tests::stage1_image("fly").display());
+    let fly = format!(
+        "--stage1-path={}",
+        functional_tests::stage1_image("fly").display()
+    );
     rkt.run(&["run", &fly, BUSYBOX, "--", "-c", "true", "---", INSPECT])
         .expect_code(254)
         .expect_stderr("fly");
