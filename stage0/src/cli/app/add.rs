@@ -127,17 +127,10 @@ pub fn run(ctx: &Context, args: AddArgs) -> Result<i32> {
         }
     };
     if outcome.code != 0 {
-        MutablePod::show_failure(&outcome, ctx.debug);
+        let detail = MutablePod::failure_detail(&outcome, ctx.debug);
         tx.roll_back(&mut mp);
-        let last = outcome
-            .output
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| format!(": {}", l.trim()))
-            .unwrap_or_default();
         bail!(
-            "the stage1 could not add app {name:?} (app/add exited with status {}){last}; the pod is unchanged",
+            "the stage1 could not add app {name:?} (app/add exited with status {}){detail}; the pod is unchanged",
             outcome.code
         );
     }

@@ -234,14 +234,25 @@ impl MutablePod {
         Ok(Crossing { code, output })
     }
 
-    /// Shows a failed entrypoint's output (already shown with `--debug`).
-    pub fn show_failure(c: &Crossing, debug: bool) {
-        if !debug && !c.output.is_empty() {
-            eprint!("{}", c.output);
-            if !c.output.ends_with('\n') {
-                eprintln!();
+    /// For the error line of a failed entrypoint: `: <its last output
+    /// line>`. Longer output is shown on stderr first (with `--debug` it
+    /// already was).
+    pub fn failure_detail(c: &Crossing, debug: bool) -> String {
+        let lines: Vec<&str> = c
+            .output
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if !debug && lines.len() > 1 {
+            for l in &lines {
+                eprintln!("{l}");
             }
         }
+        lines
+            .last()
+            .map(|l| format!(": {}", l.trim()))
+            .unwrap_or_default()
     }
 
     /// The app's state from `rkt/status/<app>` (exit code), `<app>-started`

@@ -31,17 +31,17 @@ pub fn run(ctx: &Context, args: RmArgs) -> Result<i32> {
 
     let stop = mp.crossing(ctx.debug, Entrypoint::AppStop, name)?;
     if stop.code != 0 && stop.code != APP_STOP_NOT_RUNNING {
-        MutablePod::show_failure(&stop, ctx.debug);
+        let detail = MutablePod::failure_detail(&stop, ctx.debug);
         bail!(
-            "the stage1 could not stop app {name:?} (app/stop exited with status {}); it was not removed",
+            "the stage1 could not stop app {name:?} (app/stop exited with status {}){detail}; it was not removed",
             stop.code
         );
     }
     let rm = mp.crossing(ctx.debug, Entrypoint::AppRm, name)?;
     if rm.code != 0 {
-        MutablePod::show_failure(&rm, ctx.debug);
+        let detail = MutablePod::failure_detail(&rm, ctx.debug);
         bail!(
-            "the stage1 could not remove app {name:?} (app/rm exited with status {}); it is still in the pod",
+            "the stage1 could not remove app {name:?} (app/rm exited with status {}){detail}; it is still in the pod",
             rm.code
         );
     }
@@ -87,9 +87,19 @@ pub fn run(ctx: &Context, args: RmArgs) -> Result<i32> {
         dirs.push(layers.upper);
         dirs.push(layers.work);
     }
-    for dir in dirs {
-        if let Err(e) = remove_dir_if_present(&dir) {
+    for dir in &dirs {
+        if let Err(e) = remove_dir_if_present(dir) {
             problems.push(format!("cannot remove {}: {e}", dir.display()));
+        }
+    }
+    // The tree's upper/, work/ and its own directory go once no app uses
+    // them (remove_dir leaves non-empty ones alone).
+    for dir in dirs.iter().skip(1) {
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+            if let Some(tree_dir) = parent.parent() {
+                let _ = std::fs::remove_dir(tree_dir);
+            }
         }
     }
     problems.extend(mp.remove_runtime_files(name));

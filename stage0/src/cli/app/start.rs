@@ -21,13 +21,11 @@ pub fn run(ctx: &Context, args: StartArgs) -> Result<i32> {
     mp.app(&args.app)?;
     let outcome = mp.crossing(ctx.debug, Entrypoint::AppStart, &args.app)?;
     if outcome.code != 0 {
-        MutablePod::show_failure(&outcome, ctx.debug);
+        let detail = MutablePod::failure_detail(&outcome, ctx.debug);
         bail!(
-            "the stage1 could not start app {:?} (app/start exited with status {}); see `rkt app status {} --app={}`",
+            "the stage1 could not start app {:?} (app/start exited with status {}){detail}",
             args.app,
             outcome.code,
-            mp.uuid(),
-            args.app
         );
     }
     Ok(0)

@@ -23,15 +23,14 @@ pub fn run(ctx: &Context, args: StopArgs) -> Result<i32> {
     match outcome.code {
         0 => Ok(0),
         APP_STOP_NOT_RUNNING => bail!(
-            "app {:?} is not running; start it with `rkt app start {} --app={}`",
+            "app {:?} is not running (it is {}); nothing to stop",
             args.app,
-            mp.uuid(),
-            args.app
+            mp.app_runtime(&args.app).state
         ),
         code => {
-            MutablePod::show_failure(&outcome, ctx.debug);
+            let detail = MutablePod::failure_detail(&outcome, ctx.debug);
             bail!(
-                "the stage1 could not stop app {:?} (app/stop exited with status {code})",
+                "the stage1 could not stop app {:?} (app/stop exited with status {code}){detail}",
                 args.app
             )
         }
