@@ -135,3 +135,27 @@ fn cgroups_are_read_only_in_the_app() {
     let out = sh(&rkt, &[], script).expect_code(0);
     assert_eq!(out.stdout, "0\n", "{out}");
 }
+
+/// Devices are closed: a node the app makes (CAP_MKNOD is in rkt's
+/// default set) cannot be opened, in its rootfs or its /dev; the minimal
+/// /dev works, and so does a device passed as a volume.
+#[test]
+fn devices_are_closed_except_the_minimal_set_and_device_volumes() {
+    let rkt = setup();
+    let script = "mknod /sda b 8 0 && (head -c 1 /sda >/dev/null 2>&1 && echo sda=open || echo sda=denied); \
+        mknod /dev/mem2 c 1 1 && (head -c 1 /dev/mem2 >/dev/null 2>&1 && echo mem=open || echo mem=denied); \
+        echo x >/dev/null && echo null=ok; \
+        echo zero=$(head -c 4 /dev/zero | wc -c) urandom=$(head -c 4 /dev/urandom | wc -c); \
+        echo volume=$(head -c 5 /zero | wc -c)";
+    let out = sh(
+        &rkt,
+        &[
+            "--net=none",
+            "--volume=z,kind=host,source=/dev/zero",
+            "--mount=volume=z,target=/zero",
+        ],
+        script,
+    );
+    out.expect_code(0)
+        .expect_stdout("sda=denied\nmem=denied\nnull=ok\nzero=4 urandom=4\nvolume=5\n");
+}

@@ -264,6 +264,26 @@ pub fn attach_detached(tree: &OwnedFd, target: &Path) -> Result<(), MountError> 
     Ok(())
 }
 
+/// Adds `extra` (e.g. `MS_NODEV`) to the flags of the bind mount at
+/// `target`, keeping the ones the kernel locks.
+pub fn remount_bind(target: &Path, extra: MsFlags) -> Result<(), MountError> {
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra;
+    if let Ok(st) = statvfs(target) {
+        flags |= locked_flags(st.flags());
+        if st.flags().contains(FsFlags::ST_RDONLY) {
+            flags |= MsFlags::MS_RDONLY;
+        }
+    }
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(|errno| {
+        MountError::Mount {
+            op: "remount",
+            from: None,
+            target: target.to_path_buf(),
+            errno,
+        }
+    })
+}
+
 /// Makes the bind mount at `target` read-only, and every mount below it when
 /// `recursive` (MS_RDONLY does not propagate to submounts by itself). Flags
 /// the kernel locks (nosuid, nodev, noexec, atime) are kept.

@@ -52,32 +52,44 @@ pub const LINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
-/// Builds the app's /dev at `dev` (a host path inside the app rootfs).
+/// Where the device nodes of a /dev come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Nodes<'a> {
+    /// Made with mknod(2) (the supervisor's own /dev in the stage1 rootfs).
+    Make,
+    /// Bound one by one from this directory into a `nodev` tmpfs (an
+    /// app's /dev): the app may create device nodes (CAP_MKNOD is in rkt's
+    /// default set) but cannot open them; only these and its device
+    /// volumes work.
+    BindFrom(&'a Path),
+}
+
+/// Builds a minimal /dev at `dev` (a path inside the root being set up).
 /// `console` is the terminal to show as /dev/console (interactive pods);
 /// otherwise /dev/console is a null device.
-pub fn setup_dev(dev: &Path, console: Option<&Path>) -> Result<(), DevError> {
+pub fn setup_dev(dev: &Path, console: Option<&Path>, nodes: Nodes<'_>) -> Result<(), DevError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DevError::Io { path, source }
     };
     std::fs::create_dir_all(dev).map_err(io_err(dev))?;
-    mount_fs(
-        "tmpfs",
-        "tmpfs",
-        dev,
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        "mode=755,size=65536k",
-    )?;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+    if matches!(nodes, Nodes::BindFrom(_)) {
+        flags |= MsFlags::MS_NODEV;
+    }
+    mount_fs("tmpfs", "tmpfs", dev, flags, "mode=755,size=65536k")?;
     for (name, major, minor) in DEVICES {
-        make_char(&dev.join(name), major, minor)?;
+        let path = dev.join(name);
+        match nodes {
+            Nodes::Make => make_char(&path, major, minor)?,
+            Nodes::BindFrom(src) => bind_node(&src.join(name), &path)?,
+        }
     }
     let console_path = dev.join("console");
-    match console {
-        Some(tty) => {
-            std::fs::File::create(&console_path).map_err(io_err(&console_path))?;
-            mnt::bind(tty, &console_path, false)?;
-        }
-        None => make_char(&console_path, 1, 3)?,
+    match (console, nodes) {
+        (Some(tty), _) => bind_node(tty, &console_path)?,
+        (None, Nodes::Make) => make_char(&console_path, 1, 3)?,
+        (None, Nodes::BindFrom(src)) => bind_node(&src.join("null"), &console_path)?,
     }
     for (name, target) in LINKS {
         let path = dev.join(name);
@@ -101,6 +113,17 @@ pub fn setup_dev(dev: &Path, console: Option<&Path>) -> Result<(), DevError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         "mode=1777",
     )?;
+    Ok(())
+}
+
+/// Binds the device node `source` on a new empty file `target`; the bind
+/// keeps the source filesystem's device access, not the target's `nodev`.
+fn bind_node(source: &Path, target: &Path) -> Result<(), DevError> {
+    std::fs::File::create(target).map_err(|e| DevError::Io {
+        path: target.to_path_buf(),
+        source: e,
+    })?;
+    mnt::bind(source, target, false)?;
     Ok(())
 }
 

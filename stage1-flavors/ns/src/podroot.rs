@@ -21,7 +21,7 @@ use stage1_common::cgroups::CGROUP_ROOT;
 use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::volumes::{self, VolumeError};
 
-use crate::dev::{self, DevError};
+use crate::dev::{self, DevError, Nodes};
 use crate::supervisor::AppLaunch;
 
 /// Where volume sources are bound inside the stage1 rootfs.
@@ -74,7 +74,7 @@ pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRoot
     )
     .map_err(|errno| PodRootError::Proc { path: proc, errno })?;
     let console = apps.iter().find_map(|a| a.root.console.clone());
-    dev::setup_dev(&stage1_rootfs.join("dev"), console.as_deref())?;
+    dev::setup_dev(&stage1_rootfs.join("dev"), console.as_deref(), Nodes::Make)?;
     let cgroup = create_dir(stage1_rootfs, CGROUP_ROOT.trim_start_matches('/'))?;
     mnt::bind(Path::new(CGROUP_ROOT), &cgroup, true)?;
     for app in apps.iter_mut() {

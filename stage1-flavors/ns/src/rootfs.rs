@@ -19,7 +19,7 @@ use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::paths::{resolve_in_root, PathError};
 use stage1_common::volumes::{self, AppMount, VolumeError};
 
-use crate::dev::{self, DevError};
+use crate::dev::{self, DevError, Nodes};
 
 mod cgroupfs;
 pub mod protect;
@@ -87,6 +87,9 @@ impl AppRoot {
         let rootfs = &self.rootfs;
         // pivot_root needs a mount point; the submounts below go on it.
         mnt::bind(rootfs, rootfs, true)?;
+        // Device nodes the app creates in its rootfs stay unusable (see
+        // `dev::Nodes::BindFrom`).
+        mnt::remount_bind(rootfs, MsFlags::MS_NODEV)?;
 
         let proc = self.dir("/proc")?;
         mount_fs(
@@ -105,7 +108,12 @@ impl AppRoot {
         // no symlinks on the way.
         cgroupfs::mount_own_cgroups(&sys.join("fs/cgroup"))?;
         let dev = resolve_in_root(rootfs, Path::new("/dev"))?;
-        dev::setup_dev(&dev, self.console.as_deref())?;
+        // The pod's own /dev (the supervisor's) has the nodes.
+        dev::setup_dev(
+            &dev,
+            self.console.as_deref(),
+            Nodes::BindFrom(&self.stage1_rootfs.join("dev")),
+        )?;
         if self.protect_paths {
             protect::protect(&proc, &sys, &dev.join("null"))?;
         }
