@@ -20,8 +20,10 @@ use nix::unistd::{pipe2, read, write};
 use thiserror::Error;
 
 /// A partial line is forwarded after this long without its end (a prompt,
-/// a progress dot): unbuffered enough, and rarely splits a line.
-const PARTIAL_LINE_WAIT: Duration = Duration::from_millis(50);
+/// a progress dot). Long enough that an app writing a line in pieces on a
+/// loaded machine is not split (journald, which rkt used, waits for the
+/// newline forever).
+const PARTIAL_LINE_WAIT: Duration = Duration::from_secs(1);
 /// A "line" longer than this is forwarded in pieces.
 const MAX_LINE: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;

@@ -125,6 +125,9 @@ pub struct Supervisor {
     /// to plan the apps added later. A mutable pod runs until stopped, and
     /// an app's failure does not stop the others.
     pub mutable: Option<RunArgs>,
+    /// Written to (then closed) once the supervisor is in the pod's root,
+    /// so `run` publishes the pod's pid only then.
+    pub rooted: Option<OwnedFd>,
 }
 
 struct Running {
@@ -171,6 +174,9 @@ impl Supervisor {
     pub fn run(&mut self) -> Result<i32, SupervisorError> {
         podroot::enter(&self.stage1_rootfs, &mut self.apps)?;
         self.stage1_rootfs = PathBuf::from("/");
+        if let Some(fd) = self.rooted.take() {
+            let _ = write(&fd, b"r");
+        }
         let sfd = self.signals.signalfd()?;
         let pids_dir = self.stage1_rootfs.join(APP_PIDS_DIR);
         std::fs::create_dir_all(&pids_dir).map_err(|source| StatusError::Write {

@@ -134,13 +134,17 @@ fn run_pod(
         debug: dbg,
         cgroup: Some(cgroup),
         mutable: args.mutable.then(|| args.clone()),
+        rooted: None,
     };
     // Open in `run` for its whole life: EOF in the supervisor means `run`
     // is gone.
     let (alive_r, alive_w) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("cannot create a pipe")?;
+    let (rooted_r, rooted_w) = pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let child = match fork()? {
         ForkResult::Child => {
+            drop(rooted_r);
+            supervisor.rooted = Some(rooted_w);
             match die_with(alive_r, alive_w).and_then(|()| Ok(supervisor.run()?)) {
                 Ok(code) => std::process::exit(code),
                 Err(e) => fail(format!("supervisor: {e}")),
@@ -148,6 +152,7 @@ fn run_pod(
         }
         ForkResult::Parent { child } => child,
     };
+    drop(rooted_w);
     debug(dbg, format!("pod PID 1 is pid {child}"));
     if let Some(cgroup) = &supervisor.cgroup {
         if let Err(e) = cgroup.join_supervisor(child) {
@@ -157,6 +162,10 @@ fn run_pod(
             );
         }
     }
+    // `pid` is how stage0 reaches into the pod (enter, app add): only once
+    // PID 1 is in its own root. At EOF it failed; its exit says why.
+    let _ = read(rooted_r.as_raw_fd(), &mut [0u8; 1]);
+    drop(rooted_r);
     if let Err(e) = status::write_pid(&pod.dir, child.as_raw()) {
         let _ = kill(child, nix::sys::signal::Signal::SIGKILL);
         return Err(e.into());
