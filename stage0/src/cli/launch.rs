@@ -8,6 +8,7 @@ use stage0::pod::launch::{
     exec_stage1, mount_pod, overlay_supported, write_stage0_files, StageZeroFiles,
 };
 use stage0::pod::lifecycle::Pod;
+use stage0::pod::manifest::MUTABLE_ANNOTATION;
 use stage0::pod::stage1::Stage1Image;
 
 use super::pod_flags::{effective_net, RuntimeFlags};
@@ -58,7 +59,11 @@ pub fn launch(
         disable_capabilities: ctx.insecure.capabilities,
         disable_paths: ctx.insecure.paths,
         disable_seccomp: ctx.insecure.seccomp,
-        mutable: false,
+        // `rkt app sandbox` pods: the stage1 keeps them running for `rkt app`.
+        mutable: manifest
+            .annotations
+            .iter()
+            .any(|a| a.name.as_str() == MUTABLE_ANNOTATION && a.value == "true"),
         ipc: rt.ipc_mode()?,
         uuid: pod.uuid().to_string(),
     };

@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use abi::stage1::RunArgs;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use stage0::pod::launch::{exec_stage1, mount_pod, write_stage0_files, StageZeroFiles};
 use stage0::pod::lifecycle::ensure_superuser;
 use stage0::pod::options::parse_env_pair;
 
 use crate::cli::apps::AppFlags;
-use crate::cli::pod_flags::{effective_net, PrepareFlags, RuntimeFlags};
+use crate::cli::launch::launch;
+use crate::cli::pod_flags::{PrepareFlags, RuntimeFlags};
 use crate::cli::prepare_pod::{prepare_sandbox, SandboxOptions};
 use crate::cli::Context;
 
@@ -147,39 +146,6 @@ pub fn run(ctx: &Context, args: SandboxArgs) -> Result<i32> {
     prepared.pod.to_run()?;
     let pod = &prepared.pod;
 
-    // `rkt run`'s launch, with `--mutable`.
-    let plan = runtime.dns_flags().plan()?;
-    mount_pod(&ctx.data_dir, pod.path(), &prepared.manifest)?;
-    write_stage0_files(
-        pod.path(),
-        &prepared.manifest,
-        &StageZeroFiles {
-            resolv_conf: plan.resolv_conf.clone(),
-            hosts: plan.hosts.clone(),
-        },
-    )?;
-    let run_args = RunArgs {
-        debug: ctx.debug,
-        net: effective_net(&prepared.stage1, &runtime),
-        interactive: false,
-        private_users: None,
-        mds_token: None,
-        local_config: ctx.local_config.display().to_string(),
-        hostname: runtime.hostname.clone(),
-        dns_conf_mode: plan.mode,
-        disable_capabilities: ctx.insecure.capabilities,
-        disable_paths: ctx.insecure.paths,
-        disable_seccomp: ctx.insecure.seccomp,
-        mutable: true,
-        ipc: None,
-        uuid: pod.uuid().to_string(),
-    };
-    let lock_fd = pod
-        .lock_fd()
-        .context("internal error: the pod is not locked before exec")?;
-    crate::cli::profile::finish();
-    let err = exec_stage1(pod.path(), &prepared.stage1, &run_args, lock_fd, &mut |w| {
-        eprintln!("{w}")
-    });
-    Err(err.into())
+    // `rkt run`'s launch; the manifest's mutable annotation adds `--mutable`.
+    launch(ctx, pod, &prepared.stage1, &prepared.manifest, &runtime)
 }
