@@ -579,3 +579,88 @@ fn output_of_several_apps_is_unmixed_line_by_line() {
     errs.sort();
     assert_eq!(errs, ["err-a", "err-b"], "{out}");
 }
+
+/// `--private-users`: the pod's root is a random 65536-id range of the
+/// host's (recorded in the pod dir, files chowned into it at prepare), it
+/// is uid 0 with its own files owned by 0 inside, `enter` joins its user
+/// namespace, and gc leaves nothing; overlay and host networking are
+/// refused clearly.
+#[test]
+fn private_users_shift_the_pod_into_its_own_id_range() {
+    use std::os::unix::fs::MetadataExt;
+    let rkt = setup();
+    let (out, uuid) = sh(
+        &rkt,
+        &["--net=none", "--private-users", "--no-overlay"],
+        "id -u; cat /proc/self/uid_map; stat -c %u:%g /bin/sh; touch /made && stat -c %u /made",
+    );
+    let out = out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    let map: Vec<u64> = lines[1]
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(map[0], 0, "{out}");
+    assert_eq!(map[2], 65536, "{out}");
+    let shift = map[1];
+    assert!(shift > 0 && shift % 65536 == 0, "{out}");
+    assert_eq!(
+        lines[2], "0:0",
+        "the image's files are root's inside: {out}"
+    );
+    assert_eq!(lines[3], "0", "{out}");
+    let dir = pod_dir(&rkt, "exited-garbage", &uuid);
+    let dir = if dir.exists() {
+        dir
+    } else {
+        pod_dir(&rkt, "run", &uuid)
+    };
+    assert_eq!(
+        std::fs::read_to_string(dir.join("private-users-prepared")).unwrap(),
+        format!("{shift}:65536")
+    );
+    let bin = dir.join("stage1/rootfs/opt/stage2/busybox/rootfs/bin");
+    assert_eq!(u64::from(std::fs::metadata(&bin).unwrap().uid()), shift);
+
+    // enter joins the pod's user namespace.
+    let s1 = stage1_flag();
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=none",
+            "--private-users",
+            "--no-overlay",
+            BUSYBOX,
+            "--exec=/bin/sleep",
+            "--",
+            "1000",
+        ],
+    );
+    rkt.ok(&["status", "--wait-ready=10s", &pod.uuid]);
+    let entered = rkt.run(&[
+        "enter",
+        &pod.uuid,
+        "/bin/sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]);
+    rkt.ok(&["stop", "--force", &pod.uuid]);
+    let entered = entered.expect_code(0);
+    let lines: Vec<&str> = entered.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{entered}");
+    assert!(!lines[1].starts_with("         0          0"), "{entered}");
+    rkt.ok(&["gc", "--grace-period=0s"]);
+
+    for (args, needle) in [
+        (vec!["--net=none", "--private-users"], "--no-overlay"),
+        (
+            vec!["--net=host", "--private-users", "--no-overlay"],
+            "network namespace",
+        ),
+    ] {
+        let (out, _) = sh(&rkt, &args, "true");
+        out.expect_code(254).expect_stderr(needle);
+    }
+}

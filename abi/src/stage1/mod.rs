@@ -4,6 +4,7 @@
 mod args;
 mod entrypoint;
 mod features;
+mod id_range;
 
 pub use args::{
     AppArgs, ArgsError, DnsConfMode, EnterArgs, GcArgs, HostsMode, IpcMode, ResolvMode, RunArgs,
@@ -11,6 +12,7 @@ pub use args::{
 };
 pub use entrypoint::{Entrypoint, InterfaceVersion, INTERFACE_VERSION_ANNOTATION};
 pub use features::{format_features, parse_features, Feature, FEATURES_ANNOTATION};
+pub use id_range::{IdRange, ID_RANGE_COUNT};
 
 /// Environment variable carrying the fd of the pod directory whose exclusive
 /// flock marks the pod as running. Stage1 keeps it open for the pod's life.

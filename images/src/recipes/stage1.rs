@@ -80,6 +80,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::OomScoreAdj,
             Feature::EventHandlers,
             Feature::Mutable,
+            Feature::PrivateUsers,
         ],
     },
 ];

@@ -10,6 +10,7 @@ use stage0::pod::launch::{
 use stage0::pod::lifecycle::Pod;
 use stage0::pod::manifest::MUTABLE_ANNOTATION;
 use stage0::pod::stage1::Stage1Image;
+use stage0::pod::userns;
 
 use super::pod_flags::{effective_net, RuntimeFlags};
 use super::Context;
@@ -51,7 +52,7 @@ pub fn launch(
         debug: ctx.debug,
         net: effective_net(stage1, rt),
         interactive: rt.interactive,
-        private_users: None,
+        private_users: userns::read(pod.path())?.map(|r| r.to_string()),
         mds_token: None,
         local_config: ctx.local_config.display().to_string(),
         hostname: rt.hostname.clone(),

@@ -15,6 +15,7 @@ use stage0::pod::options::{
 use stage0::pod::render::{render_pod, AppImage};
 use stage0::pod::select::{select_stage1, Stage1Request};
 use stage0::pod::stage1::Stage1Image;
+use stage0::pod::userns;
 use stage0::store::Store;
 
 use super::apps::{parse_apps, AppSpec};
@@ -85,8 +86,8 @@ fn prepare(
         bail!("{flag} must follow an image");
     }
     let policy = pull_policy(flags)?;
-    if flags.private_users {
-        bail!("--private-users is not available in this build yet; run without it");
+    if flags.private_users && !flags.no_overlay {
+        bail!("--private-users cannot be used with overlay (overlayfs cannot shift file owners); add --no-overlay");
     }
     if let Some(rt) = runtime {
         rt.validate(flags.port.len(), specs.len())?;
@@ -169,6 +170,13 @@ fn prepare(
                 &app_images,
                 use_overlay,
             )
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                if flags.private_users {
+                    userns::prepare(pod.path())?;
+                }
+                Ok(())
+            })
             .with_context(|| format!("cannot prepare pod {}", pod.uuid()))
         });
     if let Err(e) = laid_out {

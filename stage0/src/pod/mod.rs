@@ -11,3 +11,4 @@ pub mod overlay;
 pub mod render;
 pub mod select;
 pub mod stage1;
+pub mod userns;

@@ -3,9 +3,10 @@
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use abi::stage1::IpcMode;
+use abi::stage1::{IdRange, IpcMode};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
+use nix::unistd::{setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -14,6 +15,16 @@ pub enum NamespaceError {
     UnsupportedNet(String),
     #[error("--net={0} mixes host or none with other networks; pass exactly one of them")]
     MixedNet(String),
+    #[error("cannot create the pod's namespaces: {0}")]
+    Clone(Errno),
+    #[error("cannot write {path}: {source}")]
+    IdMap {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {step} in the pod's user namespace: {0}", errno)]
+    Credentials { step: &'static str, errno: Errno },
     #[error(
         "cannot bring up the loopback interface of the pod's network namespace ({step}): {errno}"
     )]
@@ -68,6 +79,47 @@ pub fn pod_namespaces(net: NetMode, ipc: Option<IpcMode>) -> CloneFlags {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     flags
+}
+
+/// clone(2) without a new stack: fork(2) whose child starts in the new
+/// namespaces `flags`. With `CLONE_NEWUSER` the user namespace is made
+/// first and owns the others, so the child's root (once mapped) may set
+/// the hostname, mount /proc and /sys and bring up loopback.
+pub fn clone_into(flags: CloneFlags) -> Result<ForkResult, NamespaceError> {
+    let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone(2) with a NULL stack behaves as fork(2): the child runs
+    // on a copy of this stack. `run` is single-threaded, so no lock can be
+    // held by a thread that does not exist in the child.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, raw, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        -1 => Err(NamespaceError::Clone(Errno::last())),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
+    }
+}
+
+/// Maps the pod's ids `0..count` to the host's `shift..shift+count` in the
+/// user namespace of `child` (written by the host's root).
+pub fn write_id_maps(child: Pid, users: IdRange) -> Result<(), NamespaceError> {
+    let map = format!("0 {} {}\n", users.shift, users.count);
+    for file in ["uid_map", "gid_map"] {
+        let path = format!("/proc/{child}/{file}");
+        std::fs::write(&path, &map).map_err(|source| NamespaceError::IdMap { path, source })?;
+    }
+    Ok(())
+}
+
+/// Becomes root of the (mapped) user namespace: uid and gid 0, no
+/// supplementary groups; the capabilities in it stay.
+pub fn become_root() -> Result<(), NamespaceError> {
+    let err = |step| move |errno| NamespaceError::Credentials { step, errno };
+    setgroups(&[]).map_err(err("setgroups"))?;
+    let root_gid = Gid::from_raw(0);
+    setresgid(root_gid, root_gid, root_gid).map_err(err("setresgid"))?;
+    let root_uid = Uid::from_raw(0);
+    setresuid(root_uid, root_uid, root_uid).map_err(err("setresuid"))
 }
 
 /// rkt's default hostname for a pod.

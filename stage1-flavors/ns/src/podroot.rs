@@ -21,7 +21,7 @@ use stage1_common::cgroups::CGROUP_ROOT;
 use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::volumes::{self, VolumeError};
 
-use crate::dev::{self, DevError, Nodes};
+use crate::dev::{self, DevError};
 use crate::supervisor::AppLaunch;
 
 /// Where volume sources are bound inside the stage1 rootfs.
@@ -39,6 +39,8 @@ pub enum PodRootError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot mount the pod's /sys on {path:?}: {errno}")]
+    Sysfs { path: PathBuf, errno: Errno },
     #[error("cannot switch the pod's root to {path:?} ({step}): {errno}")]
     Pivot {
         path: PathBuf,
@@ -56,15 +58,30 @@ pub enum PodRootError {
 }
 
 /// Moves the calling process (the pod's PID 1) into a mount namespace of
-/// its own whose root is `stage1_rootfs`, and rewrites every app's host
-/// paths into paths under that root.
+/// its own whose root is the stage1 rootfs, and rewrites every app's host
+/// paths into paths under that root. `run` has made `stage1_rootfs` a
+/// mount point, staged the apps' volumes ([`stage_volumes`]) and started
+/// us in it: everything here is relative to the cwd, because the root of a
+/// user namespace may not be allowed to walk the pod directory's path.
 pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRootError> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(PodRootError::Unshare)?;
     mnt::set_propagation(Path::new("/"), Propagation::Slave, true)?;
-    // Recursive: the apps' overlays are mounted below it.
-    mnt::bind(stage1_rootfs, stage1_rootfs, true)?;
+    // The cwd moved to this namespace's copy of the pod's root. In a user
+    // namespace that copy is locked, and pivot_root refuses a locked new
+    // root: a bind of it made here is not, and `../rootfs` walks onto it.
+    mnt::bind(Path::new("."), Path::new("."), true)?;
+    let name = stage1_rootfs
+        .file_name()
+        .ok_or_else(|| PodRootError::Outside(stage1_rootfs.to_path_buf()))?;
+    let top = Path::new("..").join(name);
+    chdir(&top).map_err(|errno| PodRootError::Pivot {
+        path: stage1_rootfs.to_path_buf(),
+        step: "enter the pod's root",
+        errno,
+    })?;
+    let root = Path::new(".");
 
-    let proc = create_dir(stage1_rootfs, "proc")?;
+    let proc = create_dir(root, "proc")?;
     mount(
         Some("proc"),
         &proc,
@@ -74,14 +91,26 @@ pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRoot
     )
     .map_err(|errno| PodRootError::Proc { path: proc, errno })?;
     let console = apps.iter().find_map(|a| a.root.console.clone());
-    dev::setup_dev(&stage1_rootfs.join("dev"), console.as_deref(), Nodes::Make)?;
-    let cgroup = create_dir(stage1_rootfs, CGROUP_ROOT.trim_start_matches('/'))?;
+    dev::setup_dev(&root.join("dev"), console.as_deref(), Path::new("/dev"))?;
+    // A sysfs in the pod's root lets apps mount their own from a user
+    // namespace (the kernel wants one already visible), and under it the
+    // host's cgroup tree at its usual path.
+    let sys = create_dir(root, "sys")?;
+    mount(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|errno| PodRootError::Sysfs {
+        path: sys.clone(),
+        errno,
+    })?;
+    let cgroup = root.join(CGROUP_ROOT.trim_start_matches('/'));
     mnt::bind(Path::new(CGROUP_ROOT), &cgroup, true)?;
-    for app in apps.iter_mut() {
-        stage_volumes(stage1_rootfs, app)?;
-    }
 
-    pivot(stage1_rootfs)?;
+    pivot(root)?;
 
     for app in apps.iter_mut() {
         let root = &mut app.root;
@@ -96,9 +125,11 @@ pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRoot
     Ok(())
 }
 
-/// Binds each of the app's volume sources at `/rkt/volumes/<app>/<n>` and
-/// points its mount there, as a host volume of the new root.
-fn stage_volumes(stage1_rootfs: &Path, app: &mut AppLaunch) -> Result<(), PodRootError> {
+/// Binds each of the app's volume sources at `/rkt/volumes/<app>/<n>` in
+/// the stage1 rootfs (run does this with the host's privileges, before the
+/// pod's namespaces exist) and points its mount there, as a host volume of
+/// the pod's root.
+pub fn stage_volumes(stage1_rootfs: &Path, app: &mut AppLaunch) -> Result<(), PodRootError> {
     let pod_dir = app.root.pod_dir.clone();
     for (n, m) in app.root.mounts.iter().enumerate() {
         let source = volumes::volume_source(&pod_dir, &m.volume)?;

@@ -19,7 +19,7 @@ use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::paths::{resolve_in_root, PathError};
 use stage1_common::volumes::{self, AppMount, VolumeError};
 
-use crate::dev::{self, DevError, Nodes};
+use crate::dev::{self, DevError};
 
 mod cgroupfs;
 pub mod protect;
@@ -88,7 +88,7 @@ impl AppRoot {
         // pivot_root needs a mount point; the submounts below go on it.
         mnt::bind(rootfs, rootfs, true)?;
         // Device nodes the app creates in its rootfs stay unusable (see
-        // `dev::Nodes::BindFrom`).
+        // `dev::setup_dev`).
         mnt::remount_bind(rootfs, MsFlags::MS_NODEV)?;
 
         let proc = self.dir("/proc")?;
@@ -112,7 +112,7 @@ impl AppRoot {
         dev::setup_dev(
             &dev,
             self.console.as_deref(),
-            Nodes::BindFrom(&self.stage1_rootfs.join("dev")),
+            &self.stage1_rootfs.join("dev"),
         )?;
         if self.protect_paths {
             protect::protect(&proc, &sys, &dev.join("null"))?;

@@ -76,6 +76,12 @@ pub enum CgroupError {
         content: String,
         reason: String,
     },
+    #[error("cannot hand {path:?} to the pod's user namespace: {source}")]
+    Delegate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot remove cgroup {path:?}: {source}")]
     Remove {
         path: PathBuf,
@@ -446,6 +452,28 @@ impl<M: CgroupManager> PodCgroup<M> {
     }
 
     /// Kills the app's processes and removes its cgroup; idempotent.
+    /// Hands the pod's cgroups (directories and their files) to `uid` and
+    /// `gid`, so the pod's root in its user namespace can move processes
+    /// into its apps' cgroups and create new ones (systemd's delegation).
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<(), CgroupError> {
+        for dir in self.manager.dirs(&self.rel) {
+            let mut pending = vec![dir];
+            while let Some(path) = pending.pop() {
+                let err = |source| CgroupError::Delegate {
+                    path: path.clone(),
+                    source,
+                };
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(err)?;
+                if path.is_dir() {
+                    for entry in std::fs::read_dir(&path).map_err(err)? {
+                        pending.push(entry.map_err(err)?.path());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn remove_app(&self, app: &str) -> Result<(), CgroupError> {
         self.manager.remove(&self.app_path(app)?)
     }

@@ -79,8 +79,16 @@ fn run() -> Result<i32> {
 
     // Opened first: once in the app's mount namespace the host's /proc is
     // out of reach.
-    let ns_files = NAMESPACES
+    // A `--private-users` pod: its user namespace first, which owns the
+    // others (joining one's own is an error, hence only when it differs).
+    let user_ns = format!("/proc/{host_pid}/ns/user");
+    let join_user =
+        std::fs::read_link(&user_ns).ok() != std::fs::read_link("/proc/self/ns/user").ok();
+    let user = [("user", CloneFlags::CLONE_NEWUSER)];
+    let ns_files = user
         .iter()
+        .filter(|_| join_user)
+        .chain(NAMESPACES.iter())
         .map(|(kind, flag)| {
             let path = format!("/proc/{host_pid}/ns/{kind}");
             File::open(&path)

@@ -7,26 +7,29 @@
 //! "running", until the supervisor exits; the apps never inherit it.
 
 use std::io::stdin;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use abi::pod_dir;
-use abi::stage1::RunArgs;
+use abi::stage1::{IdRange, RunArgs};
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
-use nix::sched::unshare;
+use nix::sched::{unshare, CloneFlags};
 use nix::sys::prctl;
-use nix::sys::signal::kill;
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{pipe2, read, sethostname, ttyname, ForkResult, Pid};
+use nix::unistd::{close, pipe2, read, sethostname, ttyname, ForkResult, Pid};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
+use stage1_common::mount as mnt;
 use stage1_common::pod::Pod;
 use stage1_common::{lockfd, status};
 use stage1_ns::namespaces::{self, NetMode};
 use stage1_ns::plan::{plan_app, PodPaths};
+use stage1_ns::podroot;
 use stage1_ns::signals::{self, BlockedSignals, FORWARDED};
 use stage1_ns::supervisor::{AppLaunch, Supervisor};
-use stage1_ns::{debug, fail, fork};
+use stage1_ns::{debug, fail};
 
 fn main() {
     match run() {
@@ -38,9 +41,6 @@ fn main() {
 fn run() -> Result<i32> {
     let args = RunArgs::parse(std::env::args().skip(1)).context("invalid run arguments")?;
     let net = NetMode::parse(&args.net)?;
-    if args.private_users.is_some() {
-        bail!("the ns stage1 does not support --private-users yet; drop it");
-    }
     let lock_fd = lockfd::lock_fd_from_env()?;
     let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
     let pod = Pod::load(&cwd)?;
@@ -106,27 +106,55 @@ fn create_cgroups(pod: &Pod, uuid: &str, apps: &[AppLaunch]) -> Result<PodCgroup
     Ok(cgroup)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_pod(
     pod: &Pod,
     args: &RunArgs,
-    lock_fd: std::os::fd::RawFd,
+    lock_fd: RawFd,
     hostname: String,
     net: NetMode,
-    apps: Vec<AppLaunch>,
+    mut apps: Vec<AppLaunch>,
     cgroup: PodCgroup,
 ) -> Result<i32> {
     let dbg = args.debug;
     let stage1_rootfs = pod.stage1_rootfs();
-
-    // Only this process and the supervisor (by fork) hold the lock.
-    lockfd::set_cloexec(lock_fd, true)?;
-    let signals = BlockedSignals::block()?;
-    unshare(namespaces::pod_namespaces(net, args.ipc))
-        .context("cannot create the pod's namespaces")?;
-    sethostname(&hostname).with_context(|| format!("cannot set the hostname {hostname:?}"))?;
-    if net == NetMode::None {
-        namespaces::loopback_up()?;
+    let users =
+        match args.private_users.as_deref() {
+            Some(s) => Some(IdRange::parse(s).with_context(|| {
+                format!("invalid --private-users={s:?}; expected <shift>:<count>")
+            })?),
+            None => None,
+        };
+    if users.is_some() && net == NetMode::Host {
+        bail!("--private-users needs the pod's own network namespace (its root cannot use the host's); use --net=none");
     }
+
+    // Only this process holds the lock: the supervisor closes it, since
+    // an open directory of the host is a way out of the pod.
+    lockfd::set_cloexec(lock_fd, true)?;
+    // Whatever `run` mounts stays in a mount namespace of its own (stage0
+    // makes one only for overlay pods), gone with it.
+    unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+    mnt::set_propagation(Path::new("/"), mnt::Propagation::Slave, true)?;
+    // The pod's root must be a mount point (pivot_root). The supervisor
+    // starts in it, as its cwd: a user namespace's root may not be able to
+    // walk the pod directory's path.
+    mnt::bind(&stage1_rootfs, &stage1_rootfs, true)?;
+    if let Some(users) = users {
+        // Before any volume is bound below it: chown must not follow one.
+        let runtime_dir = stage1_rootfs.join("rkt");
+        shift_owner(&runtime_dir, users)?;
+        cgroup
+            .delegate(users.shift, users.shift)
+            .context("cannot hand the pod's cgroups to its user namespace")?;
+    }
+    for app in &mut apps {
+        podroot::stage_volumes(&stage1_rootfs, app)?;
+    }
+    std::env::set_current_dir(&stage1_rootfs)
+        .with_context(|| format!("cannot enter {stage1_rootfs:?}"))?;
+
+    let signals = BlockedSignals::block()?;
     let mut supervisor = Supervisor {
         stage1_rootfs,
         apps,
@@ -141,38 +169,100 @@ fn run_pod(
     let (alive_r, alive_w) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("cannot create a pipe")?;
     let (rooted_r, rooted_w) = pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let child = match fork()? {
+    let (mapped_r, mapped_w) = pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let mut flags = namespaces::pod_namespaces(net, args.ipc);
+    if users.is_some() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    let child = match namespaces::clone_into(flags)? {
         ForkResult::Child => {
-            drop(rooted_r);
+            drop((rooted_r, mapped_w));
+            let _ = close(lock_fd);
             supervisor.rooted = Some(rooted_w);
-            match die_with(alive_r, alive_w).and_then(|()| Ok(supervisor.run()?)) {
+            let started = die_with(alive_r, alive_w)
+                .and_then(|()| {
+                    if users.is_some() {
+                        // The maps are written once this returns.
+                        let _ = read(mapped_r.as_raw_fd(), &mut [0u8; 1]);
+                        namespaces::become_root()
+                            .context("cannot become root in the pod's user namespace")?;
+                    }
+                    drop(mapped_r);
+                    pod_identity(&hostname, net)
+                })
+                .and_then(|()| Ok(supervisor.run()?));
+            match started {
                 Ok(code) => std::process::exit(code),
-                Err(e) => fail(format!("supervisor: {e}")),
+                Err(e) => fail(format!("supervisor: {e:#}")),
             }
         }
         ForkResult::Parent { child } => child,
     };
-    drop(rooted_w);
+    drop((rooted_w, mapped_r));
     debug(dbg, format!("pod PID 1 is pid {child}"));
-    if let Some(cgroup) = &supervisor.cgroup {
-        if let Err(e) = cgroup.join_supervisor(child) {
-            let _ = kill(child, nix::sys::signal::Signal::SIGKILL);
-            return Err(
-                anyhow::Error::new(e).context("cannot move the pod's PID 1 into its cgroup")
-            );
+    if let Some(users) = users {
+        // Inside the pod's cgroup, moving its apps into their cgroups needs
+        // no access to anything above the (delegated) pod cgroup (v2's
+        // rule). Elsewhere the supervisor stays where `rkt run` runs: each
+        // migration blocks every fork on the host for an RCU grace period.
+        let joined = match &supervisor.cgroup {
+            Some(cgroup) => cgroup
+                .join_supervisor(child)
+                .context("cannot move the pod's PID 1 into its cgroup"),
+            None => Ok(()),
+        };
+        let mapped = joined.and_then(|()| Ok(namespaces::write_id_maps(child, users)?));
+        if let Err(e) = mapped {
+            let _ = kill(child, Signal::SIGKILL);
+            return Err(e);
         }
     }
+    drop(mapped_w);
     // `pid` is how stage0 reaches into the pod (enter, app add): only once
     // PID 1 is in its own root. At EOF it failed; its exit says why.
     let _ = read(rooted_r.as_raw_fd(), &mut [0u8; 1]);
     drop(rooted_r);
     if let Err(e) = status::write_pid(&pod.dir, child.as_raw()) {
-        let _ = kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = kill(child, Signal::SIGKILL);
         return Err(e.into());
     }
     let code = wait_for(child, &supervisor.signals);
     drop(alive_r);
     code
+}
+
+/// The pod's hostname, and its loopback up when it has its own network.
+fn pod_identity(hostname: &str, net: NetMode) -> Result<()> {
+    sethostname(hostname).with_context(|| format!("cannot set the hostname {hostname:?}"))?;
+    if net == NetMode::None {
+        namespaces::loopback_up()?;
+    }
+    Ok(())
+}
+
+/// Chowns `dir` and everything below it (nothing is mounted there yet)
+/// into the pod's id range: the supervisor writes its runtime files there.
+fn shift_owner(dir: &Path, users: IdRange) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir:?}"))?;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta =
+            std::fs::symlink_metadata(&path).with_context(|| format!("cannot stat {path:?}"))?;
+        std::os::unix::fs::lchown(
+            &path,
+            Some(users.shifted(meta.uid())),
+            Some(users.shifted(meta.gid())),
+        )
+        .with_context(|| format!("cannot chown {path:?}"))?;
+        if meta.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).with_context(|| format!("cannot read {path:?}"))?
+            {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Ends the supervisor (and with it the pod's PID namespace) when `run`
@@ -198,6 +288,9 @@ fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
             match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => break,
                 Ok(st) => {
+                    if let WaitStatus::Signaled(_, sig, _) = st {
+                        eprintln!("stage1: the pod's supervisor (pid {child}) was killed by {sig}; its apps went with it");
+                    }
                     if let Some(code) = signals::exit_code(st) {
                         return Ok(code);
                     }
