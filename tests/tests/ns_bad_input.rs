@@ -366,10 +366,18 @@ fn stop_ends_an_app_that_ignores_sigterm() {
             "--exec=/bin/sh",
             "--",
             "-c",
-            "trap '' TERM; sleep 1000 & wait; wait",
+            "trap '' TERM; touch /trapped; sleep 1000 & wait; wait",
         ],
     );
     let uuid = pod.uuid.clone();
+    // Stopped only once the shell ignores SIGTERM.
+    assert!(
+        wait_until(Duration::from_secs(10), || rkt
+            .run(&["enter", &uuid, "/bin/test", "-e", "/trapped"])
+            .code
+            == 0),
+        "the app never set its trap"
+    );
     let t0 = Instant::now();
     rkt.ok(&["stop", &uuid]);
     let out = pod.wait(Duration::from_secs(30));

@@ -20,6 +20,8 @@ pub enum EntryError {
     Nul(#[from] NulError),
     #[error("cannot execute {path:?}: {errno}")]
     Exec { path: String, errno: Errno },
+    #[error("cannot execute {path:?}: its interpreter {interpreter:?} is missing from the app's rootfs; add it (and its libraries) to the image, or use a statically linked program")]
+    MissingInterpreter { path: String, interpreter: String },
     #[error("cannot reset signal {signal}: {errno}")]
     Signal { signal: Signal, errno: Errno },
     #[error("cannot fork: {0}")]
@@ -61,7 +63,16 @@ pub fn exec(path: &str, argv: &[String], env: &[String]) -> Result<Infallible, E
         .map(|e| CString::new(e.as_str()))
         .collect::<Result<Vec<_>, _>>()?;
     reset_signals_for_exec()?;
-    nix::unistd::execve(&c_path, &c_argv, &c_env).map_err(|errno| EntryError::Exec {
+    let Err(errno) = nix::unistd::execve(&c_path, &c_argv, &c_env);
+    if errno == Errno::ENOENT {
+        if let Some(interpreter) = crate::interp::missing_interpreter(std::path::Path::new(path)) {
+            return Err(EntryError::MissingInterpreter {
+                path: path.to_string(),
+                interpreter,
+            });
+        }
+    }
+    Err(EntryError::Exec {
         path: path.to_string(),
         errno,
     })

@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod entry;
 pub mod env;
 pub mod etc;
+pub mod interp;
 pub mod isolators;
 pub mod lockfd;
 pub mod mount;

@@ -276,6 +276,9 @@ impl Supervisor {
             };
             let app = st.running.remove(idx);
             debug(self.debug, format!("app {:?} exited with {code}", app.name));
+            if matches!(ws, WaitStatus::Signaled(_, Signal::SIGKILL, _)) {
+                self.explain_kill(&app.name);
+            }
             if let Err(e) = status::write_exit_status(&self.stage1_rootfs, &app.name, code) {
                 eprintln!("stage1: {e}");
             }
@@ -285,6 +288,25 @@ impl Supervisor {
             }
             exited.push(app);
         }
+    }
+
+    /// Says so when the OOM killer ended the app (otherwise a bare 137).
+    fn explain_kill(&self, name: &str) {
+        let Some(cgroup) = &self.cgroup else {
+            return;
+        };
+        if cgroup.app_oom_kills(name) == 0 {
+            return;
+        }
+        let limit = self
+            .apps
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.resources.memory_bytes)
+            .map_or_else(|| "its".to_string(), |b| format!("the {b}-byte"));
+        eprintln!(
+            "stage1: app {name:?} was killed by the kernel's OOM killer: it needs more than {limit} memory limit; raise --memory"
+        );
     }
 
     /// Runs the app's post-stop handler and answers `app stop` requests

@@ -474,6 +474,28 @@ impl<M: CgroupManager> PodCgroup<M> {
         Ok(())
     }
 
+    /// How many times the kernel's OOM killer killed a process of the app
+    /// for its memory limit (`oom_kill` of memory.events on v2,
+    /// memory.oom_control on v1); 0 when the kernel does not say.
+    pub fn app_oom_kills(&self, app: &str) -> u64 {
+        let Ok(rel) = self.app_path(app) else {
+            return 0;
+        };
+        self.manager
+            .dirs(&rel)
+            .iter()
+            .flat_map(|d| [d.join("memory.events"), d.join("memory.oom_control")])
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("oom_kill "))
+                    .filter_map(|n| n.trim().parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn remove_app(&self, app: &str) -> Result<(), CgroupError> {
         self.manager.remove(&self.app_path(app)?)
     }
