@@ -47,6 +47,17 @@ pub struct PodApp {
     pub rootfs: PathBuf,
 }
 
+impl PodApp {
+    /// The app's working directory as it sees it (`/` when unset).
+    pub fn working_directory(&self) -> &str {
+        self.app
+            .working_directory
+            .as_deref()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+    }
+}
+
 /// A loaded pod directory.
 #[derive(Debug, Clone)]
 pub struct Pod {

@@ -93,12 +93,7 @@ pub fn plan_app(
     let exec_path =
         resolve_exec(rootfs, &app.app.exec[0], environment.search_path()).map_err(path_err)?;
     let mounts = volumes::plan_mounts(volumes, app)?;
-    let wd = app
-        .app
-        .working_directory
-        .as_deref()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/");
+    let wd = app.working_directory();
     // Checked by the app's chdir: it may be a volume mounted later.
     let workdir = path_inside(
         rootfs,

@@ -291,7 +291,8 @@ pub trait CgroupManager {
     fn create(&self, rel: &Path) -> Result<(), CgroupError>;
     /// Writes the given limits.
     fn apply(&self, rel: &Path, resources: &Resources) -> Result<(), CgroupError>;
-    /// Moves `pid` (the whole process) into the cgroup.
+    /// Moves `pid` (the whole process) into the cgroup; pid 0 is the
+    /// caller, which must be single-threaded.
     fn add_pid(&self, rel: &Path, pid: Pid) -> Result<(), CgroupError>;
     /// Pids in the cgroup and below.
     fn pids(&self, rel: &Path) -> Result<Vec<i32>, CgroupError>;

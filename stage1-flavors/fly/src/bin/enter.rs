@@ -81,12 +81,7 @@ fn run() -> Result<Infallible> {
     chdir("/").context("cannot chdir to /")?;
 
     let slash = Path::new("/");
-    let wd = app
-        .app
-        .working_directory
-        .as_deref()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/");
+    let wd = app.working_directory();
     let wd = resolve_in_root(slash, Path::new(wd))?;
     if chdir(&wd).is_err() {
         chdir("/").context("cannot chdir to /")?;

@@ -245,12 +245,7 @@ fn single_app(pod: &Pod) -> Result<&PodApp> {
 /// The working directory as the app sees it, resolved inside its rootfs
 /// (after volumes are mounted, since it may be one).
 fn working_dir(rootfs: &Path, app: &PodApp) -> Result<PathBuf> {
-    let wd = app
-        .app
-        .working_directory
-        .as_deref()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/");
+    let wd = app.working_directory();
     let host = resolve_in_root(rootfs, Path::new(wd))?;
     if !host.is_dir() {
         bail!(

@@ -106,12 +106,7 @@ fn run() -> Result<i32> {
     chdir("/").context("cannot chdir to the app's root")?;
 
     let slash = Path::new("/");
-    let wd = app
-        .app
-        .working_directory
-        .as_deref()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/");
+    let wd = app.working_directory();
     let wd = resolve_in_root(slash, Path::new(wd))?;
     if chdir(&wd).is_err() {
         chdir("/").context("cannot chdir to /")?;

@@ -132,10 +132,12 @@ fn run_pod(
     // Only this process holds the lock: the supervisor closes it, since
     // an open directory of the host is a way out of the pod.
     lockfd::set_cloexec(lock_fd, true)?;
-    // Whatever `run` mounts stays in a mount namespace of its own (stage0
-    // makes one only for overlay pods), gone with it.
-    unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
-    mnt::set_propagation(Path::new("/"), mnt::Propagation::Slave, true)?;
+    // Whatever `run` mounts stays in a mount namespace of its own, gone with
+    // it: stage0 makes one for overlay pods; otherwise one is made here.
+    if in_host_mount_namespace() {
+        unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+        mnt::set_propagation(Path::new("/"), mnt::Propagation::Slave, true)?;
+    }
     // The pod's root must be a mount point (pivot_root). The supervisor
     // starts in it, as its cwd: a user namespace's root may not be able to
     // walk the pod directory's path.
@@ -229,6 +231,16 @@ fn run_pod(
     let code = wait_for(child, &supervisor.signals);
     drop(alive_r);
     code
+}
+
+/// Whether this process shares the mount namespace of the host's init
+/// (when in doubt, yes: an extra namespace costs little).
+fn in_host_mount_namespace() -> bool {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    match (ns("self"), ns("1")) {
+        (Some(own), Some(init)) => own == init,
+        _ => true,
+    }
 }
 
 /// The pod's hostname, and its loopback up when it has its own network.
