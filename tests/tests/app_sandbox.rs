@@ -563,9 +563,19 @@ fn ns_sandbox_add_start_enter_stop_rm() {
     assert_eq!(stage2_mounts(&pid), vec!["/opt/stage2/bb/rootfs"]);
     rkt.ok(&["app", "list", &uuid])
         .expect_stdout("NAME\tSTATE\nbb\tcreated\n");
+    let app_state = || {
+        let out = rkt.ok(&["status", "--format=json", &uuid]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["apps"][0]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(app_state(), "created", "rkt status agrees with app list");
     rkt.ok(&["app", "start", &uuid, "--app=bb"]);
     rkt.ok(&["app", "list", "--no-legend", &uuid])
         .expect_stdout("bb\trunning\n");
+    assert_eq!(app_state(), "running");
     let mut seen = String::new();
     assert!(
         wait_until(Duration::from_secs(10), || {

@@ -136,6 +136,12 @@ impl Pod {
         read_int(&self.app_status_path(app))
     }
 
+    /// Whether stage1 marked the app started (`rkt/status/<app>-started`).
+    pub fn app_started(&self, app: &str) -> bool {
+        self.stage1_runtime_path(&format!("{}/{app}-started", pod_dir::STATUS_DIR))
+            .exists()
+    }
+
     pub(crate) fn app_status_path(&self, app: &str) -> std::path::PathBuf {
         self.stage1_runtime_path(&format!("{}/{app}", pod_dir::STATUS_DIR))
     }

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::{NetInfo, Pod, PodError, PodState};
+use crate::pod::manifest::MUTABLE_ANNOTATION;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct V1Pod {
@@ -103,6 +104,11 @@ impl Pod {
         let created = self.created().map(nanos);
         let started = self.started().map(nanos);
         let finished = self.gc_marked().map(nanos);
+        // Apps of a mutable pod live on their own; the others share the pod's.
+        let mutable = manifest
+            .annotations
+            .iter()
+            .any(|a| a.name.as_str() == MUTABLE_ANNOTATION && a.value == "true");
         for ra in &manifest.apps {
             let name = ra.name.as_str().to_string();
             pod.app_names.push(name.clone());
@@ -128,13 +134,17 @@ impl Pod {
                 .as_ref()
                 .map(|a| (a.user_annotations.clone(), a.user_labels.clone()))
                 .unwrap_or_default();
+            let state = if exit_code.is_some() {
+                "exited"
+            } else if mutable && self.state == PodState::Running && !self.app_started(&name) {
+                // `rkt app add`ed, not (yet) started.
+                "created"
+            } else {
+                app_state_from_pod(self.state)
+            };
             pod.apps.push(V1App {
                 name,
-                state: if exit_code.is_some() {
-                    "exited"
-                } else {
-                    app_state_from_pod(self.state)
-                },
+                state,
                 created_at: created,
                 started_at: started,
                 finished_at: finished,
