@@ -500,14 +500,25 @@ fn resource_limits_in_app_cgroups_removed_by_gc() {
     if v2 {
         assert_eq!(app("", "memory.max"), "64000000");
         assert_eq!(app("", "cpu.max"), "25000 100000");
-        let pids = app("", "cgroup.procs");
-        assert_eq!(pids.lines().count(), 1, "{pids}");
+        // The app joins its cgroup just before exec, after the pod is up.
+        assert!(wait_until(Duration::from_secs(10), || app(
+            "",
+            "cgroup.procs"
+        )
+        .lines()
+        .count()
+            == 1));
     } else {
         assert_eq!(app("memory", "memory.limit_in_bytes"), "64000000");
         assert_eq!(app("cpu", "cpu.cfs_quota_us"), "25000");
         assert_eq!(app("cpu", "cpu.shares"), "512");
-        let pids = app("memory", "cgroup.procs");
-        assert_eq!(pids.lines().count(), 1, "{pids}");
+        assert!(wait_until(Duration::from_secs(10), || app(
+            "memory",
+            "cgroup.procs"
+        )
+        .lines()
+        .count()
+            == 1));
     }
     // Killing `rkt run` leaves the cleanup to gc.
     let pid = pod.pid().expect("rkt run pid") as i32;
