@@ -1,1 +1,6 @@
-//! Pod networking (CNI). Filled in by the networking issue.
+//! Pod networking (issue 4, in progress): the `--net` request and CNI
+//! network configurations, loaded with rkt's rules. The CNI runtime, the
+//! project's plugins, port forwarding and DNS build on these.
+
+pub mod conf;
+pub mod request;
