@@ -1,6 +1,7 @@
-//! Pod networking (issue 4, in progress): the `--net` request and CNI
-//! network configurations, loaded with rkt's rules. The CNI runtime, the
+//! Pod networking (issue 4, in progress): the `--net` request, CNI network
+//! configurations loaded with rkt's rules, and running CNI plugins. The CNI runtime, the
 //! project's plugins, port forwarding and DNS build on these.
 
 pub mod conf;
+pub mod plugin;
 pub mod request;

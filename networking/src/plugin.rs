@@ -1,0 +1,451 @@
+//! Running one CNI plugin (CNI spec, "Execution protocol"): found by its
+//! `type` in the plugin search path, given the operation in `CNI_*`
+//! environment variables and its configuration on stdin; its result (or
+//! its CNI error object) on stdout. A plugin that hangs is killed after a
+//! timeout, so teardown can still run.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::conf::NetConf;
+
+/// Where Debian's and most distributions' reference plugins live.
+pub const SYSTEM_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/cni", "/opt/cni/bin"];
+/// Longest output read from a plugin.
+const MAX_OUTPUT: u64 = 1 << 20;
+
+#[derive(Debug, Error)]
+pub enum PluginError {
+    #[error("CNI plugin {plugin:?} not found in {dirs}; install it there or put it in <local-config>/net.d")]
+    NotFound { plugin: String, dirs: String },
+    #[error("cannot run CNI plugin {path:?}: {source}")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CNI plugin {plugin:?} did not finish {command} within {secs} s and was killed; check the plugin")]
+    Timeout {
+        plugin: String,
+        command: &'static str,
+        secs: u64,
+    },
+    #[error("CNI plugin {plugin:?} failed {command} (code {code}): {msg}{details}")]
+    Failed {
+        plugin: String,
+        command: &'static str,
+        code: u64,
+        msg: String,
+        details: String,
+    },
+    #[error("CNI plugin {plugin:?} failed {command} ({status}) without a CNI error: {output}")]
+    Crashed {
+        plugin: String,
+        command: &'static str,
+        status: String,
+        output: String,
+    },
+    #[error(
+        "CNI plugin {plugin:?} printed something that is not a CNI result for {command}: {source}"
+    )]
+    BadResult {
+        plugin: String,
+        command: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The CNI operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CniCommand {
+    Add,
+    Del,
+    Check,
+    Version,
+}
+
+impl CniCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CniCommand::Add => "ADD",
+            CniCommand::Del => "DEL",
+            CniCommand::Check => "CHECK",
+            CniCommand::Version => "VERSION",
+        }
+    }
+}
+
+/// What identifies one attachment (the `CNI_*` variables besides the
+/// command and the path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub container_id: String,
+    pub netns: PathBuf,
+    pub ifname: String,
+    /// `CNI_ARGS`, as `--net=name:ARGS` gave them.
+    pub args: Option<String>,
+}
+
+/// Finds and runs plugins.
+#[derive(Debug, Clone)]
+pub struct PluginRunner {
+    pub search_path: Vec<PathBuf>,
+    pub timeout: Duration,
+}
+
+impl PluginRunner {
+    /// `extra` dirs first (the user's and the stage1's), then the system's.
+    pub fn new(extra: Vec<PathBuf>, timeout: Duration) -> Self {
+        let mut search_path = extra;
+        search_path.extend(SYSTEM_PLUGIN_DIRS.iter().map(PathBuf::from));
+        PluginRunner {
+            search_path,
+            timeout,
+        }
+    }
+
+    /// The executable of plugin `plugin_type`.
+    pub fn find(&self, plugin_type: &str) -> Result<PathBuf, PluginError> {
+        self.search_path
+            .iter()
+            .map(|d| d.join(plugin_type))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| PluginError::NotFound {
+                plugin: plugin_type.to_string(),
+                dirs: self
+                    .search_path
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            })
+    }
+
+    /// Runs `command` of plugin `plugin_type` with `config` on stdin; the
+    /// parsed stdout (`Value::Null` when the plugin printed nothing, as
+    /// DEL may).
+    pub fn invoke(
+        &self,
+        plugin_type: &str,
+        command: CniCommand,
+        attachment: Option<&Attachment>,
+        config: &Value,
+    ) -> Result<Value, PluginError> {
+        let path = self.find(plugin_type)?;
+        let mut cmd = Command::new(&path);
+        cmd.env("CNI_COMMAND", command.as_str())
+            .env(
+                "CNI_PATH",
+                std::env::join_paths(&self.search_path).unwrap_or_default(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(a) = attachment {
+            cmd.env("CNI_CONTAINERID", &a.container_id)
+                .env("CNI_NETNS", &a.netns)
+                .env("CNI_IFNAME", &a.ifname)
+                .env("CNI_ARGS", a.args.as_deref().unwrap_or(""));
+        }
+        let mut child = cmd.spawn().map_err(|source| PluginError::Spawn {
+            path: path.clone(),
+            source,
+        })?;
+        let input = serde_json::to_vec(config).unwrap_or_default();
+        let mut stdin = child.stdin.take();
+        let writer = std::thread::spawn(move || {
+            if let Some(s) = stdin.as_mut() {
+                let _ = s.write_all(&input);
+            }
+        });
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(PluginError::Timeout {
+                        plugin: plugin_type.to_string(),
+                        command: command.as_str(),
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            }
+        };
+        let _ = writer.join();
+        let out = stdout.join().unwrap_or_default();
+        let err = stderr.join().unwrap_or_default();
+        if !status.success() {
+            return Err(failure(
+                plugin_type,
+                command,
+                &status.to_string(),
+                &out,
+                &err,
+            ));
+        }
+        if out.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&out).map_err(|source| PluginError::BadResult {
+            plugin: plugin_type.to_string(),
+            command: command.as_str(),
+            source,
+        })
+    }
+}
+
+/// Reads a pipe to its end (at most [`MAX_OUTPUT`]) on a thread of its own,
+/// so a chatty plugin never blocks on a full pipe.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(p) = pipe {
+            let _ = p.take(MAX_OUTPUT).read_to_end(&mut out);
+        }
+        out
+    })
+}
+
+/// The error a failed plugin reported: its CNI error object when it printed
+/// one, else what it printed.
+fn failure(plugin: &str, command: CniCommand, status: &str, out: &[u8], err: &[u8]) -> PluginError {
+    if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(out) {
+        if let Some(msg) = obj.get("msg").and_then(Value::as_str) {
+            let details = obj
+                .get("details")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return PluginError::Failed {
+                plugin: plugin.to_string(),
+                command: command.as_str(),
+                code: obj.get("code").and_then(Value::as_u64).unwrap_or(0),
+                msg: msg.to_string(),
+                details,
+            };
+        }
+    }
+    let text = String::from_utf8_lossy(if out.is_empty() { err } else { out });
+    PluginError::Crashed {
+        plugin: plugin.to_string(),
+        command: command.as_str(),
+        status: status.to_string(),
+        output: text.trim().chars().take(500).collect(),
+    }
+}
+
+/// What plugin `index` of `net` gets on stdin: its own object with the
+/// network's `name` and `cniVersion`, and the previous plugin's result
+/// when chained (`prevResult`).
+pub fn plugin_input(net: &NetConf, index: usize, prev_result: Option<&Value>) -> Value {
+    let mut obj: Map<String, Value> = net.plugins[index].raw.clone();
+    obj.insert("name".into(), Value::String(net.name.clone()));
+    obj.insert("cniVersion".into(), Value::String(net.cni_version.clone()));
+    match prev_result {
+        Some(prev) if !prev.is_null() => {
+            obj.insert("prevResult".into(), prev.clone());
+        }
+        _ => {
+            obj.remove("prevResult");
+        }
+    }
+    Value::Object(obj)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn runner(extra: &[&Path]) -> PluginRunner {
+        PluginRunner::new(
+            extra.iter().map(|p| p.to_path_buf()).collect(),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A network namespace for the test, removed on drop (`ip netns`).
+    struct Netns(String);
+    impl Netns {
+        fn new(tag: &str) -> Self {
+            let name = format!("rkt-test-{tag}-{}", std::process::id());
+            let ok = Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ip netns add {name}");
+            Netns(name)
+        }
+        fn path(&self) -> PathBuf {
+            PathBuf::from("/run/netns").join(&self.0)
+        }
+    }
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+
+    #[test]
+    fn version_of_a_reference_plugin() {
+        let r = runner(&[]);
+        let out = r
+            .invoke(
+                "loopback",
+                CniCommand::Version,
+                None,
+                &serde_json::json!({"cniVersion": "1.0.0"}),
+            )
+            .unwrap();
+        let versions = out["supportedVersions"].as_array().unwrap();
+        assert!(versions.iter().any(|v| v == "0.4.0"), "{out}");
+        assert!(versions.iter().any(|v| v == "1.0.0"), "{out}");
+    }
+
+    #[test]
+    fn add_and_del_of_the_reference_loopback_in_a_real_netns() {
+        let ns = Netns::new("lo");
+        let net = NetConf::parse(
+            Path::new("lo.conf"),
+            br#"{"cniVersion":"1.0.0","name":"lo","type":"loopback"}"#,
+        )
+        .unwrap();
+        let att = Attachment {
+            container_id: "test".into(),
+            netns: ns.path(),
+            ifname: "lo".into(),
+            args: None,
+        };
+        let r = runner(&[]);
+        let result = r
+            .invoke(
+                "loopback",
+                CniCommand::Add,
+                Some(&att),
+                &plugin_input(&net, 0, None),
+            )
+            .unwrap();
+        assert_eq!(result["cniVersion"], "1.0.0");
+        assert_eq!(result["ips"][0]["address"], "127.0.0.1/8", "{result}");
+        let link = Command::new("ip")
+            .args(["-n", &ns.0, "link", "show", "lo"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&link.stdout).contains("UP"),
+            "{link:?}"
+        );
+        let del = r
+            .invoke(
+                "loopback",
+                CniCommand::Del,
+                Some(&att),
+                &plugin_input(&net, 0, None),
+            )
+            .unwrap();
+        assert!(del.is_null(), "{del}");
+    }
+
+    #[test]
+    fn a_cni_error_object_is_shown() {
+        let ns = Netns::new("err");
+        let att = Attachment {
+            container_id: "test".into(),
+            netns: ns.path(),
+            ifname: "eth0".into(),
+            args: None,
+        };
+        // The reference ptp without IPAM refuses with a CNI error.
+        let e = runner(&[])
+            .invoke(
+                "ptp",
+                CniCommand::Add,
+                Some(&att),
+                &serde_json::json!({"cniVersion": "1.0.0", "name": "p", "type": "ptp"}),
+            )
+            .unwrap_err();
+        assert!(matches!(e, PluginError::Failed { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("\"ptp\" failed ADD") && text.contains("code"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_hanging_and_crashing_plugins() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = PluginRunner::new(vec![dir.path().to_path_buf()], Duration::from_millis(300));
+        let e = r
+            .invoke("nosuch", CniCommand::Version, None, &Value::Null)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"nosuch\" not found") && e.contains("/usr/lib/cni"),
+            "{e}"
+        );
+
+        script(dir.path(), "hang", "sleep 30");
+        let t0 = Instant::now();
+        let e = r
+            .invoke("hang", CniCommand::Add, None, &Value::Null)
+            .unwrap_err();
+        assert!(matches!(e, PluginError::Timeout { .. }), "{e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+
+        script(dir.path(), "crash", "echo boom >&2; exit 3");
+        let e = r
+            .invoke("crash", CniCommand::Add, None, &Value::Null)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("boom"), "{e}");
+
+        script(dir.path(), "garbage", "echo not-json");
+        let e = r
+            .invoke("garbage", CniCommand::Add, None, &Value::Null)
+            .unwrap_err();
+        assert!(matches!(e, PluginError::BadResult { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn chained_input_carries_name_version_and_prev_result() {
+        let net = NetConf::parse(
+            Path::new("c.conflist"),
+            br#"{"cniVersion":"1.0.0","name":"c","plugins":[{"type":"bridge"},{"type":"portmap"}]}"#,
+        )
+        .unwrap();
+        let first = plugin_input(&net, 0, None);
+        assert_eq!(first["name"], "c");
+        assert!(first.get("prevResult").is_none());
+        let prev = serde_json::json!({"cniVersion": "1.0.0", "ips": []});
+        let second = plugin_input(&net, 1, Some(&prev));
+        assert_eq!(second["type"], "portmap");
+        assert_eq!(second["prevResult"], prev);
+    }
+}
