@@ -2,6 +2,7 @@
 //! configurations loaded with rkt's rules, and running CNI plugins. The CNI runtime, the
 //! project's plugins, port forwarding and DNS build on these.
 
+pub mod chain;
 pub mod conf;
 pub mod plugin;
 pub mod request;

@@ -1,0 +1,213 @@
+//! Attaching a pod to one network and detaching it (the CNI runtime's
+//! duties for a plugin chain): ADD runs the plugins in order, each getting
+//! the previous one's result as `prevResult`; a failing ADD is undone by a
+//! DEL of the whole chain. DEL runs in reverse with the cached result, goes
+//! on past failures and reports them all together (netavark's teardown).
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::conf::NetConf;
+use crate::plugin::{plugin_input, Attachment, CniCommand, PluginError, PluginRunner};
+
+#[derive(Debug, Error)]
+pub enum ChainError {
+    #[error("network {net:?}: {source}")]
+    Add {
+        net: String,
+        #[source]
+        source: Box<PluginError>,
+        /// What undoing the partial ADD could not remove.
+        cleanup: Vec<String>,
+    },
+    #[error("network {net:?}: teardown incomplete: {}", .errors.join("; "))]
+    Del { net: String, errors: Vec<String> },
+}
+
+/// Runs ADD of every plugin of `net`; the last plugin's result.
+pub fn add(runner: &PluginRunner, net: &NetConf, att: &Attachment) -> Result<Value, ChainError> {
+    let mut prev: Option<Value> = None;
+    for index in 0..net.plugins.len() {
+        let input = plugin_input(net, index, prev.as_ref());
+        match runner.invoke(
+            &net.plugins[index].plugin_type,
+            CniCommand::Add,
+            Some(att),
+            &input,
+        ) {
+            Ok(result) => prev = Some(result),
+            Err(source) => {
+                // The CNI spec: a failed ADD is followed by a DEL.
+                let cleanup = match del(runner, net, att, prev.as_ref()) {
+                    Ok(()) => Vec::new(),
+                    Err(ChainError::Del { errors, .. }) => errors,
+                    Err(other) => vec![other.to_string()],
+                };
+                return Err(ChainError::Add {
+                    net: net.name.clone(),
+                    source: Box::new(source),
+                    cleanup,
+                });
+            }
+        }
+    }
+    Ok(prev.unwrap_or(Value::Null))
+}
+
+/// Runs DEL of every plugin of `net` in reverse, with the cached ADD
+/// result as `prevResult` when there is one; every failure is collected.
+pub fn del(
+    runner: &PluginRunner,
+    net: &NetConf,
+    att: &Attachment,
+    cached: Option<&Value>,
+) -> Result<(), ChainError> {
+    let errors: Vec<String> = (0..net.plugins.len())
+        .rev()
+        .filter_map(|index| {
+            let input = plugin_input(net, index, cached);
+            runner
+                .invoke(
+                    &net.plugins[index].plugin_type,
+                    CniCommand::Del,
+                    Some(att),
+                    &input,
+                )
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ChainError::Del {
+            net: net.name.clone(),
+            errors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Duration;
+
+    struct Netns(String);
+    impl Netns {
+        fn new(tag: &str) -> Self {
+            let name = format!("rkt-chain-{tag}-{}", std::process::id());
+            assert!(Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .unwrap()
+                .success());
+            Netns(name)
+        }
+        fn path(&self) -> PathBuf {
+            PathBuf::from("/run/netns").join(&self.0)
+        }
+    }
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+
+    fn host_link_exists(name: &str) -> bool {
+        Path::new("/sys/class/net").join(name).exists()
+    }
+
+    /// The reference ptp + host-local chain: ADD gives the pod an address
+    /// and a veth on the host; DEL removes the veth and the lease.
+    #[test]
+    fn ptp_with_host_local_add_and_del() {
+        let ns = Netns::new("ptp");
+        let leases = tempfile::tempdir().unwrap();
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": format!("chaintest{}", std::process::id()),
+            "plugins": [{
+                "type": "ptp",
+                "ipam": {
+                    "type": "host-local",
+                    "subnet": "172.29.251.0/24",
+                    "dataDir": leases.path(),
+                },
+            }],
+        });
+        let net = NetConf::parse(Path::new("t.conflist"), conf.to_string().as_bytes()).unwrap();
+        let att = Attachment {
+            container_id: format!("chain-{}", std::process::id()),
+            netns: ns.path(),
+            ifname: "eth0".into(),
+            args: None,
+        };
+        let runner = PluginRunner::new(Vec::new(), Duration::from_secs(10));
+        let result = add(&runner, &net, &att).unwrap();
+        let address = result["ips"][0]["address"].as_str().unwrap().to_string();
+        assert!(address.starts_with("172.29.251."), "{result}");
+        let host_veth = result["interfaces"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(host_link_exists(&host_veth), "{result}");
+        let inside = Command::new("ip")
+            .args(["-n", &ns.0, "-4", "addr", "show", "eth0"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&inside.stdout).contains(&address),
+            "{inside:?}"
+        );
+        let lease_dir = leases.path().join(&net.name);
+        assert!(std::fs::read_dir(&lease_dir).unwrap().count() > 0);
+
+        del(&runner, &net, &att, Some(&result)).unwrap();
+        assert!(!host_link_exists(&host_veth), "the host veth is gone");
+        let ip = address.split('/').next().unwrap();
+        assert!(!lease_dir.join(ip).exists(), "the lease is released");
+    }
+
+    /// A failing plugin in the middle of a chain: the ADD error names it,
+    /// and the plugins before it are undone.
+    #[test]
+    fn failed_add_is_undone() {
+        let ns = Netns::new("undo");
+        let leases = tempfile::tempdir().unwrap();
+        let conf = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": format!("undotest{}", std::process::id()),
+            "plugins": [
+                {"type": "ptp", "ipam": {"type": "host-local", "subnet": "172.29.252.0/24", "dataDir": leases.path()}},
+                // tuning refuses a sysctl outside net.*.
+                {"type": "tuning", "sysctl": {"kernel.hostname": "x"}},
+            ],
+        });
+        let net = NetConf::parse(Path::new("u.conflist"), conf.to_string().as_bytes()).unwrap();
+        let att = Attachment {
+            container_id: format!("undo-{}", std::process::id()),
+            netns: ns.path(),
+            ifname: "eth0".into(),
+            args: None,
+        };
+        let runner = PluginRunner::new(Vec::new(), Duration::from_secs(10));
+        let e = add(&runner, &net, &att).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("tuning"), "{text}");
+        let ChainError::Add { cleanup, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(cleanup.is_empty(), "{cleanup:?}");
+        let lease_dir = leases.path().join(&net.name);
+        let leased = std::fs::read_dir(&lease_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("172."))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(leased, 0, "host-local's lease was released by the DEL");
+    }
+}
