@@ -59,7 +59,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn from_output(o: Output) -> Out {
+    pub fn from_output(o: Output) -> Out {
         use std::os::unix::process::ExitStatusExt;
         let code = o
             .status

@@ -633,6 +633,9 @@ fn private_users_shift_the_pod_into_its_own_id_range() {
     );
     let bin = dir.join("stage1/rootfs/opt/stage2/busybox/rootfs/bin");
     assert_eq!(u64::from(std::fs::metadata(&bin).unwrap().uid()), shift);
+    // The stage1's entrypoints, run later by the host's root, stay its own.
+    let enter = dir.join("stage1/rootfs/enter");
+    assert_eq!(std::fs::metadata(&enter).unwrap().uid(), 0);
 
     // enter joins the pod's user namespace.
     let s1 = stage1_flag();
@@ -674,4 +677,42 @@ fn private_users_shift_the_pod_into_its_own_id_range() {
         let (out, _) = sh(&rkt, &args, "true");
         out.expect_code(254).expect_stderr(needle);
     }
+}
+
+/// A descriptor the caller left open (here: the host's `/` as fd 7) never
+/// reaches the app, and a non-interactive app reads /dev/null, in a
+/// session of its own (the caller's terminal is not its controlling one).
+#[test]
+fn caller_descriptors_and_terminal_stay_outside() {
+    use std::os::unix::process::CommandExt;
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let root = std::fs::File::open("/").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&root);
+    let mut cmd = rkt.command();
+    cmd.args([
+        "run",
+        &s1,
+        "--net=none",
+        BUSYBOX,
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "test -e /proc/self/fd/7 && echo fd7=open || echo fd7=closed; readlink /proc/self/fd/0; \
+         test \"$(cut -d' ' -f6 /proc/self/stat)\" = \"$(cut -d' ' -f6 /proc/1/stat)\" && echo same-session || echo own-session",
+    ]);
+    // SAFETY: dup2 is async-signal-safe; both descriptors are valid.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = Out::from_output(cmd.output().unwrap());
+    drop(root);
+    out.expect_code(0)
+        .expect_stdout("fd7=closed\n/dev/null\nown-session\n");
+    rkt.ok(&["gc", "--grace-period=0s"]);
 }

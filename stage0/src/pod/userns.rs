@@ -1,9 +1,9 @@
 //! `--private-users` (rkt's scheme): the pod runs in a user namespace whose
 //! root is host uid `shift`, for a random `shift` (a multiple of 65536 with
-//! the top bit clear) and 65536 ids. The pod's rendered files (the stage1
-//! rootfs and, below it, every app's) are chowned into that range at
-//! prepare time, which is why overlay cannot be used, and the range is
-//! recorded in `$pod/private-users-prepared` as `<shift>:<count>`.
+//! the top bit clear) and 65536 ids. The apps' rendered files are chowned
+//! into that range at prepare time, which is why overlay cannot be used,
+//! and the range is recorded in `$pod/private-users-prepared` as
+//! `<shift>:<count>`.
 
 use std::io;
 use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
@@ -45,7 +45,12 @@ pub fn random_range() -> IdRange {
 /// Picks the pod's range, shifts its rendered files and records the range.
 pub fn prepare(pod: &Path) -> Result<IdRange, UsernsError> {
     let range = random_range();
-    shift_tree(&pod.join(pod_dir::STAGE1_ROOTFS), range)?;
+    // The apps' files only: the stage1's own (its entrypoints, which the
+    // host's root runs) stay the host's, out of the pod root's reach.
+    let apps = pod.join(pod_dir::STAGE1_ROOTFS).join("opt/stage2");
+    if apps.exists() {
+        shift_tree(&apps, range)?;
+    }
     let path = pod.join(pod_dir::PRIVATE_USERS_PREPARED);
     std::fs::write(&path, range.to_string()).map_err(|source| UsernsError::File {
         op: "write",

@@ -23,8 +23,8 @@ pub const NOT_RUNNING: i32 = 5;
 /// 1 MiB; the rest is small).
 const MAX_MESSAGE: u64 = 4 << 20;
 
-/// How long one side waits for the other to send its message.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one side waits for the other to send its whole message.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a client waits for an answer: `stop` answers once the app is
 /// gone, which may take the whole grace period before SIGKILL.
@@ -110,11 +110,28 @@ pub fn send(socket: &Path, request: &Request) -> Result<Response, ControlError> 
     read_message(&mut stream)
 }
 
-/// The request on a freshly accepted connection (supervisor side).
+/// The request on a freshly accepted connection (supervisor side), read
+/// within [`IO_TIMEOUT`] in all: PID 1 serves one client at a time, so a
+/// slow one must not hold it up for longer.
 pub fn read_request(stream: &mut UnixStream) -> Result<Request, ControlError> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    read_message(stream)
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || buf.len() as u64 > MAX_MESSAGE {
+            return Err(ControlError::Io(io::ErrorKind::TimedOut.into()));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(serde_json::from_slice(&buf)?)
 }
 
 /// Answers a request; the client may have gone, which is not an error of

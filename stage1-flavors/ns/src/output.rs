@@ -27,6 +27,8 @@ const PARTIAL_LINE_WAIT: Duration = Duration::from_secs(1);
 /// A "line" longer than this is forwarded in pieces.
 const MAX_LINE: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// At the end, what is left in a pipe is forwarded up to this much.
+const MAX_DRAIN: usize = 16 << 20;
 
 #[derive(Debug, Error)]
 pub enum OutputError {
@@ -236,12 +238,18 @@ impl Forwarder {
         }
     }
 
-    /// Everything still readable, then the partial lines.
+    /// What is still readable (up to [`MAX_DRAIN`] a pipe), then the
+    /// partial lines.
     fn drain(&mut self) {
         let mut buf = vec![0u8; READ_CHUNK];
         for source in self.sources.values_mut() {
+            let mut left = MAX_DRAIN;
             while let Ok(n @ 1..) = read(source.pipe.as_raw_fd(), &mut buf) {
                 source.take(&buf[..n]);
+                left = left.saturating_sub(n);
+                if left == 0 {
+                    break;
+                }
             }
             flush(source.target, &std::mem::take(&mut source.pending));
         }

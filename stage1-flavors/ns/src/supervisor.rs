@@ -23,7 +23,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{alarm, chdir, dup2, pipe2, read, write, ForkResult, Pid};
+use nix::unistd::{alarm, chdir, dup2, pipe2, read, setsid, write, ForkResult, Pid};
 use thiserror::Error;
 
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
@@ -78,6 +78,8 @@ pub enum SupervisorError {
     Event(#[from] EventError),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error("cannot detach the app from the caller's terminal: {0}")]
+    Terminal(Errno),
     #[error("cannot give the app its output pipes: {0}")]
     Redirect(Errno),
     #[error("cannot listen on the control socket {path:?}: {source}")]
@@ -174,6 +176,11 @@ impl Supervisor {
     pub fn run(&mut self) -> Result<i32, SupervisorError> {
         podroot::enter(&self.stage1_rootfs, &mut self.apps)?;
         self.stage1_rootfs = PathBuf::from("/");
+        // The control socket exists before the pod's pid is published.
+        let listener = match self.mutable {
+            Some(_) => Some(self.listen()?),
+            None => None,
+        };
         if let Some(fd) = self.rooted.take() {
             let _ = write(&fd, b"r");
         }
@@ -183,10 +190,6 @@ impl Supervisor {
             path: pids_dir.clone(),
             source,
         })?;
-        let listener = match self.mutable {
-            Some(_) => Some(self.listen()?),
-            None => None,
-        };
 
         let mut st = State::default();
         if self.apps.len() > 1 || self.mutable.is_some() {
@@ -213,6 +216,9 @@ impl Supervisor {
             let done = st.running.is_empty() && st.hooks.is_empty();
             if done && (self.mutable.is_none() || st.stopping) {
                 if let Some(output) = st.output.take() {
+                    // Orphans still writing would keep the pipes busy
+                    // forever; they die with the pod anyway.
+                    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
                     output.finish();
                 }
                 return Ok(st.failure.unwrap_or(0));
@@ -350,6 +356,9 @@ impl Supervisor {
             };
             debug(self.debug, format!("control request {request:?}"));
             let answer = match request {
+                Request::Add { app, .. } | Request::Start { app } if st.stopping => Err(
+                    Response::error(1, format!("the pod is stopping; app {app:?} cannot start")),
+                ),
                 Request::Add {
                     app,
                     runtime,
@@ -589,6 +598,9 @@ impl Supervisor {
             cgroup.join_app(&app.name, Pid::from_raw(0))?;
         }
         app.root.enter()?;
+        if app.root.console.is_none() {
+            detach_from_terminal()?;
+        }
         if let Some(h) = handoff {
             h.give();
         }
@@ -748,6 +760,22 @@ fn read_byte(fd: &OwnedFd) -> Option<u8> {
             _ => return None,
         }
     }
+}
+
+/// Gives a non-interactive app a session of its own and /dev/null as
+/// stdin: the caller's terminal is no longer its controlling one, so it
+/// can neither read it nor push input into it (TIOCSTI).
+fn detach_from_terminal() -> Result<(), SupervisorError> {
+    setsid().map_err(SupervisorError::Terminal)?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(SupervisorError::Terminal)?;
+    dup2(null, 0).map_err(SupervisorError::Terminal)?;
+    let _ = nix::unistd::close(null);
+    Ok(())
 }
 
 /// Makes the app's own pipes its stdout and stderr.

@@ -453,10 +453,18 @@ impl<M: CgroupManager> PodCgroup<M> {
     }
 
     /// Kills the app's processes and removes its cgroup; idempotent.
-    /// Hands the pod's cgroups (directories and their files) to `uid` and
-    /// `gid`, so the pod's root in its user namespace can move processes
-    /// into its apps' cgroups and create new ones (systemd's delegation).
+    /// Hands the pod's cgroup directories, and the files that move
+    /// processes, to `uid` and `gid`, so the pod's root in its user
+    /// namespace can put processes into its apps' cgroups and make new ones
+    /// (systemd's delegation). The limit files stay the host's: the pod
+    /// must not raise its own limits.
     pub fn delegate(&self, uid: u32, gid: u32) -> Result<(), CgroupError> {
+        const DELEGATED: [&str; 4] = [
+            "cgroup.procs",
+            "tasks",
+            "cgroup.threads",
+            "cgroup.subtree_control",
+        ];
         for dir in self.manager.dirs(&self.rel) {
             let mut pending = vec![dir];
             while let Some(path) = pending.pop() {
@@ -465,9 +473,13 @@ impl<M: CgroupManager> PodCgroup<M> {
                     source,
                 };
                 std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(err)?;
-                if path.is_dir() {
-                    for entry in std::fs::read_dir(&path).map_err(err)? {
-                        pending.push(entry.map_err(err)?.path());
+                for entry in std::fs::read_dir(&path).map_err(err)? {
+                    let entry = entry.map_err(err)?;
+                    let child = entry.path();
+                    if entry.file_type().map_err(err)?.is_dir() {
+                        pending.push(child);
+                    } else if DELEGATED.iter().any(|f| entry.file_name() == *f) {
+                        std::os::unix::fs::chown(&child, Some(uid), Some(gid)).map_err(err)?;
                     }
                 }
             }

@@ -42,6 +42,9 @@ fn run() -> Result<i32> {
     let args = RunArgs::parse(std::env::args().skip(1)).context("invalid run arguments")?;
     let net = NetMode::parse(&args.net)?;
     let lock_fd = lockfd::lock_fd_from_env()?;
+    // Nothing the caller left open (a host directory, say) may reach the
+    // pod: everything but stdio and the lock goes.
+    close_inherited_fds(lock_fd);
     let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
     let pod = Pod::load(&cwd)?;
     if pod.apps.is_empty() && !args.mutable {
@@ -133,10 +136,14 @@ fn run_pod(
     // an open directory of the host is a way out of the pod.
     lockfd::set_cloexec(lock_fd, true)?;
     // Whatever `run` mounts stays in a mount namespace of its own, gone with
-    // it: stage0 makes one for overlay pods; otherwise one is made here.
-    if in_host_mount_namespace() {
-        unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
-        mnt::set_propagation(Path::new("/"), mnt::Propagation::Slave, true)?;
+    // it, whatever namespace it was started in.
+    unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+    mnt::set_propagation(Path::new("/"), mnt::Propagation::Slave, true)?;
+    // Mount points of the pod's root, made by the host's root: with
+    // `--private-users` the pod's root may not write the stage1 rootfs.
+    for dir in ["proc", "dev", "sys"] {
+        let path = stage1_rootfs.join(dir);
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {path:?}"))?;
     }
     // The pod's root must be a mount point (pivot_root). The supervisor
     // starts in it, as its cwd: a user namespace's root may not be able to
@@ -181,18 +188,20 @@ fn run_pod(
             drop((rooted_r, mapped_w));
             let _ = close(lock_fd);
             supervisor.rooted = Some(rooted_w);
-            let started = die_with(alive_r, alive_w)
-                .and_then(|()| {
-                    if users.is_some() {
-                        // The maps are written once this returns.
-                        let _ = read(mapped_r.as_raw_fd(), &mut [0u8; 1]);
-                        namespaces::become_root()
-                            .context("cannot become root in the pod's user namespace")?;
-                    }
-                    drop(mapped_r);
-                    pod_identity(&hostname, net)
-                })
-                .and_then(|()| Ok(supervisor.run()?));
+            // Credentials first: changing them clears the parent-death
+            // signal that die_with sets.
+            let started = (|| -> Result<()> {
+                if users.is_some() {
+                    // The maps are written once this returns (or `run` died).
+                    let _ = read(mapped_r.as_raw_fd(), &mut [0u8; 1]);
+                    namespaces::become_root()
+                        .context("cannot become root in the pod's user namespace")?;
+                }
+                Ok(())
+            })()
+            .and_then(|()| die_with(alive_r, alive_w))
+            .and_then(|()| pod_identity(&hostname, net))
+            .and_then(|()| Ok(supervisor.run()?));
             match started {
                 Ok(code) => std::process::exit(code),
                 Err(e) => fail(format!("supervisor: {e:#}")),
@@ -233,14 +242,18 @@ fn run_pod(
     code
 }
 
-/// Whether this process shares the mount namespace of the host's init
-/// (when in doubt, yes: an extra namespace costs little).
-fn in_host_mount_namespace() -> bool {
-    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-    match (ns("self"), ns("1")) {
-        (Some(own), Some(init)) => own == init,
-        _ => true,
-    }
+/// Closes every descriptor from 3 up except `keep`.
+fn close_inherited_fds(keep: RawFd) {
+    let close_range = |first: libc::c_uint, last: libc::c_uint| {
+        if first <= last {
+            // SAFETY: close_range(2) on descriptors this process owns and
+            // does not use (none is open yet besides stdio and `keep`).
+            unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        }
+    };
+    let keep = keep as libc::c_uint;
+    close_range(3, keep.saturating_sub(1));
+    close_range(keep + 1, libc::c_uint::MAX);
 }
 
 /// The pod's hostname, and its loopback up when it has its own network.
