@@ -138,6 +138,9 @@ struct Running {
     /// The app's mount namespace, kept for its post-stop handler (a
     /// namespace lives as long as an fd refers to it).
     mnt_ns: Option<OwnedFd>,
+    /// OOM kills in the app's cgroup before it started (a SIGKILL is the
+    /// OOM killer's only if that count went up).
+    oom_kills_before: u64,
 }
 
 /// Where the app child is when `launch` returns.
@@ -240,11 +243,16 @@ impl Supervisor {
     /// `Ok` when it failed before exec (it is still reaped like any app).
     fn start(&self, idx: usize, st: &mut State) -> Result<Result<(), String>, SupervisorError> {
         let app = &self.apps[idx];
+        let oom_kills_before = self
+            .cgroup
+            .as_ref()
+            .map_or(0, |c| c.app_oom_kills(&app.name));
         let Launched { pid, error, mnt_ns } = self.launch(app, st.output.as_ref())?;
         st.running.push(Running {
             pid,
             name: app.name.clone(),
             mnt_ns,
+            oom_kills_before,
         });
         if let Some(e) = error {
             return Ok(Err(e));
@@ -282,8 +290,10 @@ impl Supervisor {
             };
             let app = st.running.remove(idx);
             debug(self.debug, format!("app {:?} exited with {code}", app.name));
-            if matches!(ws, WaitStatus::Signaled(_, Signal::SIGKILL, _)) {
-                self.explain_kill(&app.name);
+            // Not when the supervisor itself sent SIGKILL (stop, app stop).
+            let own_kill = st.stopping || st.pending_stops.iter().any(|p| p.app == app.name);
+            if matches!(ws, WaitStatus::Signaled(_, Signal::SIGKILL, _)) && !own_kill {
+                self.explain_kill(&app);
             }
             if let Err(e) = status::write_exit_status(&self.stage1_rootfs, &app.name, code) {
                 eprintln!("stage1: {e}");
@@ -297,11 +307,12 @@ impl Supervisor {
     }
 
     /// Says so when the OOM killer ended the app (otherwise a bare 137).
-    fn explain_kill(&self, name: &str) {
+    fn explain_kill(&self, app: &Running) {
         let Some(cgroup) = &self.cgroup else {
             return;
         };
-        if cgroup.app_oom_kills(name) == 0 {
+        let name = app.name.as_str();
+        if cgroup.app_oom_kills(name) <= app.oom_kills_before {
             return;
         }
         let limit = self
