@@ -28,6 +28,17 @@ pub enum EntryError {
     Fork(Errno),
 }
 
+/// What a stage1 passes on to the apps: the signals a user or a service
+/// manager sends to stop or poke a pod.
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 /// Restores the default disposition of SIGPIPE, which the Rust runtime sets
 /// to "ignore" and `exec` would otherwise pass on to the app.
 pub fn reset_signals_for_exec() -> Result<(), EntryError> {

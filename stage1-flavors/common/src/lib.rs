@@ -6,6 +6,7 @@
 //! they meet stage0 only through `abi` and the pod directory.
 
 pub mod cgroups;
+pub mod enter;
 pub mod entry;
 pub mod env;
 pub mod etc;

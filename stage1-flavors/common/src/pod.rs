@@ -58,6 +58,19 @@ impl PodApp {
     }
 }
 
+/// Where a pod's leftover mounts could be, for `gc` to unmount what is
+/// below them before the directory goes: its shared volumes and every
+/// app's rootfs (an app rootfs itself may be stage0's overlay, which
+/// stage0 unmounts).
+pub fn mount_roots(pod_dir: &Path) -> Vec<PathBuf> {
+    let mut roots = vec![pod_dir.join(pod_dir::SHARED_VOLUMES)];
+    let stage2 = pod_dir.join(pod_dir::STAGE1_ROOTFS).join("opt/stage2");
+    if let Ok(entries) = std::fs::read_dir(&stage2) {
+        roots.extend(entries.flatten().map(|e| e.path().join("rootfs")));
+    }
+    roots
+}
+
 /// A loaded pod directory.
 #[derive(Debug, Clone)]
 pub struct Pod {

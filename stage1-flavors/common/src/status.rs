@@ -154,6 +154,14 @@ pub fn status_dir(stage1_rootfs: &Path) -> PathBuf {
     stage1_rootfs.join(abi::pod_dir::STATUS_DIR)
 }
 
+/// The pid in `path` when it is one a stop may signal: never ourselves,
+/// init or "every process" (0, 1, -1) by way of a bad file.
+pub fn read_signal_target(path: &Path) -> Result<Option<i32>, StatusError> {
+    Ok(read_number_file(path)?
+        .filter(|n| *n > 1)
+        .and_then(|n| i32::try_from(n).ok()))
+}
+
 /// Records the exit code of `app` (`rkt/status/<app>`, decimal text).
 pub fn write_exit_status(stage1_rootfs: &Path, app: &str, code: i32) -> Result<(), StatusError> {
     let dir = status_dir(stage1_rootfs);

@@ -15,16 +15,8 @@ use thiserror::Error;
 
 use crate::terminal::Terminal;
 
-/// What the waiter passes on to the app (rkt's fly had no waiter; these are
-/// the signals a supervisor or a user sends to stop or poke a process).
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+/// What the waiter passes on to the app (rkt's fly had no waiter).
+pub use stage1_common::entry::FORWARDED_SIGNALS as FORWARDED;
 
 /// Stops that come from terminal job control (Ctrl-Z, background I/O).
 const JOB_STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];

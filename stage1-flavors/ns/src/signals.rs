@@ -7,16 +7,8 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use thiserror::Error;
 
-/// Passed on to the apps (through the supervisor): what a user or service
-/// manager sends to stop or poke a pod.
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+/// Passed on to the apps (through the supervisor).
+pub use stage1_common::entry::FORWARDED_SIGNALS as FORWARDED;
 
 #[derive(Debug, Error)]
 pub enum SignalError {

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::Path;
 
 use abi::stage1::EnterArgs;
 use anyhow::{bail, Context, Result};
@@ -14,14 +13,11 @@ use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir};
+use stage1_common::enter::{prepare_in_root, EnterCommand};
 use stage1_common::env::{self, EnvError, Environment};
-use stage1_common::paths::{resolve_exec, resolve_in_root};
 use stage1_common::pod::Pod;
 use stage1_common::user;
 use stage1_fly::{exec, fail};
-
-/// What runs when stage0 passes no command.
-const DEFAULT_COMMAND: &str = "/bin/sh";
 
 fn main() {
     match run() {
@@ -80,21 +76,11 @@ fn run() -> Result<Infallible> {
     chroot(".").context("cannot chroot into the app's root")?;
     chdir("/").context("cannot chdir to /")?;
 
-    let slash = Path::new("/");
-    let wd = app.working_directory();
-    let wd = resolve_in_root(slash, Path::new(wd))?;
-    if chdir(&wd).is_err() {
-        chdir("/").context("cannot chdir to /")?;
-    }
-
-    let creds = user::resolve_credentials(slash, &app.app)
-        .with_context(|| format!("cannot resolve the user/group of app {:?}", app.name))?;
-    let command = if args.command.is_empty() {
-        vec![DEFAULT_COMMAND.to_string()]
-    } else {
-        args.command.clone()
-    };
-    let path = resolve_exec(slash, &command[0], environment.search_path())?;
+    let EnterCommand {
+        creds,
+        path,
+        argv: command,
+    } = prepare_in_root(app, &args.command, environment.search_path())?;
     user::apply_credentials(&creds)?;
     Ok(exec(&path, &command, &environment.to_strings())?)
 }

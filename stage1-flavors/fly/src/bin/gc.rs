@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
-use abi::pod_dir;
 use abi::stage1::GcArgs;
 use anyhow::{Context, Result};
 use stage1_common::mount::unmount_all_below;
+use stage1_common::pod::mount_roots;
 use stage1_fly::{debug, fail};
 
 fn main() {
@@ -23,12 +23,7 @@ fn main() {
 
 fn run() -> Result<()> {
     let args = GcArgs::parse(std::env::args().skip(1)).context("invalid gc arguments")?;
-    let stage2 = Path::new(pod_dir::STAGE1_ROOTFS).join("opt/stage2");
-    let mut roots = vec![Path::new(pod_dir::SHARED_VOLUMES).to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(&stage2) {
-        roots.extend(entries.flatten().map(|e| e.path().join("rootfs")));
-    }
-    for root in roots {
+    for root in mount_roots(Path::new("")) {
         debug(args.debug, format!("unmounting anything below {root:?}"));
         // The app rootfs itself may be stage0's overlay: stage0 unmounts it.
         unmount_all_below(&root)?;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{getpgrp, Pid};
-use stage1_common::status::read_number_file;
+use stage1_common::status::read_signal_target;
 use stage1_fly::fail;
 
 fn main() {
@@ -25,11 +25,8 @@ fn run() -> Result<()> {
     } else {
         Signal::SIGTERM
     };
-    // Never signal ourselves, init or "every process" by way of a bad file.
-    let usable = |n: Option<i64>| n.filter(|n| *n > 1).and_then(|n| i32::try_from(n).ok());
-    let pid = usable(read_number_file(Path::new(pod_dir::PID))?);
-    let pgid =
-        usable(read_number_file(Path::new(pod_dir::PGID))?).filter(|g| *g != getpgrp().as_raw());
+    let pid = read_signal_target(Path::new(pod_dir::PID))?;
+    let pgid = read_signal_target(Path::new(pod_dir::PGID))?.filter(|g| *g != getpgrp().as_raw());
     if pid.is_none() && pgid.is_none() {
         bail!(
             "neither {} nor {} names a process; is the pod running?",

@@ -17,16 +17,14 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::{chdir, ForkResult, Pid};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
+use stage1_common::enter::{prepare_in_root, EnterCommand};
 use stage1_common::env::{self, EnvError, Environment};
-use stage1_common::paths::{resolve_exec, resolve_in_root};
 use stage1_common::pod::Pod;
 use stage1_common::status::read_number_file;
 use stage1_common::user;
 use stage1_ns::signals::exit_code;
 use stage1_ns::{exec, fail, fork, procfs, APP_PIDS_DIR};
 
-/// What runs when stage0 passes no command.
-const DEFAULT_COMMAND: &str = "/bin/sh";
 /// How long to wait for an app that is still starting.
 const START_WAIT: Duration = Duration::from_secs(5);
 
@@ -105,20 +103,11 @@ fn run() -> Result<i32> {
     }
     chdir("/").context("cannot chdir to the app's root")?;
 
-    let slash = Path::new("/");
-    let wd = app.working_directory();
-    let wd = resolve_in_root(slash, Path::new(wd))?;
-    if chdir(&wd).is_err() {
-        chdir("/").context("cannot chdir to /")?;
-    }
-    let creds = user::resolve_credentials(slash, &app.app)
-        .with_context(|| format!("cannot resolve the user/group of app {:?}", app.name))?;
-    let command = if args.command.is_empty() {
-        vec![DEFAULT_COMMAND.to_string()]
-    } else {
-        args.command.clone()
-    };
-    let path = resolve_exec(slash, &command[0], environment.search_path())?;
+    let EnterCommand {
+        creds,
+        path,
+        argv: command,
+    } = prepare_in_root(app, &args.command, environment.search_path())?;
     match fork()? {
         ForkResult::Child => {
             let err = user::apply_credentials(&creds)

@@ -15,6 +15,7 @@ use abi::stage1::GcArgs;
 use anyhow::{bail, Context, Result};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::mount::unmount_all_below;
+use stage1_common::pod::mount_roots;
 use stage1_ns::{debug, fail};
 
 fn main() {
@@ -25,13 +26,8 @@ fn main() {
 
 fn run() -> Result<()> {
     let args = GcArgs::parse(std::env::args().skip(1)).context("invalid gc arguments")?;
-    let stage2 = Path::new(pod_dir::STAGE1_ROOTFS).join("opt/stage2");
-    let mut roots = vec![Path::new(pod_dir::SHARED_VOLUMES).to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(&stage2) {
-        roots.extend(entries.flatten().map(|e| e.path().join("rootfs")));
-    }
     let mut errors = Vec::new();
-    for root in roots {
+    for root in mount_roots(Path::new("")) {
         debug(args.debug, format!("unmounting anything below {root:?}"));
         if let Err(e) = unmount_all_below(&root) {
             errors.push(format!("{e:#}"));

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use stage1_common::status::read_number_file;
+use stage1_common::status::read_signal_target;
 use stage1_ns::fail;
 
 fn main() {
@@ -27,11 +27,7 @@ fn run() -> Result<()> {
     } else {
         Signal::SIGTERM
     };
-    // Never signal ourselves, init or "every process" by way of a bad file.
-    let Some(pid) = read_number_file(Path::new(pod_dir::PID))?
-        .filter(|n| *n > 1)
-        .and_then(|n| i32::try_from(n).ok())
-    else {
+    let Some(pid) = read_signal_target(Path::new(pod_dir::PID))? else {
         bail!("{} names no process; is the pod running?", pod_dir::PID);
     };
     match kill(Pid::from_raw(pid), signal) {
