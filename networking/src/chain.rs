@@ -90,30 +90,11 @@ pub fn del(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::process::Command;
     use std::time::Duration;
 
-    struct Netns(String);
-    impl Netns {
-        fn new(tag: &str) -> Self {
-            let name = format!("rkt-chain-{tag}-{}", std::process::id());
-            assert!(Command::new("ip")
-                .args(["netns", "add", &name])
-                .status()
-                .unwrap()
-                .success());
-            Netns(name)
-        }
-        fn path(&self) -> PathBuf {
-            PathBuf::from("/run/netns").join(&self.0)
-        }
-    }
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
+    use crate::test_netns::TestNetns as Netns;
 
     fn host_link_exists(name: &str) -> bool {
         Path::new("/sys/class/net").join(name).exists()

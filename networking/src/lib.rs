@@ -6,3 +6,6 @@ pub mod chain;
 pub mod conf;
 pub mod plugin;
 pub mod request;
+
+#[cfg(test)]
+mod test_netns;

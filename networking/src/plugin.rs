@@ -289,28 +289,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    /// A network namespace for the test, removed on drop (`ip netns`).
-    struct Netns(String);
-    impl Netns {
-        fn new(tag: &str) -> Self {
-            let name = format!("rkt-test-{tag}-{}", std::process::id());
-            let ok = Command::new("ip")
-                .args(["netns", "add", &name])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "ip netns add {name}");
-            Netns(name)
-        }
-        fn path(&self) -> PathBuf {
-            PathBuf::from("/run/netns").join(&self.0)
-        }
-    }
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
+    use crate::test_netns::TestNetns as Netns;
 
     #[test]
     fn version_of_a_reference_plugin() {
