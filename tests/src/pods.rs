@@ -235,3 +235,17 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A fresh `Rkt` whose store holds the test images (busybox, inspect).
+pub fn rkt_with_test_images() -> Rkt {
+    let rkt = Rkt::new();
+    fetch_test_images(&rkt);
+    rkt
+}
+
+/// `--stage1-path=` the ns stage1 image beside the rkt binary (trusted
+/// there without a signature).
+pub fn ns_stage1_flag() -> String {
+    let ns = crate::stage1_image("ns").canonicalize().unwrap();
+    format!("--stage1-path={}", ns.display())
+}

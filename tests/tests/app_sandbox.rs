@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use functional_tests::pods::{
-    build_aci, fetch_test_images, host_busybox, pod_dir, status, status_map, wait_until,
-};
+use functional_tests::pods::rkt_with_test_images as setup;
+use functional_tests::pods::{build_aci, host_busybox, pod_dir, status, status_map, wait_until};
 use functional_tests::{stage1_image, Rkt};
 use images::manifest::{annotation, image_manifest, standard_labels};
 use images::recipes::populate_busybox_rootfs;
@@ -223,12 +222,6 @@ fn stage2_mounts(pid: &str) -> Vec<String> {
         .filter(|m| m.starts_with("/opt/stage2"))
         .map(str::to_string)
         .collect()
-}
-
-fn setup() -> Rkt {
-    let rkt = Rkt::new();
-    fetch_test_images(&rkt);
-    rkt
 }
 
 // --------------------------------------------------------------- stub ABI

@@ -3,23 +3,13 @@
 
 use std::time::Duration;
 
-use functional_tests::pods::{fetch_test_images, pod_dir, run_pod, status, wait_until, BgPod};
-use functional_tests::{stage1_image, Out, Rkt};
+use functional_tests::pods::ns_stage1_flag as stage1_flag;
+use functional_tests::pods::rkt_with_test_images as setup;
+use functional_tests::pods::{pod_dir, run_pod, status, wait_until, BgPod};
+use functional_tests::{Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
 const INSPECT: &str = "example.com/inspect";
-
-fn setup() -> Rkt {
-    let rkt = Rkt::new();
-    fetch_test_images(&rkt);
-    rkt
-}
-
-fn stage1_flag() -> String {
-    // Beside the rkt binary, so trusted without a signature.
-    let ns = stage1_image("ns").canonicalize().unwrap();
-    format!("--stage1-path={}", ns.display())
-}
 
 /// `rkt run --stage1-path=NS ARGS...`: its output and the pod's UUID.
 fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {

@@ -16,24 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use functional_tests::pods::{
-    build_aci, fetch_test_images, host_busybox, status, status_map, wait_until, BgPod,
-};
-use functional_tests::{stage1_image, Out, Rkt};
+use functional_tests::pods::ns_stage1_flag as stage1_flag;
+use functional_tests::pods::rkt_with_test_images as setup;
+use functional_tests::pods::{build_aci, host_busybox, status, status_map, wait_until, BgPod};
+use functional_tests::{Out, Rkt};
 use images::recipes::{busybox_manifest, busybox_version, populate_busybox_rootfs};
 
 const BUSYBOX: &str = "example.com/busybox";
-
-fn setup() -> Rkt {
-    let rkt = Rkt::new();
-    fetch_test_images(&rkt);
-    rkt
-}
-
-fn stage1_flag() -> String {
-    let ns = stage1_image("ns").canonicalize().unwrap();
-    format!("--stage1-path={}", ns.display())
-}
 
 /// `rkt run --stage1-path=NS --net=none ARGS...` killed (our own child, by
 /// pid) if it runs longer than `limit`: its output and the pod's UUID.

@@ -6,18 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use abi::schema::EventHandler;
+use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::{build_aci, host_busybox, run_pod};
-use functional_tests::{stage1_image, Out, Rkt};
+use functional_tests::{Out, Rkt};
 use images::recipes::{busybox_manifest, busybox_version, populate_busybox_rootfs};
 
 const PRE_START: &str = "echo pre > /pre-marker; id -u > /pre-uid";
 const APP: &str = "cat /pre-marker /pre-uid; echo app";
 const POST_STOP: &str = "echo post > /post-marker";
-
-fn stage1_flag() -> String {
-    let ns = stage1_image("ns").canonicalize().unwrap();
-    format!("--stage1-path={}", ns.display())
-}
 
 fn sh(script: &str) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), script.into()]

@@ -7,21 +7,15 @@
 //! is true for root whatever the mount), /sys and sysrq-trigger only by
 //! their mount options in mountinfo.
 
-use functional_tests::pods::{fetch_test_images, run_pod};
-use functional_tests::{stage1_image, Out, Rkt};
+use functional_tests::pods::rkt_with_test_images as setup;
+use functional_tests::pods::{ns_stage1_flag, run_pod};
+use functional_tests::{Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
 const INSPECT: &str = "example.com/inspect";
 
-fn setup() -> Rkt {
-    let rkt = Rkt::new();
-    fetch_test_images(&rkt);
-    rkt
-}
-
 fn ns_run(rkt: &Rkt, args: &[&str]) -> Out {
-    let ns = stage1_image("ns").canonicalize().unwrap();
-    let s1 = format!("--stage1-path={}", ns.display());
+    let s1 = ns_stage1_flag();
     let mut all = vec![s1.as_str()];
     all.extend_from_slice(args);
     run_pod(rkt, &all).0

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::{
     all_pods, fetch_test_images, is_uuid, pod_dir, pods_in, run_pod, status, status_map, BgPod,
 };
@@ -12,12 +13,6 @@ use functional_tests::Rkt;
 
 const BUSYBOX: &str = "example.com/busybox";
 const INSPECT: &str = "example.com/inspect";
-
-fn setup() -> Rkt {
-    let rkt = Rkt::new();
-    fetch_test_images(&rkt);
-    rkt
-}
 
 /// gc everything and require that nothing stays mounted or on disk.
 #[track_caller]

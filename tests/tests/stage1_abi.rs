@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::{
-    all_pods, build_aci, fetch_test_images, host_busybox, pod_dir, pods_in, status, wait_until,
-    BgPod,
+    all_pods, build_aci, host_busybox, pod_dir, pods_in, status, wait_until, BgPod,
 };
 use functional_tests::{stage1_image, Rkt};
 use images::manifest::{annotation, image_manifest, standard_labels};
@@ -95,12 +95,6 @@ fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn setup() -> Rkt {
-    let rkt = Rkt::new();
-    fetch_test_images(&rkt);
-    rkt
 }
 
 /// Runs `rkt --insecure-options=image run --stage1-path=STUB ARGS... INSPECT`
