@@ -18,6 +18,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
+use super::mounts::MountTable;
 use super::overlay::OverlayLayers;
 
 #[derive(Debug, Error)]
@@ -218,40 +219,22 @@ pub fn attach(pid: i32, mnt: DetachedMount, target: &Path) -> Result<(), AttachE
 }
 
 /// Mount points at or below `path` in the mount namespace of `pid` (paths as
-/// the pod sees them), in mountinfo order (parents before children).
+/// the pod sees them), parents before children.
 pub fn mounts_at_or_below(pid: i32, path: &Path) -> Result<Vec<PathBuf>, AttachError> {
     let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .map_err(|source| AttachError::MountInfo { pid, source })?;
-    Ok(parse_mounts_below(&info, path))
+    let table = MountTable::parse(&info).map_err(|e| AttachError::MountInfo {
+        pid,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    Ok(parents_first(&table, path))
 }
 
-fn parse_mounts_below(mountinfo: &str, path: &Path) -> Vec<PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape(m)))
-        .filter(|m| m.starts_with(path))
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let digits = std::str::from_utf8(&b[i + 1..i + 4]).ok();
-            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// [`MountTable::mounts_under`] (deepest first) the other way round.
+fn parents_first(table: &MountTable, path: &Path) -> Vec<PathBuf> {
+    let mut mounts = table.mounts_under(path);
+    mounts.reverse();
+    mounts
 }
 
 /// Detaches everything mounted at or below `path` (as the pod sees it) in
@@ -298,7 +281,8 @@ mod tests {
 32 22 0:23 / /opt/stage2/ab/rootfs rw - overlay overlay rw
 33 22 0:24 / /opt/stage2/a\\040b rw - tmpfs tmpfs rw
 ";
-        let got = parse_mounts_below(info, Path::new("/opt/stage2/a"));
+        let table = MountTable::parse(info).unwrap();
+        let got = parents_first(&table, Path::new("/opt/stage2/a"));
         assert_eq!(
             got,
             vec![
@@ -306,7 +290,7 @@ mod tests {
                 PathBuf::from("/opt/stage2/a/rootfs/data"),
             ]
         );
-        let spaced = parse_mounts_below(info, Path::new("/opt/stage2/a b"));
+        let spaced = parents_first(&table, Path::new("/opt/stage2/a b"));
         assert_eq!(spaced, vec![PathBuf::from("/opt/stage2/a b")]);
     }
 
@@ -314,9 +298,7 @@ mod tests {
     /// namespace held by a child process, seen there, then detached.
     #[test]
     fn attach_and_detach_in_another_namespace() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
+        assert!(nix::unistd::geteuid().is_root(), "this test needs root");
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         let layers = OverlayLayers {
