@@ -138,9 +138,9 @@ struct Running {
     /// The app's mount namespace, kept for its post-stop handler (a
     /// namespace lives as long as an fd refers to it).
     mnt_ns: Option<OwnedFd>,
-    /// OOM kills in the app's cgroup before it started (a SIGKILL is the
-    /// OOM killer's only if that count went up).
-    oom_kills_before: u64,
+    /// OOM kills in the app's cgroup before it started, for apps with a
+    /// memory limit (a SIGKILL is the OOM killer's only if the count rose).
+    oom_kills_before: Option<u64>,
 }
 
 /// Where the app child is when `launch` returns.
@@ -243,10 +243,12 @@ impl Supervisor {
     /// `Ok` when it failed before exec (it is still reaped like any app).
     fn start(&self, idx: usize, st: &mut State) -> Result<Result<(), String>, SupervisorError> {
         let app = &self.apps[idx];
-        let oom_kills_before = self
-            .cgroup
-            .as_ref()
-            .map_or(0, |c| c.app_oom_kills(&app.name));
+        // Read only for apps with a memory limit: the explanation is about
+        // that limit, and each start would otherwise pay the cgroup reads.
+        let oom_kills_before = match (&self.cgroup, app.resources.memory_bytes) {
+            (Some(c), Some(_)) => Some(c.app_oom_kills(&app.name)),
+            _ => None,
+        };
         let Launched { pid, error, mnt_ns } = self.launch(app, st.output.as_ref())?;
         st.running.push(Running {
             pid,
@@ -311,8 +313,11 @@ impl Supervisor {
         let Some(cgroup) = &self.cgroup else {
             return;
         };
+        let Some(before) = app.oom_kills_before else {
+            return;
+        };
         let name = app.name.as_str();
-        if cgroup.app_oom_kills(name) <= app.oom_kills_before {
+        if cgroup.app_oom_kills(name) <= before {
             return;
         }
         let limit = self
@@ -320,9 +325,9 @@ impl Supervisor {
             .iter()
             .find(|a| a.name == name)
             .and_then(|a| a.resources.memory_bytes)
-            .map_or_else(|| "its".to_string(), |b| format!("the {b}-byte"));
+            .unwrap_or_default();
         eprintln!(
-            "stage1: app {name:?} was killed by the kernel's OOM killer: it needs more than {limit} memory limit; raise --memory"
+            "stage1: app {name:?} was killed by the kernel's OOM killer: it needs more than its {limit}-byte memory limit; raise --memory"
         );
     }
 
