@@ -170,6 +170,28 @@ pub fn compose(app_name: &str, app: &App, metadata_url: Option<&str>) -> Environ
 }
 
 /// Where the env file of `app` lives, given the stage1 rootfs.
+/// The environment `enter` gives a command in `app`: the env file `run`
+/// wrote under `stage1_rootfs` (or, without one, e.g. for a pod started by
+/// another stage1 version, the same rules `run` applies), with the caller's
+/// `TERM`.
+pub fn enter_environment(
+    stage1_rootfs: &Path,
+    name: &str,
+    app: &App,
+) -> Result<Environment, EnvError> {
+    let mut environment = match Environment::read_file(&env_file_path(stage1_rootfs, name)) {
+        Ok(e) => e,
+        Err(EnvError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            compose(name, app, None)
+        }
+        Err(e) => return Err(e),
+    };
+    if let Ok(term) = std::env::var("TERM") {
+        environment.set("TERM", &term);
+    }
+    Ok(environment)
+}
+
 pub fn env_file_path(stage1_rootfs: &Path, app: &str) -> PathBuf {
     stage1_rootfs.join(abi::pod_dir::ENV_DIR).join(app)
 }

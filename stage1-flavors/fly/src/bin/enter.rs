@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::io;
 use std::os::fd::AsFd;
 
 use abi::stage1::EnterArgs;
@@ -14,7 +13,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir};
 use stage1_common::enter::{prepare_in_root, EnterCommand};
-use stage1_common::env::{self, EnvError, Environment};
+use stage1_common::env;
 use stage1_common::pod::Pod;
 use stage1_common::user;
 use stage1_fly::{exec, fail};
@@ -41,7 +40,7 @@ fn run() -> Result<Infallible> {
     // `run` wrote it in the stage1 rootfs, which for overlay pods is mounted
     // only in the pod's mount namespace: read it there, by absolute path
     // (setns resets cwd and root to the namespace's).
-    let env_file = env::env_file_path(&pod.stage1_rootfs(), &app.name);
+    let stage1_rootfs = pod.stage1_rootfs();
 
     // Everything under /proc/<pid> must be opened before switching
     // namespaces: the app's root is reachable only through this handle.
@@ -60,18 +59,7 @@ fn run() -> Result<Infallible> {
     .with_context(|| format!("cannot open the root of pid {}", args.pid))?;
     setns(mnt_ns.as_fd(), CloneFlags::CLONE_NEWNS)
         .context("cannot join the app's mount namespace")?;
-    let mut environment = match Environment::read_file(&env_file) {
-        Ok(e) => e,
-        // No env file (e.g. a pod started by another stage1 version): the
-        // same rules `run` applies.
-        Err(EnvError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            env::compose(&app.name, &app.app, None)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Ok(term) = std::env::var("TERM") {
-        environment.set("TERM", &term);
-    }
+    let environment = env::enter_environment(&stage1_rootfs, &app.name, &app.app)?;
     fchdir(root).context("cannot enter the app's root")?;
     chroot(".").context("cannot chroot into the app's root")?;
     chdir("/").context("cannot chdir to /")?;

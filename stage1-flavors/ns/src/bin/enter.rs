@@ -18,7 +18,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{chdir, ForkResult, Pid};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::enter::{prepare_in_root, EnterCommand};
-use stage1_common::env::{self, EnvError, Environment};
+use stage1_common::env;
 use stage1_common::pod::Pod;
 use stage1_common::status::read_number_file;
 use stage1_common::user;
@@ -63,17 +63,7 @@ fn run() -> Result<i32> {
     // it is mounted only in the pod's mount namespace).
     let s1 = PathBuf::from(format!("/proc/{}/root", args.pid));
     let host_pid = app_pid(&s1, args.pid, &app.name)?;
-    let env_file = env::env_file_path(&s1, &app.name);
-    let mut environment = match Environment::read_file(&env_file) {
-        Ok(e) => e,
-        Err(EnvError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            env::compose(&app.name, &app.app, None)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Ok(term) = std::env::var("TERM") {
-        environment.set("TERM", &term);
-    }
+    let environment = env::enter_environment(&s1, &app.name, &app.app)?;
 
     // Opened first: once in the app's mount namespace the host's /proc is
     // out of reach.
