@@ -129,20 +129,8 @@ pub fn generate(req: &PodRequest) -> Result<PodManifest, ManifestError> {
         name: AcIdentifier::new(MUTABLE_ANNOTATION).expect("valid identifier"),
         value: req.mutable.to_string(),
     }];
-    for (k, v) in &req.annotations {
-        let name = AcIdentifier::new(k.clone()).map_err(|e| ManifestError::Invalid {
-            what: "annotation name",
-            value: k.clone(),
-            reason: e.to_string(),
-        })?;
-        // The first value wins, and rkt's own annotations cannot be overridden.
-        if !annotations.iter().any(|x| x.name == name) {
-            annotations.push(Annotation {
-                name,
-                value: v.clone(),
-            });
-        }
-    }
+    // rkt's own annotations cannot be overridden.
+    add_annotations(&mut annotations, &req.annotations)?;
     Ok(PodManifest {
         ac_version: AC_VERSION.to_string(),
         ac_kind: "PodManifest".to_string(),
@@ -220,20 +208,7 @@ fn runtime_app(req: &PodRequest, a: &AppRequest) -> Result<RuntimeApp, ManifestE
         app.user_labels.insert(k.clone(), v.clone());
     }
     let mut annotations: Vec<Annotation> = Vec::new();
-    for (k, v) in &a.annotations {
-        let name = AcIdentifier::new(k.clone()).map_err(|e| ManifestError::Invalid {
-            what: "annotation name",
-            value: k.clone(),
-            reason: e.to_string(),
-        })?;
-        // rkt: annotations given on the command line don't override earlier ones.
-        if !annotations.iter().any(|x| x.name == name) {
-            annotations.push(Annotation {
-                name,
-                value: v.clone(),
-            });
-        }
-    }
+    add_annotations(&mut annotations, &a.annotations)?;
     Ok(RuntimeApp {
         name,
         image: RuntimeImage {
@@ -319,6 +294,28 @@ pub fn clean_path(p: &str) -> PathBuf {
         }
     }
     out
+}
+
+/// Appends `pairs` as annotations; an annotation already present (or given
+/// earlier) keeps its first value, as rkt did for command-line annotations.
+fn add_annotations(
+    annotations: &mut Vec<Annotation>,
+    pairs: &[(String, String)],
+) -> Result<(), ManifestError> {
+    for (k, v) in pairs {
+        let name = AcIdentifier::new(k.clone()).map_err(|e| ManifestError::Invalid {
+            what: "annotation name",
+            value: k.clone(),
+            reason: e.to_string(),
+        })?;
+        if !annotations.iter().any(|x| x.name == name) {
+            annotations.push(Annotation {
+                name,
+                value: v.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
