@@ -249,3 +249,38 @@ pub fn ns_stage1_flag() -> String {
     let ns = crate::stage1_image("ns").canonicalize().unwrap();
     format!("--stage1-path={}", ns.display())
 }
+
+/// Host pids that belong to pod `uuid`: in one of its cgroups, or with a
+/// root directory inside this test's directory.
+pub fn pod_processes(rkt: &Rkt, uuid: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let root = rkt.root().to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let in_cgroup = !uuid.is_empty()
+            && std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(uuid));
+        let rooted = std::fs::read_link(e.path().join("root"))
+            .is_ok_and(|r| r.to_string_lossy().starts_with(&root));
+        if in_cgroup || rooted {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            found.push(format!("{pid} ({})", comm.trim()));
+        }
+    }
+    found
+}
+
+/// Cgroup directories of pod `uuid` on v1 (one per hierarchy) and v2 hosts.
+pub fn pod_cgroups(uuid: &str) -> Vec<PathBuf> {
+    let scope = format!("machine.slice/machine-rkt-{uuid}.scope");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(&scope))
+        .collect();
+    dirs.push(Path::new("/sys/fs/cgroup").join(&scope));
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}

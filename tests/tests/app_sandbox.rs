@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::{build_aci, host_busybox, pod_dir, status, status_map, wait_until};
+use functional_tests::pods::{pod_cgroups, pod_processes};
 use functional_tests::{stage1_image, Rkt};
 use images::manifest::{annotation, image_manifest, standard_labels};
 use images::recipes::populate_busybox_rootfs;
@@ -503,32 +504,6 @@ fn ns_has_mutable() -> bool {
     String::from_utf8_lossy(&out.stdout).contains("coreos.com/rkt/stage1/app/add")
 }
 
-fn pod_processes(uuid: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        if std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(uuid)) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-fn pod_cgroups(uuid: &str) -> Vec<PathBuf> {
-    let scope = format!("machine.slice/machine-rkt-{uuid}.scope");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join(&scope))
-        .collect();
-    dirs.push(Path::new("/sys/fs/cgroup").join(&scope));
-    dirs.into_iter().filter(|d| d.is_dir()).collect()
-}
-
 #[test]
 fn ns_sandbox_add_start_enter_stop_rm() {
     assert!(
@@ -610,9 +585,9 @@ fn ns_sandbox_add_start_enter_stop_rm() {
     rkt.ok(&["gc", "--grace-period=0s"]);
     assert!(rkt.mounts_under_root().is_empty());
     assert!(
-        pod_processes(&uuid).is_empty(),
+        pod_processes(&rkt, &uuid).is_empty(),
         "{:?}",
-        pod_processes(&uuid)
+        pod_processes(&rkt, &uuid)
     );
     assert!(pod_cgroups(&uuid).is_empty(), "{:?}", pod_cgroups(&uuid));
 }
