@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use abi::pod_dir;
+use abi::stage1::IdRange;
 use nix::mount::{umount2, MntFlags};
 use thiserror::Error;
 
@@ -101,7 +102,13 @@ pub fn export_app(
         app_rootfs.clone()
     };
 
-    let result = write_aci(&manifest, &source, out);
+    // A --private-users pod's files are owned by its id range on the host:
+    // the image gets them back as the app saw them (rkt did the same).
+    let users = crate::pod::userns::read(pod.path()).map_err(|e| ExportError::Write {
+        path: pod.path().join(pod_dir::PRIVATE_USERS_PREPARED),
+        source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    let result = write_aci(&manifest, &source, out, users);
     if let Some(dir) = temp_mount {
         let _ = umount2(&dir, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&dir);
@@ -123,7 +130,12 @@ fn tempdir_in(parent: &Path) -> io::Result<PathBuf> {
     ))
 }
 
-fn write_aci(manifest: &[u8], rootfs: &Path, out: &Path) -> Result<(), ExportError> {
+fn write_aci(
+    manifest: &[u8],
+    rootfs: &Path,
+    out: &Path,
+    users: Option<IdRange>,
+) -> Result<(), ExportError> {
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -147,8 +159,12 @@ fn write_aci(manifest: &[u8], rootfs: &Path, out: &Path) -> Result<(), ExportErr
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, "manifest", manifest)?;
         let root_meta = std::fs::symlink_metadata(rootfs)?;
-        b.append_path_with_name(rootfs, "rootfs")?;
-        walk(&mut b, rootfs, Path::new("rootfs"), root_meta.dev())?;
+        let tree = Tree {
+            dev: root_meta.dev(),
+            users,
+        };
+        tree.append(&mut b, rootfs, Path::new("rootfs"), &root_meta)?;
+        tree.walk(&mut b, rootfs, Path::new("rootfs"))?;
         let mut w = b.into_inner()?;
         w.flush()?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -167,21 +183,57 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Appends the tree under `dir` in sorted order, not descending into other
-/// filesystems (a mount left inside the rootfs is exported as an empty dir).
-fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, name: &Path, dev: u64) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        let child = name.join(e.file_name());
-        let meta = std::fs::symlink_metadata(&path)?;
-        b.append_path_with_name(&path, &child)?;
-        if meta.is_dir() && meta.dev() == dev {
-            walk(b, &path, &child, dev)?;
+/// How to write an app's tree: which filesystem it is on, and the id
+/// range to shift its owners back from.
+struct Tree {
+    dev: u64,
+    users: Option<IdRange>,
+}
+
+impl Tree {
+    /// Appends the tree under `dir` in sorted order, not descending into
+    /// other filesystems (a mount left inside the rootfs is exported as an
+    /// empty dir).
+    fn walk<W: Write>(&self, b: &mut tar::Builder<W>, dir: &Path, name: &Path) -> io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let child = name.join(e.file_name());
+            let meta = std::fs::symlink_metadata(&path)?;
+            self.append(b, &path, &child, &meta)?;
+            if meta.is_dir() && meta.dev() == self.dev {
+                self.walk(b, &path, &child)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One entry, its owner shifted back into the app's ids.
+    fn append<W: Write>(
+        &self,
+        b: &mut tar::Builder<W>,
+        path: &Path,
+        name: &Path,
+        meta: &std::fs::Metadata,
+    ) -> io::Result<()> {
+        let Some(users) = self.users else {
+            return b.append_path_with_name(path, name);
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata(meta);
+        h.set_uid(u64::from(users.unshifted(meta.uid())));
+        h.set_gid(u64::from(users.unshifted(meta.gid())));
+        if meta.file_type().is_symlink() {
+            h.set_size(0);
+            b.append_link(&mut h, name, std::fs::read_link(path)?)
+        } else if meta.is_file() {
+            b.append_data(&mut h, name, File::open(path)?)
+        } else {
+            h.set_size(0);
+            b.append_data(&mut h, name, io::empty())
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -219,5 +271,26 @@ mod tests {
                 "rootfs/etc/link"
             ]
         );
+
+        // The same app of a --private-users pod: owners shifted back.
+        let shift = 65536 * 9;
+        std::fs::write(p.join("private-users-prepared"), format!("{shift}:65536")).unwrap();
+        for f in ["", "etc", "etc/hello", "etc/link"] {
+            std::os::unix::fs::lchown(rootfs.join(f), Some(shift + 3), Some(shift + 4)).unwrap();
+        }
+        export_app(&pod, "app", &out, &MountTable::default()).unwrap();
+        let mut ar = tar::Archive::new(File::open(&out).unwrap());
+        for e in ar.entries().unwrap().skip(1) {
+            let e = e.unwrap();
+            let h = e.header();
+            let what = e.path().unwrap().display().to_string();
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (3, 4), "{what}");
+            if what == "rootfs/etc/link" {
+                assert_eq!(e.link_name().unwrap().unwrap(), Path::new("hello"));
+            }
+            if what == "rootfs/etc/hello" {
+                assert_eq!(h.size().unwrap(), 2);
+            }
+        }
     }
 }
