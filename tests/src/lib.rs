@@ -6,6 +6,7 @@
 //! test loudly rather than skipping it.
 
 pub mod fixtures;
+pub mod journald;
 pub mod pods;
 
 use std::path::{Path, PathBuf};
@@ -153,14 +154,20 @@ impl Rkt {
         self.root.as_ref().expect("root").path()
     }
 
+    /// This environment's global flags.
+    pub fn global_args(&self) -> [String; 4] {
+        [
+            format!("--dir={}", self.dir.display()),
+            format!("--local-config={}", self.local_config.display()),
+            format!("--system-config={}", self.system_config.display()),
+            format!("--user-config={}", self.user_config.display()),
+        ]
+    }
+
     /// A command with this environment's global flags.
     pub fn command(&self) -> Command {
         let mut c = Command::new(rkt_bin());
-        c.arg(format!("--dir={}", self.dir.display()))
-            .arg(format!("--local-config={}", self.local_config.display()))
-            .arg(format!("--system-config={}", self.system_config.display()))
-            .arg(format!("--user-config={}", self.user_config.display()))
-            .stdin(Stdio::null());
+        c.args(self.global_args()).stdin(Stdio::null());
         c
     }
 

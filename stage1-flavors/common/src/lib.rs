@@ -12,6 +12,7 @@ pub mod env;
 pub mod etc;
 pub mod interp;
 pub mod isolators;
+pub mod journal;
 pub mod lockfd;
 pub mod mount;
 pub mod paths;

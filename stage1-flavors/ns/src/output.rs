@@ -2,7 +2,9 @@
 //! writes into pipes of its own, and a thread of the supervisor forwards
 //! whole lines to the pod's stdout and stderr as they complete, so lines of
 //! different apps never mix (what journald's console forwarding gave rkt).
-//! A single app keeps the pod's stdout/stderr itself: nothing in between.
+//! A single app keeps the pod's stdout/stderr itself: nothing in between,
+//! unless the host runs journald: then every app's lines also go to the
+//! journal, tagged with the app's name.
 //!
 //! The thread only polls, reads, allocates and writes raw descriptors, so
 //! the supervisor may still fork apps (it holds no lock a child uses).
@@ -10,6 +12,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{pipe2, read, write};
+use stage1_common::journal::{Journal, PRIORITY_ERR, PRIORITY_INFO};
 use thiserror::Error;
 
 /// A partial line is forwarded after this long without its end (a prompt,
@@ -46,7 +50,11 @@ pub struct AppOutput {
 }
 
 enum Message {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+    Pipes {
+        app: Arc<str>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
     Finish,
 }
 
@@ -59,14 +67,15 @@ pub struct OutputMux {
 }
 
 impl OutputMux {
-    pub fn start() -> Result<Self, OutputError> {
+    /// Starts the thread; with `journal`, lines also go to journald.
+    pub fn start(journal: Option<Journal>) -> Result<Self, OutputError> {
         let (wake_r, wake_w) =
             pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(OutputError::Pipe)?;
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("output".into())
             .stack_size(64 * 1024)
-            .spawn(move || Forwarder::new(wake_r, rx).run())
+            .spawn(move || Forwarder::new(wake_r, rx, journal).run())
             .map_err(OutputError::Thread)?;
         Ok(OutputMux {
             tx,
@@ -75,11 +84,12 @@ impl OutputMux {
         })
     }
 
-    /// New pipes for one app; the thread reads the other ends.
-    pub fn app_output(&self) -> Result<AppOutput, OutputError> {
+    /// New pipes for app `app`; the thread reads the other ends.
+    pub fn app_output(&self, app: &str) -> Result<AppOutput, OutputError> {
         let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(OutputError::Pipe)?;
         let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(OutputError::Pipe)?;
         self.send(Message::Pipes {
+            app: app.into(),
             stdout: out_r,
             stderr: err_r,
         });
@@ -107,6 +117,7 @@ impl OutputMux {
 /// One app's pipe and the partial line read from it.
 struct Source {
     pipe: OwnedFd,
+    app: Arc<str>,
     /// 1 or 2: where its lines go.
     target: RawFd,
     pending: Vec<u8>,
@@ -118,15 +129,22 @@ struct Forwarder {
     wake: OwnedFd,
     rx: Receiver<Message>,
     sources: HashMap<RawFd, Source>,
+    sink: Sink,
     finishing: bool,
 }
 
+/// Where complete lines go: the pod's stdout or stderr, and the journal.
+struct Sink {
+    journal: Option<Journal>,
+}
+
 impl Forwarder {
-    fn new(wake: OwnedFd, rx: Receiver<Message>) -> Self {
+    fn new(wake: OwnedFd, rx: Receiver<Message>, journal: Option<Journal>) -> Self {
         Forwarder {
             wake,
             rx,
             sources: HashMap::new(),
+            sink: Sink { journal },
             finishing: false,
         }
     }
@@ -155,16 +173,20 @@ impl Forwarder {
         }
         while let Ok(message) = self.rx.try_recv() {
             match message {
-                Message::Pipes { stdout, stderr } => {
-                    self.add(stdout, libc::STDOUT_FILENO);
-                    self.add(stderr, libc::STDERR_FILENO);
+                Message::Pipes {
+                    app,
+                    stdout,
+                    stderr,
+                } => {
+                    self.add(app.clone(), stdout, libc::STDOUT_FILENO);
+                    self.add(app, stderr, libc::STDERR_FILENO);
                 }
                 Message::Finish => self.finishing = true,
             }
         }
     }
 
-    fn add(&mut self, pipe: OwnedFd, target: RawFd) {
+    fn add(&mut self, app: Arc<str>, pipe: OwnedFd, target: RawFd) {
         // Non-blocking, so the final drain stops at "nothing more now".
         let _ = nix::fcntl::fcntl(
             pipe.as_raw_fd(),
@@ -174,6 +196,7 @@ impl Forwarder {
             pipe.as_raw_fd(),
             Source {
                 pipe,
+                app,
                 target,
                 pending: Vec::new(),
                 since: None,
@@ -217,10 +240,10 @@ impl Forwarder {
         let mut buf = vec![0u8; READ_CHUNK];
         match read(source.pipe.as_raw_fd(), &mut buf) {
             Ok(0) => {
-                flush(source.target, &std::mem::take(&mut source.pending));
+                source.flush_pending(&mut self.sink);
                 self.sources.remove(&fd);
             }
-            Ok(n) => source.take(&buf[..n]),
+            Ok(n) => source.take(&buf[..n], &mut self.sink),
             Err(Errno::EAGAIN | Errno::EINTR) => {}
             Err(_) => {
                 self.sources.remove(&fd);
@@ -232,8 +255,7 @@ impl Forwarder {
         let now = Instant::now();
         for source in self.sources.values_mut() {
             if source.since.is_some_and(|s| now >= s + PARTIAL_LINE_WAIT) {
-                flush(source.target, &std::mem::take(&mut source.pending));
-                source.since = None;
+                source.flush_pending(&mut self.sink);
             }
         }
     }
@@ -245,20 +267,20 @@ impl Forwarder {
         for source in self.sources.values_mut() {
             let mut left = MAX_DRAIN;
             while let Ok(n @ 1..) = read(source.pipe.as_raw_fd(), &mut buf) {
-                source.take(&buf[..n]);
+                source.take(&buf[..n], &mut self.sink);
                 left = left.saturating_sub(n);
                 if left == 0 {
                     break;
                 }
             }
-            flush(source.target, &std::mem::take(&mut source.pending));
+            source.flush_pending(&mut self.sink);
         }
     }
 }
 
 impl Source {
     /// Appends `bytes`; forwards every complete line.
-    fn take(&mut self, bytes: &[u8]) {
+    fn take(&mut self, bytes: &[u8], sink: &mut Sink) {
         self.pending.extend_from_slice(bytes);
         let cut = match self.pending.iter().rposition(|b| *b == b'\n') {
             Some(last) => last + 1,
@@ -266,7 +288,7 @@ impl Source {
             None => 0,
         };
         if cut > 0 {
-            flush(self.target, &self.pending[..cut]);
+            sink.emit(&self.app, self.target, &self.pending[..cut]);
             self.pending.drain(..cut);
         }
         self.since = match (self.pending.is_empty(), self.since) {
@@ -274,6 +296,41 @@ impl Source {
             (false, Some(s)) => Some(s),
             (false, None) => Some(Instant::now()),
         };
+    }
+
+    /// Forwards the partial line as it is.
+    fn flush_pending(&mut self, sink: &mut Sink) {
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            sink.emit(&self.app, self.target, &pending);
+        }
+        self.since = None;
+    }
+}
+
+impl Sink {
+    /// Forwards `bytes` (whole lines, or a partial line given up on) of
+    /// `app` to `target` and, one entry per line, to the journal.
+    fn emit(&mut self, app: &str, target: RawFd, bytes: &[u8]) {
+        flush(target, bytes);
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let priority = match target {
+            libc::STDERR_FILENO => PRIORITY_ERR,
+            _ => PRIORITY_INFO,
+        };
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        for line in body.split(|b| *b == b'\n') {
+            if let Err(e) = journal.send_line(app, priority, line) {
+                // Given up for good: the output still reaches stdout and
+                // stderr, and a stuck journald does not hold the apps.
+                let message = format!("stage1: {e}; app output goes to stdout/stderr only\n");
+                flush(libc::STDERR_FILENO, message.as_bytes());
+                self.journal = None;
+                return;
+            }
+        }
     }
 }
 
@@ -300,26 +357,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn whole_lines_go_out_partial_ones_wait() {
+    fn whole_lines_go_out_partial_ones_wait_and_each_line_is_one_journal_entry() {
         let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
         let (_keep, dummy) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let journald = std::os::unix::net::UnixDatagram::bind(dir.path().join("s")).unwrap();
+        journald.set_nonblocking(true).unwrap();
+        let mut sink = Sink {
+            journal: Journal::connect(&dir.path().join("s"), "u"),
+        };
         let mut s = Source {
             pipe: dummy,
+            app: "web".into(),
             target: w.as_raw_fd(),
             pending: Vec::new(),
             since: None,
         };
-        s.take(b"one\ntw");
+        s.take(b"one\ntw", &mut sink);
         assert_eq!(s.pending, b"tw");
         assert!(s.since.is_some());
-        s.take(b"o\nthree");
+        s.take(b"o\nthree", &mut sink);
         assert_eq!(s.pending, b"three");
+        s.flush_pending(&mut sink);
+        assert!(s.since.is_none());
         drop(w);
         let mut out = Vec::new();
         let mut buf = [0u8; 64];
         while let Ok(n @ 1..) = read(r.as_raw_fd(), &mut buf) {
             out.extend_from_slice(&buf[..n]);
         }
-        assert_eq!(out, b"one\ntwo\n");
+        assert_eq!(out, b"one\ntwo\nthree");
+        let mut messages = Vec::new();
+        let mut entry = [0u8; 512];
+        while let Ok(n) = journald.recv(&mut entry) {
+            let text = String::from_utf8(entry[..n].to_vec()).unwrap();
+            assert!(text.contains("SYSLOG_IDENTIFIER=web\n"), "{text}");
+            messages.push(text.lines().next().unwrap().to_string());
+        }
+        assert_eq!(messages, ["MESSAGE=one", "MESSAGE=two", "MESSAGE=three"]);
     }
 }

@@ -28,6 +28,7 @@ use thiserror::Error;
 
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
 use stage1_common::isolators::{AppSecurity, IsolatorError};
+use stage1_common::journal::Journal;
 use stage1_common::mount::{self as mnt, MountError};
 use stage1_common::pod::{PodApp, PodError};
 use stage1_common::status::{self, StatusError};
@@ -130,6 +131,9 @@ pub struct Supervisor {
     /// Written to (then closed) once the supervisor is in the pod's root,
     /// so `run` publishes the pod's pid only then.
     pub rooted: Option<OwnedFd>,
+    /// The host's journald, when it runs one: every app's output lines
+    /// also go there.
+    pub journal: Option<Journal>,
 }
 
 struct Running {
@@ -195,8 +199,8 @@ impl Supervisor {
         })?;
 
         let mut st = State::default();
-        if self.apps.len() > 1 || self.mutable.is_some() {
-            st.output = Some(OutputMux::start()?);
+        if self.apps.len() > 1 || self.mutable.is_some() || self.journal.is_some() {
+            st.output = Some(OutputMux::start(self.journal.take())?);
         }
         for idx in 0..self.apps.len() {
             if let Err(e) = self.start(idx, &mut st)? {
@@ -566,7 +570,7 @@ impl Supervisor {
         } else {
             None
         };
-        let pipes = output.map(OutputMux::app_output).transpose()?;
+        let pipes = output.map(|o| o.app_output(&app.name)).transpose()?;
         match fork()? {
             ForkResult::Child => {
                 drop(failed_r);

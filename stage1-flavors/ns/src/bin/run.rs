@@ -21,6 +21,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{close, pipe2, read, sethostname, ttyname, ForkResult, Pid};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
+use stage1_common::journal::{self, Journal};
 use stage1_common::mount as mnt;
 use stage1_common::pod::Pod;
 use stage1_common::{lockfd, status};
@@ -172,6 +173,13 @@ fn run_pod(
         cgroup: Some(cgroup),
         mutable: args.mutable.then(|| args.clone()),
         rooted: None,
+        // Connected here, on the host: the supervisor cannot reach the
+        // host's socket from the pod's root. An interactive app keeps
+        // the terminal to itself, as rkt's console did.
+        journal: match args.interactive {
+            true => None,
+            false => Journal::connect(Path::new(journal::HOST_SOCKET), &args.uuid),
+        },
     };
     // Open in `run` for its whole life: EOF in the supervisor means `run`
     // is gone.
