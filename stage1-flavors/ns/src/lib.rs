@@ -22,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod podroot;
 pub mod procfs;
+pub mod residency;
 pub mod rootfs;
 pub mod signals;
 pub mod supervisor;

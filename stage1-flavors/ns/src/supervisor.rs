@@ -215,6 +215,7 @@ impl Supervisor {
         } else if let Err(e) = status::mark_ready(&self.stage1_rootfs) {
             eprintln!("stage1: {e}");
         }
+        let mut trimmed = false;
 
         loop {
             for app in self.reap(&mut st)? {
@@ -230,7 +231,10 @@ impl Supervisor {
                 }
                 return Ok(st.failure.unwrap_or(0));
             }
-            let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st)?;
+            // From the first wait on PID 1 mostly waits: the setup code
+            // need not stay mapped (resident) in every pod.
+            let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st, !trimmed)?;
+            trimmed = true;
             if signalled {
                 if let Some(sig) = signals::next(&sfd)? {
                     on_signal(sig, &mut st);
@@ -698,11 +702,17 @@ fn wait_events(
     sfd: &SignalFd,
     listener: Option<&UnixListener>,
     st: &State,
+    trim: bool,
 ) -> Result<(bool, bool), SupervisorError> {
-    let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-    if let Some(l) = listener {
-        fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
-    }
+    // On the stack: nothing to allocate between the trim and the wait.
+    let mut fds = [
+        PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        PollFd::new(
+            listener.map_or(sfd.as_fd(), |l| l.as_fd()),
+            PollFlags::POLLIN,
+        ),
+    ];
+    let fds = &mut fds[..1 + usize::from(listener.is_some())];
     let timeout = st
         .pending_stops
         .iter()
@@ -713,7 +723,10 @@ fn wait_events(
             PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
         })
         .unwrap_or(PollTimeout::NONE);
-    match poll(&mut fds, timeout) {
+    if trim {
+        crate::residency::drop_clean_file_pages();
+    }
+    match poll(fds, timeout) {
         Ok(_) | Err(Errno::EINTR) => {}
         Err(errno) => return Err(SupervisorError::Wait(errno)),
     }

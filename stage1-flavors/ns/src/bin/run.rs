@@ -316,6 +316,8 @@ fn die_with(alive_r: OwnedFd, alive_w: OwnedFd) -> Result<()> {
 /// Waits for the supervisor, passing on termination signals; its exit code.
 fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
     let fd = signals.signalfd()?;
+    // `run` only waits from here on, for the pod's whole life.
+    stage1_ns::residency::drop_clean_file_pages();
     loop {
         loop {
             match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
