@@ -1,0 +1,11 @@
+//! The project's own CNI plugins.
+//!
+//! Each binary in `src/bin/` is a thin wrapper that hands one [`cni::Plugin`]
+//! implementation to [`cni::run`]; everything else lives in library modules so
+//! it can be unit tested and shared (ptp and bridge both need veths, IPAM
+//! delegation and masquerading).
+
+pub mod cni;
+pub mod ipam;
+pub mod ipnet;
+pub mod types;
