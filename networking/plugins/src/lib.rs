@@ -8,4 +8,8 @@
 pub mod cni;
 pub mod ipam;
 pub mod ipnet;
+pub mod loopback;
+pub mod netlink;
+pub mod netns;
+pub mod sysctl;
 pub mod types;

@@ -15,7 +15,7 @@ pub const REF_DIR: &str = "/usr/lib/cni";
 pub fn ours(name: &str) -> PathBuf {
     let p = match name {
         "host-local" => env!("CARGO_BIN_EXE_host-local"),
-        // "loopback" => env!("CARGO_BIN_EXE_loopback"),
+        "loopback" => env!("CARGO_BIN_EXE_loopback"),
         // "ptp" => env!("CARGO_BIN_EXE_ptp"),
         // "bridge" => env!("CARGO_BIN_EXE_bridge"),
         other => panic!("no binary {other}"),
