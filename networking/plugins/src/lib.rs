@@ -8,8 +8,11 @@
 pub mod cni;
 pub mod ipam;
 pub mod ipnet;
+pub mod iptables;
 pub mod loopback;
 pub mod netlink;
 pub mod netns;
+pub mod ptp;
 pub mod sysctl;
 pub mod types;
+pub mod veth;

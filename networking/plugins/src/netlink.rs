@@ -35,6 +35,7 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_TXQLEN: u16 = 13;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -470,6 +471,8 @@ impl Socket {
         if let Some(mtu) = mtu {
             m.attr_u32(IFLA_MTU, mtu);
         }
+        // veths are queueless; a zero txqlen is what the reference sets too.
+        m.attr_u32(IFLA_TXQLEN, 0);
         let li = m.nest(IFLA_LINKINFO);
         m.attr_str(IFLA_INFO_KIND, "veth");
         let data = m.nest(IFLA_INFO_DATA);
@@ -479,6 +482,7 @@ impl Socket {
         if let Some(mtu) = mtu {
             m.attr_u32(IFLA_MTU, mtu);
         }
+        m.attr_u32(IFLA_TXQLEN, 0);
         if let Some(fd) = peer_ns {
             m.attr_u32(IFLA_NET_NS_FD, fd as u32);
         }

@@ -16,7 +16,7 @@ pub fn ours(name: &str) -> PathBuf {
     let p = match name {
         "host-local" => env!("CARGO_BIN_EXE_host-local"),
         "loopback" => env!("CARGO_BIN_EXE_loopback"),
-        // "ptp" => env!("CARGO_BIN_EXE_ptp"),
+        "ptp" => env!("CARGO_BIN_EXE_ptp"),
         // "bridge" => env!("CARGO_BIN_EXE_bridge"),
         other => panic!("no binary {other}"),
     };
@@ -135,6 +135,7 @@ impl Netns {
     pub fn delete(&self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
             .status();
     }
 }

@@ -1,0 +1,218 @@
+//! IP masquerading with the `iptables` binaries, in the reference's layout:
+//! a per-attachment chain `CNI-<first 24 hex of sha512(network+containerID)>`
+//! in the nat table holding "ACCEPT to the container's own network" and
+//! "MASQUERADE everything but multicast", jumped to from POSTROUTING for the
+//! container's address; every rule carries the comment
+//! `name: "<network>" id: "<containerID>"`.
+//!
+//! Changes go through one `iptables-restore --noflush` run, so ADD pays for
+//! one exec instead of one per rule and a failure applies nothing.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha512};
+
+use crate::ipnet::IpNet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IptError {
+    #[error("{0} not found in PATH, /usr/sbin or /sbin")]
+    NotFound(&'static str),
+    #[error("failed to run {bin}: {source}")]
+    Exec { bin: String, source: io::Error },
+    #[error("{bin} failed: {stderr}")]
+    Failed { bin: String, stderr: String },
+}
+
+/// The reference's chain name for an attachment.
+pub fn chain_name(network: &str, container_id: &str) -> String {
+    let digest = Sha512::digest(format!("{network}{container_id}").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("CNI-{hex}")
+}
+
+/// Go's `%q` for the ASCII strings CNI allows in names and ids.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn comment(network: &str, container_id: &str) -> String {
+    format!("name: {} id: {}", go_quote(network), go_quote(container_id))
+}
+
+/// Quotes a comment for an iptables-restore line, as `iptables -S` prints it.
+fn restore_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn find_bin(name: &'static str) -> Result<PathBuf, IptError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(IptError::NotFound(name))
+}
+
+fn tools(ipv4: bool) -> (&'static str, &'static str) {
+    if ipv4 {
+        ("iptables", "iptables-restore")
+    } else {
+        ("ip6tables", "ip6tables-restore")
+    }
+}
+
+fn run(bin: &'static str, args: &[&str], input: Option<&str>) -> Result<String, IptError> {
+    let path = find_bin(bin)?;
+    let err = |source| IptError::Exec {
+        bin: bin.to_string(),
+        source,
+    };
+    let mut child = Command::new(&path)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(err)?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(err)?;
+    }
+    let out = child.wait_with_output().map_err(err)?;
+    if !out.status.success() {
+        return Err(IptError::Failed {
+            bin: bin.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The current nat table in `-S` form.
+fn nat_rules(ipv4: bool) -> Result<String, IptError> {
+    run(tools(ipv4).0, &["-w", "-t", "nat", "-S"], None)
+}
+
+/// Whether a `-S` line jumps to `chain`.
+fn jumps_to(line: &str, chain: &str) -> bool {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    t.windows(2).any(|w| w[0] == "-j" && w[1] == chain)
+}
+
+/// Masquerades traffic from the container addresses `ips` (all of one
+/// family) leaving their networks.
+pub fn setup_masq(ips: &[IpNet], chain: &str, comment: &str) -> Result<(), IptError> {
+    let Some(first) = ips.first() else {
+        return Ok(());
+    };
+    let ipv4 = first.is_ipv4();
+    let multicast = if ipv4 { "224.0.0.0/4" } else { "ff00::/8" };
+    let c = restore_quote(comment);
+    let existing = nat_rules(ipv4)?;
+    let has = |rule: &str| existing.lines().any(|l| l == rule);
+    let mut lines = vec!["*nat".to_string()];
+    if !existing.lines().any(|l| l == format!("-N {chain}")) {
+        lines.push(format!("-N {chain}"));
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    for ip in ips {
+        let rule = format!(
+            "-A {chain} -d {} -m comment --comment {c} -j ACCEPT",
+            ip.network()
+        );
+        if !wanted.contains(&rule) {
+            wanted.push(rule);
+        }
+    }
+    wanted.push(format!(
+        "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
+    ));
+    for ip in ips {
+        wanted.push(format!(
+            "-A POSTROUTING -s {} -m comment --comment {c} -j {chain}",
+            IpNet::host(ip.addr)
+        ));
+    }
+    lines.extend(wanted.into_iter().filter(|r| !has(r)));
+    lines.push("COMMIT".into());
+    run(
+        tools(ipv4).1,
+        &["-w", "--noflush"],
+        Some(&(lines.join("\n") + "\n")),
+    )
+    .map(drop)
+}
+
+/// Removes everything [`setup_masq`] added for `chain`, found by the jump to
+/// the chain, so no address is needed (DEL after the netns is gone).
+/// Nothing to remove is success.
+pub fn teardown_masq(chain: &str, ipv4: bool) -> Result<(), IptError> {
+    if find_bin(tools(ipv4).0).is_err() {
+        return Ok(());
+    }
+    let existing = nat_rules(ipv4)?;
+    let mut lines = vec!["*nat".to_string()];
+    for l in existing.lines() {
+        if let Some(rest) = l.strip_prefix("-A ") {
+            if !rest.starts_with(chain) && jumps_to(l, chain) {
+                lines.push(format!("-D {rest}"));
+            }
+        }
+    }
+    if existing.lines().any(|l| l == format!("-N {chain}")) {
+        lines.push(format!("-F {chain}"));
+        lines.push(format!("-X {chain}"));
+    }
+    if lines.len() == 1 {
+        return Ok(());
+    }
+    lines.push("COMMIT".into());
+    run(
+        tools(ipv4).1,
+        &["-w", "--noflush"],
+        Some(&(lines.join("\n") + "\n")),
+    )
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_like_the_reference() {
+        // Observed from the reference ptp: network "refptp", id "ctr1".
+        assert_eq!(chain_name("refptp", "ctr1"), "CNI-7306507826f35138135bcdff");
+        assert_eq!(comment("refptp", "ctr1"), r#"name: "refptp" id: "ctr1""#);
+        assert_eq!(
+            restore_quote(&comment("n", "c")),
+            r#""name: \"n\" id: \"c\"""#
+        );
+    }
+
+    #[test]
+    fn jump_detection() {
+        let l = r#"-A POSTROUTING -s 10.0.0.2/32 -m comment --comment "x" -j CNI-abc"#;
+        assert!(jumps_to(l, "CNI-abc"));
+        assert!(!jumps_to(l, "CNI-ab"));
+    }
+}

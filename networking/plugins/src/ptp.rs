@@ -1,0 +1,389 @@
+//! The ptp plugin: a veth pair per container, routed through the host end
+//! (no bridge), addresses from a delegated IPAM plugin.
+//!
+//! Addressing follows the reference so routes look the same inside the
+//! container: the IPAM address keeps its prefix, but the kernel's connected
+//! route for it is replaced by "gateway/32 dev eth0 scope link" plus
+//! "subnet via gateway", so every packet — even to neighbours — goes through
+//! the host. The host end gets the gateway as a /32 and a host route to the
+//! container address.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use crate::cni::{self, Args, Error, ERR_DECODING};
+use crate::ipam::exec as ipam;
+use crate::ipnet::IpNet;
+use crate::iptables;
+use crate::netlink::{self, RouteSpec, Socket};
+use crate::netns::NetNs;
+use crate::sysctl;
+use crate::types::{CniResult, Dns, Interface, IpConfig, Route, Versioned};
+use crate::veth::{self, VethError};
+
+impl From<VethError> for Error {
+    fn from(e: VethError) -> Self {
+        Error::generic(e.to_string())
+    }
+}
+
+impl From<iptables::IptError> for Error {
+    fn from(e: iptables::IptError) -> Self {
+        Error::generic(e.to_string())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PtpConf {
+    #[serde(default)]
+    ip_masq: bool,
+    #[serde(default)]
+    mtu: u32,
+    #[serde(default)]
+    dns: Dns,
+    prev_result: Option<serde_json::Value>,
+}
+
+fn load(args: &Args) -> Result<PtpConf, Error> {
+    serde_json::from_value(args.conf.clone())
+        .map_err(|e| Error::new(ERR_DECODING, format!("failed to load netconf: {e}")))
+}
+
+fn nl(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::generic(format!("{what}: {e}"))
+}
+
+/// The first gateway of each family among the IPAM addresses; routes
+/// without their own `gw` use it.
+fn default_gateways(ips: &[IpConfig]) -> (Option<IpAddr>, Option<IpAddr>) {
+    let v4 = ips
+        .iter()
+        .filter(|i| i.address.is_ipv4())
+        .find_map(|i| i.gateway);
+    let v6 = ips
+        .iter()
+        .filter(|i| !i.address.is_ipv4())
+        .find_map(|i| i.gateway);
+    (v4, v6)
+}
+
+fn route_spec(r: &Route, oif: u32, gw: Option<IpAddr>) -> RouteSpec {
+    let mut s = RouteSpec::new(r.dst, oif);
+    s.gw = gw;
+    s.priority = r.priority;
+    if let Some(t) = r.table {
+        s.table = t;
+    }
+    if let Some(sc) = r.scope {
+        s.scope = sc;
+    }
+    s
+}
+
+/// Addresses and routes inside the container (see the module comment).
+fn configure_container(
+    sock: &mut Socket,
+    ifname: &str,
+    idx: u32,
+    res: &CniResult,
+) -> Result<(), Error> {
+    for ip in &res.ips {
+        sock.addr_add(idx, &ip.address).map_err(nl(format!(
+            "failed to add IP addr {} to {ifname:?}",
+            ip.address
+        )))?;
+    }
+    let (gw4, gw6) = default_gateways(&res.ips);
+    for r in &res.routes {
+        let gw = r.gw.or(if r.dst.is_ipv4() { gw4 } else { gw6 });
+        sock.route_add(&route_spec(r, idx, gw)).map_err(nl(format!(
+            "failed to add route '{} via {} dev {ifname}'",
+            r.dst,
+            gw.map(|g| g.to_string()).unwrap_or_default()
+        )))?;
+    }
+    for ip in &res.ips {
+        let gw = ip.gateway.ok_or_else(|| {
+            Error::generic(format!("IPAM result for {} has no gateway", ip.address))
+        })?;
+        let mut connected = RouteSpec::new(ip.address.network(), idx);
+        connected.scope = netlink::RT_SCOPE_NOWHERE;
+        sock.route_del(&connected).map_err(nl(format!(
+            "failed to delete route {}",
+            ip.address.network()
+        )))?;
+        let mut to_gw = RouteSpec::new(IpNet::host(gw), idx);
+        to_gw.scope = netlink::RT_SCOPE_LINK;
+        to_gw.src = Some(ip.address.addr);
+        let mut via_gw = RouteSpec::new(ip.address.network(), idx);
+        via_gw.gw = Some(gw);
+        via_gw.src = Some(ip.address.addr);
+        for r in [to_gw, via_gw] {
+            sock.route_add(&r)
+                .map_err(nl(format!("failed to add route {}", r.dst)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gateway /32 on the host end, plus a host route to each container address.
+fn configure_host(sock: &mut Socket, name: &str, idx: u32, res: &CniResult) -> Result<(), Error> {
+    for ip in &res.ips {
+        if let Some(gw) = ip.gateway {
+            sock.addr_add(idx, &IpNet::host(gw))
+                .map_err(nl(format!("failed to add IP addr {gw} to veth {name}")))?;
+        }
+        let mut r = RouteSpec::new(IpNet::host(ip.address.addr), idx);
+        r.scope = netlink::RT_SCOPE_HOST;
+        match sock.route_add(&r) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                return Err(Error::generic(format!("failed to add route on host: {e}")))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn masq_teardown(args: &Args) -> Result<(), Error> {
+    let chain = iptables::chain_name(&args.name, &args.container_id);
+    iptables::teardown_masq(&chain, true)?;
+    iptables::teardown_masq(&chain, false)?;
+    Ok(())
+}
+
+/// Deletes the container end (which takes the host end with it).
+/// Ok(false) when there was no such link.
+fn del_container_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
+    let mut sock = ns.socket()?;
+    let Some(l) = sock
+        .link_by_name(ifname)
+        .map_err(nl(format!("failed to look up {ifname}")))?
+    else {
+        return Ok(false);
+    };
+    match sock.link_del(l.index) {
+        Err(e) if e.raw_os_error() != Some(libc::ENODEV) => {
+            Err(Error::generic(format!("failed to delete {ifname}: {e}")))
+        }
+        _ => Ok(true),
+    }
+}
+
+/// When the namespace is gone (or no longer reachable by its path) its veth
+/// may outlive it for a while — the kernel tears namespaces down
+/// asynchronously, and a namespace kept alive elsewhere keeps its veths. The
+/// runtime's cached result (prevResult, 0.4.0+) names the host end, so
+/// remove that if it is still there and still a veth.
+fn del_host_veth_from_prev(conf: &PtpConf) -> Result<(), Error> {
+    let Some(prev) = conf
+        .prev_result
+        .as_ref()
+        .and_then(|p| serde_json::from_value::<CniResult>(p.clone()).ok())
+    else {
+        return Ok(());
+    };
+    let mut host = Socket::new().map_err(nl("failed to open netlink socket".into()))?;
+    for i in prev
+        .interfaces
+        .iter()
+        .filter(|i| i.sandbox.is_empty() && i.name.starts_with("veth"))
+    {
+        if let Ok(Some(l)) = host.link_by_name(&i.name) {
+            if l.kind.as_deref() == Some("veth") && (i.mac.is_empty() || i.mac == l.mac_string()) {
+                let _ = host.link_del(l.index);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub struct Ptp;
+
+impl Ptp {
+    /// Everything after IPAM; on error the caller releases the IPAM lease and
+    /// this function has removed what it created.
+    fn add_links(
+        &self,
+        args: &Args,
+        conf: &PtpConf,
+        mut res: CniResult,
+    ) -> Result<CniResult, Error> {
+        if res.ips.is_empty() {
+            return Err(Error::generic("IPAM plugin returned missing IP config"));
+        }
+        let v4 = res.ips.iter().any(|i| i.address.is_ipv4());
+        let v6 = res.ips.iter().any(|i| !i.address.is_ipv4());
+        sysctl::enable_forwarding(v4, v6)
+            .map_err(|e| Error::generic(format!("Could not enable IP forwarding: {e}")))?;
+
+        let ns = NetNs::open(&args.netns).map_err(|e| Error::generic(e.to_string()))?;
+        let mut host = Socket::new().map_err(nl("failed to open netlink socket".into()))?;
+        let mut cont = ns.socket()?;
+        let mtu = (conf.mtu > 0).then_some(conf.mtu);
+        let pair = veth::setup(&mut host, &mut cont, &ns, &args.ifname, mtu)?;
+
+        let configured = (|| {
+            for ip in &mut res.ips {
+                ip.interface = Some(1);
+            }
+            configure_container(&mut cont, &args.ifname, pair.cont.index, &res)?;
+            configure_host(&mut host, &pair.host.name, pair.host.index, &res)?;
+            if conf.ip_masq {
+                let chain = iptables::chain_name(&args.name, &args.container_id);
+                let comment = iptables::comment(&args.name, &args.container_id);
+                for fam in [true, false] {
+                    let nets: Vec<IpNet> = res
+                        .ips
+                        .iter()
+                        .filter(|i| i.address.is_ipv4() == fam)
+                        .map(|i| i.address)
+                        .collect();
+                    iptables::setup_masq(&nets, &chain, &comment)?;
+                }
+            }
+            Ok::<(), Error>(())
+        })();
+        if let Err(e) = configured {
+            let _ = host.link_del(pair.host.index);
+            if conf.ip_masq {
+                let _ = masq_teardown(args);
+            }
+            return Err(e);
+        }
+
+        res.interfaces = vec![
+            Interface {
+                name: pair.host.name.clone(),
+                mac: pair.host.mac_string(),
+                mtu: None,
+                sandbox: String::new(),
+            },
+            Interface {
+                name: pair.cont.name.clone(),
+                mac: pair.cont.mac_string(),
+                mtu: None,
+                sandbox: args.netns.clone(),
+            },
+        ];
+        // Only DNS settings given to ptp itself replace the IPAM plugin's.
+        if !conf.dns.is_empty() {
+            res.dns = conf.dns.clone();
+        }
+        Ok(res)
+    }
+}
+
+impl cni::Plugin for Ptp {
+    fn add(&self, args: &Args) -> Result<Versioned, Error> {
+        let conf = load(args)?;
+        let ipam_type = ipam::ipam_type(args)?;
+        let res = ipam::exec(&ipam_type, "ADD", args)?
+            .ok_or_else(|| Error::generic("IPAM plugin returned no result"))?;
+        match self.add_links(args, &conf, res) {
+            Ok(r) => Ok(r.versioned(&args.version)),
+            Err(e) => {
+                // Do not leak the address.
+                let _ = ipam::exec(&ipam_type, "DEL", args);
+                Err(e)
+            }
+        }
+    }
+
+    fn del(&self, args: &Args) -> Result<(), Error> {
+        let conf = load(args)?;
+        ipam::exec(&ipam::ipam_type(args)?, "DEL", args)?;
+        // The rules are found by chain name, so they go even when the
+        // namespace (and with it the addresses) is already gone.
+        if conf.ip_masq {
+            masq_teardown(args)?;
+        }
+        let removed = if args.netns.is_empty() {
+            false
+        } else {
+            match NetNs::open(&args.netns) {
+                Ok(ns) => del_container_link(&ns, &args.ifname)?,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !removed {
+            del_host_veth_from_prev(&conf)?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, args: &Args) -> Result<(), Error> {
+        let conf = load(args)?;
+        let ns = NetNs::open(&args.netns).map_err(|e| Error::generic(e.to_string()))?;
+        ipam::exec(&ipam::ipam_type(args)?, "CHECK", args)?;
+        let prev = conf
+            .prev_result
+            .ok_or_else(|| Error::generic("ptp: Required prevResult missing"))?;
+        let prev: CniResult = serde_json::from_value(prev)
+            .map_err(|e| Error::new(ERR_DECODING, format!("failed to parse prevResult: {e}")))?;
+        let idx_in_prev = prev
+            .interfaces
+            .iter()
+            .position(|i| i.name == args.ifname && i.sandbox == args.netns)
+            .ok_or_else(|| {
+                Error::generic(format!(
+                    "Sandbox in prevResult  doesn't match configured netns: {}",
+                    args.netns
+                ))
+            })?;
+        let want = &prev.interfaces[idx_in_prev];
+        let mut sock = ns.socket()?;
+        let link = sock
+            .link_by_name(&args.ifname)
+            .map_err(nl(format!("failed to look up {}", args.ifname)))?
+            .ok_or_else(|| {
+                Error::generic(format!(
+                    "ptp: Container Interface name in prevResult: {} not found",
+                    args.ifname
+                ))
+            })?;
+        if link.kind.as_deref() != Some("veth") {
+            return Err(Error::generic(format!(
+                "Error: Container interface {} not of type veth/p2p",
+                link.name
+            )));
+        }
+        if !want.mac.is_empty() && want.mac != link.mac_string() {
+            return Err(Error::generic(format!(
+                "ptp: Interface {} Mac {} doesn't match container Mac: {}",
+                want.name,
+                want.mac,
+                link.mac_string()
+            )));
+        }
+        let addrs = sock
+            .addrs(Some(link.index))
+            .map_err(nl("failed to list addresses".into()))?;
+        for ip in prev.ips.iter().filter(|i| i.interface == Some(idx_in_prev)) {
+            if !addrs.iter().any(|a| a.net == ip.address) {
+                return Err(Error::generic(format!(
+                    "Failed to match addr {} on interface {}",
+                    ip.address, args.ifname
+                )));
+            }
+        }
+        for r in &prev.routes {
+            let routes = sock
+                .routes(r.dst.is_ipv4())
+                .map_err(nl("failed to list routes".into()))?;
+            if !routes
+                .iter()
+                .any(|x| x.dst == r.dst.network() && (r.gw.is_none() || x.gw == r.gw))
+            {
+                return Err(Error::generic(format!(
+                    "Failed to find route {} in the container",
+                    r.dst
+                )));
+            }
+        }
+        Ok(())
+    }
+}
