@@ -177,7 +177,9 @@ pub fn run(plugin: &dyn Plugin) -> ! {
             std::process::exit(0)
         }
         Ok(Some(Output::Json(v))) => {
-            print_json(&mut out, &v);
+            // VERSION is printed on one line, as the reference does.
+            let _ = serde_json::to_writer(&mut out, &v);
+            let _ = out.flush();
             std::process::exit(0)
         }
         Ok(None) => std::process::exit(0),

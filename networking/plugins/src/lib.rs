@@ -5,6 +5,7 @@
 //! it can be unit tested and shared (ptp and bridge both need veths, IPAM
 //! delegation and masquerading).
 
+pub mod attach;
 pub mod cni;
 pub mod ipam;
 pub mod ipnet;

@@ -24,7 +24,9 @@ const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
@@ -36,7 +38,9 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_TXQLEN: u16 = 13;
+const IFLA_PROTINFO: u16 = 12;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_BRPORT_MODE: u16 = 4;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -53,6 +57,7 @@ const RTA_TABLE: u16 = 15;
 const NLA_F_NESTED: u16 = 0x8000;
 
 pub const IFF_UP: u32 = 0x1;
+pub const IFF_PROMISC: u32 = 0x100;
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
 pub const RT_SCOPE_LINK: u8 = 253;
 pub const RT_SCOPE_HOST: u8 = 254;
@@ -419,6 +424,29 @@ impl Socket {
         self.request(m).map(drop)
     }
 
+    pub fn link_set_promisc(&mut self, index: u32, on: bool) -> io::Result<()> {
+        let flags = if on { IFF_PROMISC } else { 0 };
+        let m = Msg::new(
+            RTM_NEWLINK,
+            NLM_F_ACK,
+            &ifinfomsg(index, flags, IFF_PROMISC),
+        );
+        self.request(m).map(drop)
+    }
+
+    /// Hairpin mode of a bridge port (traffic may go back out the port it
+    /// came in on), set through the bridge's protinfo like `ip link set
+    /// ... type bridge_slave hairpin on`.
+    pub fn link_set_hairpin(&mut self, index: u32, on: bool) -> io::Result<()> {
+        let mut fixed = ifinfomsg(index, 0, 0);
+        fixed[0] = libc::AF_BRIDGE as u8;
+        let mut m = Msg::new(RTM_SETLINK, NLM_F_ACK, &fixed);
+        let n = m.nest(IFLA_PROTINFO);
+        m.attr(IFLA_BRPORT_MODE, &[u8::from(on)]);
+        m.end_nest(n);
+        self.request(m).map(drop)
+    }
+
     pub fn link_set_mtu(&mut self, index: u32, mtu: u32) -> io::Result<()> {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(index, 0, 0));
         m.attr_u32(IFLA_MTU, mtu);
@@ -506,6 +534,16 @@ impl Socket {
         if net.is_ipv4() && net.prefix < 31 {
             m.attr(IFA_BROADCAST, &ip_bytes(&net.last_addr()));
         }
+        self.request(m).map(drop)
+    }
+
+    pub fn addr_del(&mut self, index: u32, net: &IpNet) -> io::Result<()> {
+        let mut fixed = [0u8; IFADDR_LEN];
+        fixed[0] = family(&net.addr);
+        fixed[1] = net.prefix;
+        fixed[4..8].copy_from_slice(&index.to_ne_bytes());
+        let mut m = Msg::new(RTM_DELADDR, NLM_F_ACK, &fixed);
+        m.attr(IFA_LOCAL, &ip_bytes(&net.addr));
         self.request(m).map(drop)
     }
 

@@ -8,31 +8,19 @@
 //! the host. The host end gets the gateway as a /32 and a host route to the
 //! container address.
 
-use std::net::IpAddr;
-
 use serde::Deserialize;
 
+use crate::attach::{
+    self, del_container_link, del_host_veth_from_prev, masq_setup, masq_teardown, nl,
+};
 use crate::cni::{self, Args, Error, ERR_DECODING};
 use crate::ipam::exec as ipam;
 use crate::ipnet::IpNet;
-use crate::iptables;
 use crate::netlink::{self, RouteSpec, Socket};
 use crate::netns::NetNs;
 use crate::sysctl;
-use crate::types::{CniResult, Dns, Interface, IpConfig, Route, Versioned};
-use crate::veth::{self, VethError};
-
-impl From<VethError> for Error {
-    fn from(e: VethError) -> Self {
-        Error::generic(e.to_string())
-    }
-}
-
-impl From<iptables::IptError> for Error {
-    fn from(e: iptables::IptError) -> Self {
-        Error::generic(e.to_string())
-    }
-}
+use crate::types::{CniResult, Dns, Interface, Versioned};
+use crate::veth;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,37 +39,6 @@ fn load(args: &Args) -> Result<PtpConf, Error> {
         .map_err(|e| Error::new(ERR_DECODING, format!("failed to load netconf: {e}")))
 }
 
-fn nl(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::generic(format!("{what}: {e}"))
-}
-
-/// The first gateway of each family among the IPAM addresses; routes
-/// without their own `gw` use it.
-fn default_gateways(ips: &[IpConfig]) -> (Option<IpAddr>, Option<IpAddr>) {
-    let v4 = ips
-        .iter()
-        .filter(|i| i.address.is_ipv4())
-        .find_map(|i| i.gateway);
-    let v6 = ips
-        .iter()
-        .filter(|i| !i.address.is_ipv4())
-        .find_map(|i| i.gateway);
-    (v4, v6)
-}
-
-fn route_spec(r: &Route, oif: u32, gw: Option<IpAddr>) -> RouteSpec {
-    let mut s = RouteSpec::new(r.dst, oif);
-    s.gw = gw;
-    s.priority = r.priority;
-    if let Some(t) = r.table {
-        s.table = t;
-    }
-    if let Some(sc) = r.scope {
-        s.scope = sc;
-    }
-    s
-}
-
 /// Addresses and routes inside the container (see the module comment).
 fn configure_container(
     sock: &mut Socket,
@@ -89,21 +46,7 @@ fn configure_container(
     idx: u32,
     res: &CniResult,
 ) -> Result<(), Error> {
-    for ip in &res.ips {
-        sock.addr_add(idx, &ip.address).map_err(nl(format!(
-            "failed to add IP addr {} to {ifname:?}",
-            ip.address
-        )))?;
-    }
-    let (gw4, gw6) = default_gateways(&res.ips);
-    for r in &res.routes {
-        let gw = r.gw.or(if r.dst.is_ipv4() { gw4 } else { gw6 });
-        sock.route_add(&route_spec(r, idx, gw)).map_err(nl(format!(
-            "failed to add route '{} via {} dev {ifname}'",
-            r.dst,
-            gw.map(|g| g.to_string()).unwrap_or_default()
-        )))?;
-    }
+    attach::configure_iface(sock, ifname, idx, res)?;
     for ip in &res.ips {
         let gw = ip.gateway.ok_or_else(|| {
             Error::generic(format!("IPAM result for {} has no gateway", ip.address))
@@ -147,59 +90,6 @@ fn configure_host(sock: &mut Socket, name: &str, idx: u32, res: &CniResult) -> R
     Ok(())
 }
 
-fn masq_teardown(args: &Args) -> Result<(), Error> {
-    let chain = iptables::chain_name(&args.name, &args.container_id);
-    iptables::teardown_masq(&chain, true)?;
-    iptables::teardown_masq(&chain, false)?;
-    Ok(())
-}
-
-/// Deletes the container end (which takes the host end with it).
-/// Ok(false) when there was no such link.
-fn del_container_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
-    let mut sock = ns.socket()?;
-    let Some(l) = sock
-        .link_by_name(ifname)
-        .map_err(nl(format!("failed to look up {ifname}")))?
-    else {
-        return Ok(false);
-    };
-    match sock.link_del(l.index) {
-        Err(e) if e.raw_os_error() != Some(libc::ENODEV) => {
-            Err(Error::generic(format!("failed to delete {ifname}: {e}")))
-        }
-        _ => Ok(true),
-    }
-}
-
-/// When the namespace is gone (or no longer reachable by its path) its veth
-/// may outlive it for a while — the kernel tears namespaces down
-/// asynchronously, and a namespace kept alive elsewhere keeps its veths. The
-/// runtime's cached result (prevResult, 0.4.0+) names the host end, so
-/// remove that if it is still there and still a veth.
-fn del_host_veth_from_prev(conf: &PtpConf) -> Result<(), Error> {
-    let Some(prev) = conf
-        .prev_result
-        .as_ref()
-        .and_then(|p| serde_json::from_value::<CniResult>(p.clone()).ok())
-    else {
-        return Ok(());
-    };
-    let mut host = Socket::new().map_err(nl("failed to open netlink socket".into()))?;
-    for i in prev
-        .interfaces
-        .iter()
-        .filter(|i| i.sandbox.is_empty() && i.name.starts_with("veth"))
-    {
-        if let Ok(Some(l)) = host.link_by_name(&i.name) {
-            if l.kind.as_deref() == Some("veth") && (i.mac.is_empty() || i.mac == l.mac_string()) {
-                let _ = host.link_del(l.index);
-            }
-        }
-    }
-    Ok(())
-}
-
 pub struct Ptp;
 
 impl Ptp {
@@ -232,17 +122,7 @@ impl Ptp {
             configure_container(&mut cont, &args.ifname, pair.cont.index, &res)?;
             configure_host(&mut host, &pair.host.name, pair.host.index, &res)?;
             if conf.ip_masq {
-                let chain = iptables::chain_name(&args.name, &args.container_id);
-                let comment = iptables::comment(&args.name, &args.container_id);
-                for fam in [true, false] {
-                    let nets: Vec<IpNet> = res
-                        .ips
-                        .iter()
-                        .filter(|i| i.address.is_ipv4() == fam)
-                        .map(|i| i.address)
-                        .collect();
-                    iptables::setup_masq(&nets, &chain, &comment)?;
-                }
+                masq_setup(args, &res.ips)?;
             }
             Ok::<(), Error>(())
         })();
@@ -310,7 +190,7 @@ impl cni::Plugin for Ptp {
             }
         };
         if !removed {
-            del_host_veth_from_prev(&conf)?;
+            del_host_veth_from_prev(conf.prev_result.as_ref())?;
         }
         Ok(())
     }

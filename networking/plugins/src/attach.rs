@@ -1,0 +1,149 @@
+//! What ptp and bridge share: IPAM addresses and routes on the container
+//! interface, masquerading, and the DEL-side cleanup.
+
+use std::net::IpAddr;
+
+use crate::cni::{Args, Error};
+use crate::ipnet::IpNet;
+use crate::iptables;
+use crate::netlink::{RouteSpec, Socket};
+use crate::netns::NetNs;
+use crate::types::{CniResult, IpConfig, Route};
+
+impl From<crate::veth::VethError> for Error {
+    fn from(e: crate::veth::VethError) -> Self {
+        Error::generic(e.to_string())
+    }
+}
+
+impl From<iptables::IptError> for Error {
+    fn from(e: iptables::IptError) -> Self {
+        Error::generic(e.to_string())
+    }
+}
+
+/// Maps a netlink failure to a CNI error with context.
+pub fn nl(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::generic(format!("{what}: {e}"))
+}
+
+/// The first gateway of each family among the IPAM addresses; routes
+/// without their own `gw` use it.
+pub fn default_gateways(ips: &[IpConfig]) -> (Option<IpAddr>, Option<IpAddr>) {
+    let v4 = ips
+        .iter()
+        .filter(|i| i.address.is_ipv4())
+        .find_map(|i| i.gateway);
+    let v6 = ips
+        .iter()
+        .filter(|i| !i.address.is_ipv4())
+        .find_map(|i| i.gateway);
+    (v4, v6)
+}
+
+fn route_spec(r: &Route, oif: u32, gw: Option<IpAddr>) -> RouteSpec {
+    let mut s = RouteSpec::new(r.dst, oif);
+    s.gw = gw;
+    s.priority = r.priority;
+    if let Some(t) = r.table {
+        s.table = t;
+    }
+    if let Some(sc) = r.scope {
+        s.scope = sc;
+    }
+    s
+}
+
+/// The reference's ConfigureIface: every IPAM address on the link, then
+/// every IPAM route (without `gw`, via the address family's gateway).
+pub fn configure_iface(
+    sock: &mut Socket,
+    ifname: &str,
+    idx: u32,
+    res: &CniResult,
+) -> Result<(), Error> {
+    for ip in &res.ips {
+        sock.addr_add(idx, &ip.address).map_err(nl(format!(
+            "failed to add IP addr {} to {ifname:?}",
+            ip.address
+        )))?;
+    }
+    let (gw4, gw6) = default_gateways(&res.ips);
+    for r in &res.routes {
+        let gw = r.gw.or(if r.dst.is_ipv4() { gw4 } else { gw6 });
+        sock.route_add(&route_spec(r, idx, gw)).map_err(nl(format!(
+            "failed to add route '{} via {} dev {ifname}'",
+            r.dst,
+            gw.map(|g| g.to_string()).unwrap_or_default()
+        )))?;
+    }
+    Ok(())
+}
+
+/// Masquerades the result's addresses (per family) under the reference's
+/// chain and comment.
+pub fn masq_setup(args: &Args, ips: &[IpConfig]) -> Result<(), Error> {
+    let chain = iptables::chain_name(&args.name, &args.container_id);
+    let comment = iptables::comment(&args.name, &args.container_id);
+    for fam in [true, false] {
+        let nets: Vec<IpNet> = ips
+            .iter()
+            .filter(|i| i.address.is_ipv4() == fam)
+            .map(|i| i.address)
+            .collect();
+        iptables::setup_masq(&nets, &chain, &comment)?;
+    }
+    Ok(())
+}
+
+/// Removes the attachment's masquerade rules, found by chain name, so it
+/// works without knowing the addresses.
+pub fn masq_teardown(args: &Args) -> Result<(), Error> {
+    let chain = iptables::chain_name(&args.name, &args.container_id);
+    iptables::teardown_masq(&chain, true)?;
+    iptables::teardown_masq(&chain, false)?;
+    Ok(())
+}
+
+/// Deletes the container end (which takes the host end with it).
+/// Ok(false) when there was no such link.
+pub fn del_container_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
+    let mut sock = ns.socket()?;
+    let Some(l) = sock
+        .link_by_name(ifname)
+        .map_err(nl(format!("failed to look up {ifname}")))?
+    else {
+        return Ok(false);
+    };
+    match sock.link_del(l.index) {
+        Err(e) if e.raw_os_error() != Some(libc::ENODEV) => {
+            Err(Error::generic(format!("failed to delete {ifname}: {e}")))
+        }
+        _ => Ok(true),
+    }
+}
+
+/// When the namespace is gone (or no longer reachable by its path) its veth
+/// may outlive it for a while — the kernel tears namespaces down
+/// asynchronously, and a namespace kept alive elsewhere keeps its veths. The
+/// runtime's cached result (prevResult, 0.4.0+) names the host end, so
+/// remove that if it is still there and still a veth with the same MAC.
+pub fn del_host_veth_from_prev(prev_result: Option<&serde_json::Value>) -> Result<(), Error> {
+    let Some(prev) = prev_result.and_then(|p| serde_json::from_value::<CniResult>(p.clone()).ok())
+    else {
+        return Ok(());
+    };
+    let mut host = Socket::new().map_err(nl("failed to open netlink socket".into()))?;
+    for i in prev
+        .interfaces
+        .iter()
+        .filter(|i| i.sandbox.is_empty() && i.name.starts_with("veth"))
+    {
+        if let Ok(Some(l)) = host.link_by_name(&i.name) {
+            if l.kind.as_deref() == Some("veth") && (i.mac.is_empty() || i.mac == l.mac_string()) {
+                let _ = host.link_del(l.index);
+            }
+        }
+    }
+    Ok(())
+}
