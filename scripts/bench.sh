@@ -161,6 +161,8 @@ for i in $(seq "$npods"); do
 done
 running=$(R list --no-legend 2>/dev/null | grep -c running || true)
 echo "   ${#uuids[@]} pods started, $running listed as running"
+# PID 1 and run unmap their setup code after a second without events.
+sleep 2
 # Per pod: VmRSS of the supervisor (pod PID 1) and of the run entrypoint
 # (its parent, which waits for it); and the supervisor's anonymous RSS and
 # PSS, the part of its memory it does not share with the other pods.

@@ -47,6 +47,9 @@ use crate::{debug, exec, fail, fork, EntryError, APP_PIDS_DIR, STAGE1_ERROR_EXIT
 /// mutable pod, the app) stops.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long PID 1 waits without events before it unmaps its setup code.
+const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Error)]
 pub enum SupervisorError {
     #[error(transparent)]
@@ -231,10 +234,7 @@ impl Supervisor {
                 }
                 return Ok(st.failure.unwrap_or(0));
             }
-            // From the first wait on PID 1 mostly waits: the setup code
-            // need not stay mapped (resident) in every pod.
-            let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st, !trimmed)?;
-            trimmed = true;
+            let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st, &mut trimmed)?;
             if signalled {
                 if let Some(sig) = signals::next(&sfd)? {
                     on_signal(sig, &mut st);
@@ -702,7 +702,7 @@ fn wait_events(
     sfd: &SignalFd,
     listener: Option<&UnixListener>,
     st: &State,
-    trim: bool,
+    trimmed: &mut bool,
 ) -> Result<(bool, bool), SupervisorError> {
     // On the stack: nothing to allocate between the trim and the wait.
     let mut fds = [
@@ -713,22 +713,34 @@ fn wait_events(
         ),
     ];
     let fds = &mut fds[..1 + usize::from(listener.is_some())];
-    let timeout = st
-        .pending_stops
-        .iter()
-        .filter_map(|p| p.kill_at)
-        .min()
-        .map(|at| {
-            let ms = at.saturating_duration_since(Instant::now()).as_millis();
-            PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+    let deadline = st.pending_stops.iter().filter_map(|p| p.kill_at).min();
+    let as_timeout = |wait: Option<Duration>| {
+        wait.map_or(PollTimeout::NONE, |w| {
+            PollTimeout::try_from(w.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
         })
-        .unwrap_or(PollTimeout::NONE);
-    if trim {
-        crate::residency::drop_clean_file_pages();
-    }
-    match poll(fds, timeout) {
-        Ok(_) | Err(Errno::EINTR) => {}
-        Err(errno) => return Err(SupervisorError::Wait(errno)),
+    };
+    let wait = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+    let mut timeout = match *trimmed {
+        true => as_timeout(wait),
+        false => as_timeout(Some(
+            wait.map_or(IDLE_BEFORE_TRIM, |w| w.min(IDLE_BEFORE_TRIM)),
+        )),
+    };
+    loop {
+        match poll(fds, timeout) {
+            Ok(0) if !*trimmed => {
+                // A second without events: from here on PID 1 mostly
+                // waits, and its setup code need not stay resident in
+                // every pod (not earlier: a short-lived pod should not pay
+                // for it). Straight back to the wait, so little code runs
+                // (and is mapped back in) in between.
+                crate::residency::drop_clean_file_pages();
+                *trimmed = true;
+                timeout = as_timeout(wait.map(|w| w.saturating_sub(IDLE_BEFORE_TRIM)));
+            }
+            Ok(_) | Err(Errno::EINTR) => break,
+            Err(errno) => return Err(SupervisorError::Wait(errno)),
+        }
     }
     let ready = |fd: Option<&PollFd>| {
         fd.and_then(|f| f.revents())
