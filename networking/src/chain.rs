@@ -12,11 +12,12 @@ use crate::plugin::{plugin_input, Attachment, CniCommand, PluginError, PluginRun
 
 #[derive(Debug, Error)]
 pub enum ChainError {
-    #[error("network {net:?}: {source}")]
+    // `error` rather than `source`: the message carries it already, and
+    // `{:#}` chains would repeat it.
+    #[error("network {net:?}: {error}")]
     Add {
         net: String,
-        #[source]
-        source: Box<PluginError>,
+        error: Box<PluginError>,
         /// What undoing the partial ADD could not remove.
         cleanup: Vec<String>,
     },
@@ -45,7 +46,7 @@ pub fn add(runner: &PluginRunner, net: &NetConf, att: &Attachment) -> Result<Val
                 };
                 return Err(ChainError::Add {
                     net: net.name.clone(),
-                    source: Box::new(source),
+                    error: Box::new(source),
                     cleanup,
                 });
             }

@@ -1,10 +1,13 @@
-//! Pod networking (issue 4, in progress): the `--net` request, CNI network
-//! configurations loaded with rkt's rules, and running CNI plugins. The CNI runtime, the
-//! project's plugins, port forwarding and DNS build on these.
+//! Pod networking: the `--net` request, CNI network configurations loaded
+//! with rkt's rules, running CNI plugins and their chains, and a pod's
+//! networks from setup (its network namespace, `net-info.json`, the
+//! result cache) to teardown at gc.
 
 pub mod chain;
 pub mod conf;
+pub mod netns;
 pub mod plugin;
+pub mod pod;
 pub mod request;
 
 #[cfg(test)]

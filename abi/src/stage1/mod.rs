@@ -17,6 +17,12 @@ pub use id_range::{IdRange, ID_RANGE_COUNT};
 /// Environment variable carrying the fd of the pod directory whose exclusive
 /// flock marks the pod as running. Stage1 keeps it open for the pod's life.
 pub const LOCK_FD_ENV: &str = "RKT_LOCK_FD";
+/// `run`: fd of the mount namespace stage0 was started in, set when stage0
+/// moved into a private one (for the pod's overlays) before exec'ing
+/// `run`. What must outlive `run`'s namespaces, the bind mount of the
+/// pod's network namespace, is mounted there. Unset: `run`'s own mount
+/// namespace is that one.
+pub const HOST_MOUNT_NS_FD_ENV: &str = "RKT_HOST_MOUNT_NS_FD";
 /// Crossing entrypoints: absolute path of the stage1 enter entrypoint.
 pub const ENTER_CMD_ENV: &str = "RKT_STAGE1_ENTERCMD";
 /// Crossing entrypoints: pid of the pod's PID 1.

@@ -7,7 +7,7 @@ use abi::stage1::{
     format_features, Entrypoint, Feature, FEATURES_ANNOTATION, INTERFACE_VERSION_ANNOTATION,
 };
 
-use super::{install, set_mode, RecipeError};
+use super::{install, mkdir, set_mode, write, RecipeError};
 use crate::manifest::{annotation, image_manifest, standard_labels};
 
 /// What goes into one flavor's stage1 image.
@@ -19,7 +19,39 @@ pub struct Stage1Flavor {
     pub entrypoints: &'static [(Entrypoint, &'static str, &'static str)],
     pub interface_version: u32,
     pub features: &'static [Feature],
+    /// Files the image carries besides its binaries: (path in rootfs,
+    /// content).
+    pub files: &'static [(&'static str, &'static str)],
 }
+
+/// rkt's built-in `default` network: ptp on 172.16.28.0/24, masqueraded,
+/// with a default route.
+const DEFAULT_NET: &str = r#"{
+    "cniVersion": "1.0.0",
+    "name": "default",
+    "type": "ptp",
+    "ipMasq": true,
+    "ipam": {
+        "type": "host-local",
+        "subnet": "172.16.28.0/24",
+        "routes": [{ "dst": "0.0.0.0/0" }]
+    }
+}
+"#;
+
+/// rkt's built-in `default-restricted` network: ptp on 172.31.0.0/16,
+/// reachable from the host only (no masquerade, no default route).
+const DEFAULT_RESTRICTED_NET: &str = r#"{
+    "cniVersion": "1.0.0",
+    "name": "default-restricted",
+    "type": "ptp",
+    "ipMasq": false,
+    "ipam": {
+        "type": "host-local",
+        "subnet": "172.31.0.0/16"
+    }
+}
+"#;
 
 /// Every flavor `build-aci stage1` knows; add `ns` and `kvm` rows here.
 pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
@@ -44,6 +76,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::Interactive,
             Feature::ReadonlyRootfs,
         ],
+        files: &[],
     },
     Stage1Flavor {
         name: "ns",
@@ -62,6 +95,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
         features: &[
             Feature::NetHost,
             Feature::NetNone,
+            Feature::NetContained,
             Feature::MultiApp,
             Feature::Hostname,
             Feature::Dns,
@@ -81,6 +115,13 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::EventHandlers,
             Feature::Mutable,
             Feature::PrivateUsers,
+        ],
+        files: &[
+            ("etc/rkt/net.d/99-default.conf", DEFAULT_NET),
+            (
+                "etc/rkt/net.d/99-default-restricted.conf",
+                DEFAULT_RESTRICTED_NET,
+            ),
         ],
     },
 ];
@@ -125,6 +166,12 @@ pub fn populate_stage1_rootfs(
     set_mode(root, 0o755)?;
     for (_, path, file) in flavor.entrypoints {
         install(root, path.trim_start_matches('/'), &bin_dir.join(file))?;
+    }
+    for (path, content) in flavor.files {
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            mkdir(root, dir, 0o755)?;
+        }
+        write(root, path, content.as_bytes(), 0o644)?;
     }
     Ok(())
 }

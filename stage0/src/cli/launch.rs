@@ -11,6 +11,7 @@ use stage0::pod::lifecycle::Pod;
 use stage0::pod::manifest::MUTABLE_ANNOTATION;
 use stage0::pod::stage1::Stage1Image;
 use stage0::pod::userns;
+use std::os::fd::AsFd;
 
 use super::pod_flags::{effective_net, RuntimeFlags};
 use super::Context;
@@ -39,7 +40,7 @@ pub fn launch(
     rt: &RuntimeFlags,
 ) -> Result<i32> {
     let plan = rt.dns_flags().plan()?;
-    mount_pod(&ctx.data_dir, pod.path(), manifest)?;
+    let host_mounts = mount_pod(&ctx.data_dir, pod.path(), manifest)?;
     write_stage0_files(
         pod.path(),
         manifest,
@@ -72,8 +73,13 @@ pub fn launch(
         .lock_fd()
         .context("internal error: the pod is not locked before exec")?;
     super::profile::finish();
-    let err = exec_stage1(pod.path(), stage1, &args, lock_fd, &mut |w| {
-        eprintln!("{w}")
-    });
+    let err = exec_stage1(
+        pod.path(),
+        stage1,
+        &args,
+        lock_fd,
+        host_mounts.as_ref().map(AsFd::as_fd),
+        &mut |w| eprintln!("{w}"),
+    );
     Err(err.into())
 }

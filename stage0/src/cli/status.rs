@@ -107,7 +107,7 @@ fn text_status(pod: &Pod) -> Result<String> {
     if let Some(t) = pod.started() {
         out.push_str(&format!("started={}\n", full_time(t)));
     }
-    if state == PodState::Running {
+    if state == PodState::Running || state == PodState::Exited {
         out.push_str(&format!("networks={}\n", fmt_nets(&pod.networks())));
     }
     if state == PodState::Running || state == PodState::Deleting || state.is_after_run() {

@@ -9,13 +9,13 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use abi::pod_dir;
 use abi::schema::PodManifest;
-use abi::stage1::{Entrypoint, RunArgs, LOCK_FD_ENV};
+use abi::stage1::{Entrypoint, RunArgs, HOST_MOUNT_NS_FD_ENV, LOCK_FD_ENV};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use thiserror::Error;
@@ -60,12 +60,23 @@ pub struct StageZeroFiles {
 }
 
 /// Mounts the pod's overlays (when prepared with overlay) in a new private
-/// mount namespace of this process, which stage1 inherits.
-pub fn mount_pod(data_dir: &Path, pod: &Path, manifest: &PodManifest) -> Result<(), LaunchError> {
+/// mount namespace of this process, which stage1 inherits. Returns the
+/// mount namespace it left (for [`exec_stage1`]) when it made one.
+pub fn mount_pod(
+    data_dir: &Path,
+    pod: &Path,
+    manifest: &PodManifest,
+) -> Result<Option<OwnedFd>, LaunchError> {
     let stage1_rootfs = pod.join(pod_dir::STAGE1_ROOTFS);
     if !pod.join(pod_dir::OVERLAY_PREPARED).exists() {
-        return Ok(());
+        return Ok(None);
     }
+    let host_mounts = fs::File::open("/proc/self/ns/mnt")
+        .map(OwnedFd::from)
+        .map_err(|source| LaunchError::Read {
+            path: PathBuf::from("/proc/self/ns/mnt"),
+            source,
+        })?;
     unshare(CloneFlags::CLONE_NEWNS).map_err(LaunchError::Unshare)?;
     // Nothing mounted from here on propagates back to the host.
     mount(
@@ -96,7 +107,7 @@ pub fn mount_pod(data_dir: &Path, pod: &Path, manifest: &PodManifest) -> Result<
         write_file(&app_dir.join("manifest"), &manifest, 0o640)?;
         OverlayLayers::of(data_dir, pod, tree.as_str(), name).mount(&rootfs)?;
     }
-    Ok(())
+    Ok(Some(host_mounts))
 }
 
 fn read_tree_id(path: &Path) -> Result<TreeId, LaunchError> {
@@ -150,6 +161,7 @@ pub fn exec_stage1(
     stage1: &Stage1Image,
     args: &RunArgs,
     lock_fd: RawFd,
+    host_mounts: Option<BorrowedFd<'_>>,
     warn: &mut dyn FnMut(&str),
 ) -> LaunchError {
     let entry = match stage1.entrypoint_path(pod, Entrypoint::Run) {
@@ -172,18 +184,22 @@ pub fn exec_stage1(
             source,
         };
     }
-    // The lock must survive exec: stage1 holds it for the pod's life.
-    if let Err(source) = nix::fcntl::fcntl(
-        lock_fd,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-    ) {
-        return LaunchError::Exec {
-            path: entry,
-            source,
-        };
+    // The lock must survive exec: stage1 holds it for the pod's life; so
+    // must the mount namespace fd, which `run` uses and closes.
+    let inherited = [Some(lock_fd), host_mounts.map(|fd| fd.as_raw_fd())];
+    for fd in inherited.into_iter().flatten() {
+        if let Err(source) = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        ) {
+            return LaunchError::Exec {
+                path: entry,
+                source,
+            };
+        }
     }
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != LOCK_FD_ENV)
+        .filter(|(k, _)| k != LOCK_FD_ENV && k != HOST_MOUNT_NS_FD_ENV)
         .filter_map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
@@ -192,6 +208,10 @@ pub fn exec_stage1(
         })
         .collect();
     env.push(CString::new(format!("{LOCK_FD_ENV}={lock_fd}")).expect("no NUL"));
+    if let Some(fd) = host_mounts {
+        let var = format!("{HOST_MOUNT_NS_FD_ENV}={}", fd.as_raw_fd());
+        env.push(CString::new(var).expect("no NUL"));
+    }
     let path_c = match CString::new(entry.as_os_str().as_bytes()) {
         Ok(c) => c,
         Err(_) => {

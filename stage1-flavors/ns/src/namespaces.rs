@@ -4,6 +4,7 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use abi::stage1::{IdRange, IpcMode};
+use networking::request::NetRequest;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::{setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
@@ -11,10 +12,6 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum NamespaceError {
-    #[error("the ns stage1 supports --net=host and --net=none for now (contained CNI networking is not implemented yet); --net={0} cannot be honoured")]
-    UnsupportedNet(String),
-    #[error("--net={0} mixes host or none with other networks; pass exactly one of them")]
-    MixedNet(String),
     #[error("cannot create the pod's namespaces: {0}")]
     Clone(Errno),
     #[error("cannot write {path}: {source}")]
@@ -38,31 +35,18 @@ pub enum NetMode {
     Host,
     /// A new network namespace with only `lo`, up.
     None,
+    /// A network namespace of its own, set up by CNI plugins before the
+    /// pod starts (kept by a bind mount until gc).
+    Cni,
 }
 
 impl NetMode {
-    /// Parses the comma list stage0 passes. stage0 sends `host` when the
-    /// user said nothing and the stage1 has no contained networking.
-    pub fn parse(net: &str) -> Result<Self, NamespaceError> {
-        let entries: Vec<&str> = net.split(',').filter(|e| !e.is_empty()).collect();
-        let name = |e: &str| e.split(':').next().unwrap_or(e).to_string();
-        match entries.as_slice() {
-            [] => Ok(NetMode::Host),
-            [one] => match name(one).as_str() {
-                "host" => Ok(NetMode::Host),
-                "none" => Ok(NetMode::None),
-                _ => Err(NamespaceError::UnsupportedNet(net.to_string())),
-            },
-            many => {
-                if many
-                    .iter()
-                    .any(|e| matches!(name(e).as_str(), "host" | "none"))
-                {
-                    Err(NamespaceError::MixedNet(net.to_string()))
-                } else {
-                    Err(NamespaceError::UnsupportedNet(net.to_string()))
-                }
-            }
+    /// What the parsed `--net` request asks for.
+    pub fn of(request: &NetRequest) -> Self {
+        match request {
+            NetRequest::Host => NetMode::Host,
+            NetRequest::None => NetMode::None,
+            NetRequest::All | NetRequest::Named(_) => NetMode::Cni,
         }
     }
 }
@@ -75,6 +59,8 @@ pub fn pod_namespaces(net: NetMode, ipc: Option<IpcMode>) -> CloneFlags {
     if ipc != Some(IpcMode::Parent) {
         flags |= CloneFlags::CLONE_NEWIPC;
     }
+    // A CNI network namespace exists already: `run` joins it before the
+    // clone, and the pod inherits it.
     if net == NetMode::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -163,15 +149,12 @@ mod tests {
 
     #[test]
     fn net_values() {
-        assert_eq!(NetMode::parse("").unwrap(), NetMode::Host);
-        assert_eq!(NetMode::parse("host").unwrap(), NetMode::Host);
-        assert_eq!(NetMode::parse("none").unwrap(), NetMode::None);
-        for bad in ["default", "mynet:IP=10.0.0.2", "default,mynet"] {
-            let e = NetMode::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("--net=host and --net=none"), "{e}");
+        let mode = |s: &str| NetMode::of(&NetRequest::parse(s).unwrap());
+        assert_eq!(mode("host"), NetMode::Host);
+        assert_eq!(mode("none"), NetMode::None);
+        for cni in ["default", "mynet:IP=10.0.0.2", "default,mynet", "all"] {
+            assert_eq!(mode(cni), NetMode::Cni, "{cni}");
         }
-        let e = NetMode::parse("host,none").unwrap_err().to_string();
-        assert!(e.contains("exactly one"), "{e}");
     }
 
     #[test]
@@ -184,6 +167,8 @@ mod tests {
         assert!(!f.contains(CloneFlags::CLONE_NEWIPC));
         assert!(pod_namespaces(NetMode::Host, Some(IpcMode::Private))
             .contains(CloneFlags::CLONE_NEWIPC));
+        // The CNI namespace is joined, not made, by the clone.
+        assert!(!pod_namespaces(NetMode::Cni, None).contains(CloneFlags::CLONE_NEWNET));
     }
 
     #[test]

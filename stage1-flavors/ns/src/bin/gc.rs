@@ -4,6 +4,9 @@
 //! the pod directory can never reach into the host. The app rootfses
 //! themselves may be stage0's overlays: stage0 unmounts those.
 //!
+//! Before that, the pod's networks are torn down from the record `run`
+//! left (`net-info.json`, the cached results, `netns`).
+//!
 //! Then the pod's cgroups (found through `$pod/subcgroup`) are killed and
 //! removed; `run` normally did that already, so this only matters when
 //! `run` was killed.
@@ -13,6 +16,7 @@ use std::path::Path;
 use abi::pod_dir;
 use abi::stage1::GcArgs;
 use anyhow::{bail, Context, Result};
+use networking::pod as podnet;
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::mount::unmount_all_below;
 use stage1_common::pod::mount_roots;
@@ -27,6 +31,18 @@ fn main() {
 fn run() -> Result<()> {
     let args = GcArgs::parse(std::env::args().skip(1)).context("invalid gc arguments")?;
     let mut errors = Vec::new();
+    // Networks first: DEL in reverse, then the network namespace, whatever
+    // state `run` left them in.
+    let pod_dir = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
+    let local_config = args.local_config.as_deref().unwrap_or("/etc/rkt");
+    let runner = podnet::plugin_runner(
+        &pod_dir.join(pod_dir::STAGE1_ROOTFS),
+        Path::new(local_config),
+    );
+    debug(args.debug, "tearing down the pod's networks");
+    if let Err(e) = podnet::teardown(&pod_dir, &args.uuid, &runner, None) {
+        errors.push(e.to_string());
+    }
     for root in mount_roots(Path::new("")) {
         debug(args.debug, format!("unmounting anything below {root:?}"));
         if let Err(e) = unmount_all_below(&root) {

@@ -7,15 +7,18 @@
 //! "running", until the supervisor exits; the apps never inherit it.
 
 use std::io::stdin;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use abi::pod_dir;
-use abi::stage1::{IdRange, RunArgs};
+use abi::stage1::{IdRange, RunArgs, HOST_MOUNT_NS_FD_ENV};
 use anyhow::{bail, Context, Result};
+use networking::pod::{self as podnet, PodNetSpec, PodNetwork};
+use networking::request::NetRequest;
 use nix::fcntl::OFlag;
-use nix::sched::{unshare, CloneFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -41,11 +44,17 @@ fn main() {
 
 fn run() -> Result<i32> {
     let args = RunArgs::parse(std::env::args().skip(1)).context("invalid run arguments")?;
-    let net = NetMode::parse(&args.net)?;
+    let request = NetRequest::parse(&args.net)?;
+    let net = NetMode::of(&request);
     let lock_fd = lockfd::lock_fd_from_env()?;
+    let host_mounts = host_mounts_from_env()?;
     // Nothing the caller left open (a host directory, say) may reach the
-    // pod: everything but stdio and the lock goes.
-    close_inherited_fds(lock_fd);
+    // pod: everything but stdio, the lock and stage0's namespace goes.
+    close_inherited_fds(&[Some(lock_fd), host_mounts.as_ref().map(AsRawFd::as_raw_fd)]);
+    // Only this process holds the lock, not the CNI plugins it runs: the
+    // supervisor closes it too, since an open directory of the host is a
+    // way out of the pod.
+    lockfd::set_cloexec(lock_fd, true)?;
     let cwd = std::env::current_dir().context("cannot determine the pod directory (cwd)")?;
     let pod = Pod::load(&cwd)?;
     if pod.apps.is_empty() && !args.mutable {
@@ -79,7 +88,26 @@ fn run() -> Result<i32> {
         .map(|app| plan_app(&paths, &pod.manifest.volumes, app, &args, console.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let cgroup = create_cgroups(&pod, &args.uuid, &apps)?;
-    let code = run_pod(&pod, &args, lock_fd, hostname, net, apps, cgroup.clone());
+    let network = match net {
+        NetMode::Cni => match setup_network(&pod, &args, &request, host_mounts.as_ref()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e);
+            }
+        },
+        NetMode::Host | NetMode::None => None,
+    };
+    drop(host_mounts);
+    let code = run_pod(
+        &pod,
+        &args,
+        lock_fd,
+        hostname,
+        (net, network),
+        apps,
+        cgroup.clone(),
+    );
     // The pod's processes are gone with its PID namespace; anything left
     // in its cgroups is killed and the directories go.
     if let Err(e) = cgroup.destroy() {
@@ -116,7 +144,7 @@ fn run_pod(
     args: &RunArgs,
     lock_fd: RawFd,
     hostname: String,
-    net: NetMode,
+    (net, network): (NetMode, Option<PodNetwork>),
     mut apps: Vec<AppLaunch>,
     cgroup: PodCgroup,
 ) -> Result<i32> {
@@ -132,10 +160,13 @@ fn run_pod(
     if users.is_some() && net == NetMode::Host {
         bail!("--private-users needs the pod's own network namespace (its root cannot use the host's); use --net=none");
     }
+    if let Some(network) = &network {
+        // The pod is cloned into it; `run` has nothing else to do with
+        // the host's network.
+        setns(&network.netns, CloneFlags::CLONE_NEWNET)
+            .context("cannot join the pod's network namespace")?;
+    }
 
-    // Only this process holds the lock: the supervisor closes it, since
-    // an open directory of the host is a way out of the pod.
-    lockfd::set_cloexec(lock_fd, true)?;
     // Whatever `run` mounts stays in a mount namespace of its own, gone with
     // it, whatever namespace it was started in.
     unshare(CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
@@ -250,8 +281,8 @@ fn run_pod(
     code
 }
 
-/// Closes every descriptor from 3 up except `keep`.
-fn close_inherited_fds(keep: RawFd) {
+/// Closes every descriptor from 3 up except those in `keep`.
+fn close_inherited_fds(keep: &[Option<RawFd>]) {
     let close_range = |first: libc::c_uint, last: libc::c_uint| {
         if first <= last {
             // SAFETY: close_range(2) on descriptors this process owns and
@@ -259,15 +290,72 @@ fn close_inherited_fds(keep: RawFd) {
             unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
         }
     };
-    let keep = keep as libc::c_uint;
-    close_range(3, keep.saturating_sub(1));
-    close_range(keep + 1, libc::c_uint::MAX);
+    let mut keep: Vec<libc::c_uint> = keep
+        .iter()
+        .flatten()
+        .map(|&fd| fd as libc::c_uint)
+        .collect();
+    keep.sort_unstable();
+    let mut first = 3;
+    for fd in keep {
+        close_range(first, fd.saturating_sub(1));
+        first = first.max(fd + 1);
+    }
+    close_range(first, libc::c_uint::MAX);
+}
+
+/// The mount namespace stage0 left for its private one, if it did.
+fn host_mounts_from_env() -> Result<Option<OwnedFd>> {
+    let Ok(value) = std::env::var(HOST_MOUNT_NS_FD_ENV) else {
+        return Ok(None);
+    };
+    std::env::remove_var(HOST_MOUNT_NS_FD_ENV);
+    let fd: RawFd = value
+        .parse()
+        .with_context(|| format!("invalid {HOST_MOUNT_NS_FD_ENV}={value:?}"))?;
+    if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        bail!("{HOST_MOUNT_NS_FD_ENV}={fd} is not an open descriptor");
+    }
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .context("cannot set close-on-exec on the mount namespace fd")?;
+    // SAFETY: stage0 passed this descriptor for this process to own.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// CNI networking: the pod's network namespace and its networks, before
+/// anything else of the pod exists in it.
+fn setup_network(
+    pod: &Pod,
+    args: &RunArgs,
+    request: &NetRequest,
+    host_mounts: Option<&OwnedFd>,
+) -> Result<PodNetwork> {
+    if args.private_users.is_some() {
+        bail!("--private-users cannot be combined with CNI networks yet (the pod's root would not own its network namespace); use --net=none");
+    }
+    let stage1_rootfs = pod.stage1_rootfs();
+    let spec = PodNetSpec {
+        uuid: args.uuid.clone(),
+        pod_dir: pod.dir.clone(),
+        request: request.clone(),
+        builtin_conf_dir: stage1_rootfs.join(podnet::STAGE1_NET_CONF_DIR),
+        user_conf_dir: Path::new(&args.local_config).join("net.d"),
+        runner: podnet::plugin_runner(&stage1_rootfs, Path::new(&args.local_config)),
+    };
+    let network = podnet::setup(&spec, host_mounts.map(AsFd::as_fd))?;
+    for warning in &network.warnings {
+        eprintln!("stage1: warning: {warning}");
+    }
+    Ok(network)
 }
 
 /// The pod's hostname, and its loopback up when it has its own network.
 fn pod_identity(hostname: &str, net: NetMode) -> Result<()> {
     sethostname(hostname).with_context(|| format!("cannot set the hostname {hostname:?}"))?;
-    if net == NetMode::None {
+    if net != NetMode::Host {
         namespaces::loopback_up()?;
     }
     Ok(())
@@ -316,8 +404,7 @@ fn die_with(alive_r: OwnedFd, alive_w: OwnedFd) -> Result<()> {
 /// Waits for the supervisor, passing on termination signals; its exit code.
 fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
     let fd = signals.signalfd()?;
-    // `run` only waits from here on, for the pod's whole life.
-    stage1_ns::residency::drop_clean_file_pages();
+    let mut trimmed = false;
     loop {
         loop {
             match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
@@ -332,6 +419,16 @@ fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => bail!("cannot wait for the pod's PID 1 (pid {child}): {e}"),
+            }
+        }
+        if !trimmed {
+            trimmed = true;
+            // `run` only waits for the pod's whole life: after a quiet
+            // second its setup code need not stay resident.
+            let mut events = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            if let Ok(0) = poll(&mut events, PollTimeout::from(1000u16)) {
+                stage1_ns::residency::drop_clean_file_pages();
+                continue;
             }
         }
         if let Some(sig) = signals::next(&fd)? {

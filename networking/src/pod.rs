@@ -1,0 +1,352 @@
+//! A pod's networks from `run` to `gc`: its network namespace, ADD of each
+//! selected network as `eth<i>`, and a record in the pod directory that gc
+//! tears everything down from, even after a crash half-way:
+//!
+//! - `netns`: the namespace's bind-mount path, written before it exists;
+//! - `net/<name>.conf`: a copy of each network's configuration (rkt's);
+//! - `net-info.json`: rkt's list of `{netName, netConf, ifName, ip, …}`,
+//!   an entry written before its ADD runs and completed after;
+//! - `net/<name>.result.json`: the ADD result, DEL's `prevResult` (the
+//!   CNI runtime's result cache).
+
+use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use abi::net_info::NetInfo;
+use abi::pod_dir;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::chain::{self, ChainError};
+use crate::conf::{self, ConfError, NetConf};
+use crate::netns::{self, NetnsError};
+use crate::plugin::{Attachment, PluginRunner};
+use crate::request::NetRequest;
+
+#[derive(Debug, Error)]
+pub enum PodNetError {
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("cannot write {path:?}: {source}")]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path:?}: {problem}")]
+    BadRecord { path: PathBuf, problem: String },
+    #[error("{error}{}", cleanup_note(.cleanup))]
+    Setup {
+        error: Box<ChainError>,
+        /// What the undo could not remove.
+        cleanup: Vec<String>,
+    },
+    #[error("network teardown incomplete: {}", .0.join("; "))]
+    Teardown(Vec<String>),
+}
+
+fn cleanup_note(cleanup: &[String]) -> String {
+    match cleanup.is_empty() {
+        true => String::new(),
+        false => format!(
+            " (undoing the setup also failed: {}; `rkt gc` retries)",
+            cleanup.join("; ")
+        ),
+    }
+}
+
+/// Inside a stage1 rootfs: its built-in networks (`default`,
+/// `default-restricted`).
+pub const STAGE1_NET_CONF_DIR: &str = "etc/rkt/net.d";
+/// Inside a stage1 rootfs: the CNI plugins it ships.
+pub const STAGE1_PLUGIN_DIR: &str = "usr/lib/rkt/plugins/net";
+/// The host's directory of rkt plugins (rkt's search path).
+const HOST_RKT_PLUGIN_DIR: &str = "/usr/lib/rkt/plugins/net";
+/// How long one plugin may run; `RKT_NET_PLUGIN_TIMEOUT` (seconds)
+/// overrides it.
+const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
+pub const PLUGIN_TIMEOUT_ENV: &str = "RKT_NET_PLUGIN_TIMEOUT";
+
+/// rkt's plugin search path: `<local-config>/net.d`, the host's
+/// `/usr/lib/rkt/plugins/net`, the stage1's own plugins, then the
+/// system's CNI directories.
+pub fn plugin_runner(stage1_rootfs: &Path, local_config: &Path) -> PluginRunner {
+    let timeout = std::env::var(PLUGIN_TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(PLUGIN_TIMEOUT, Duration::from_secs);
+    PluginRunner::new(
+        vec![
+            local_config.join("net.d"),
+            PathBuf::from(HOST_RKT_PLUGIN_DIR),
+            stage1_rootfs.join(STAGE1_PLUGIN_DIR),
+        ],
+        timeout,
+    )
+}
+
+/// What a pod asks for and where things are.
+#[derive(Debug, Clone)]
+pub struct PodNetSpec {
+    pub uuid: String,
+    pub pod_dir: PathBuf,
+    pub request: NetRequest,
+    /// The stage1's built-in networks (`default`, `default-restricted`).
+    pub builtin_conf_dir: PathBuf,
+    /// `<local-config>/net.d`.
+    pub user_conf_dir: PathBuf,
+    pub runner: PluginRunner,
+}
+
+/// The pod's networks, set up.
+#[derive(Debug)]
+pub struct PodNetwork {
+    pub netns: OwnedFd,
+    pub netns_path: PathBuf,
+    pub nets: Vec<NetInfo>,
+    /// Each network's ADD result, in order (for DNS and the pod's
+    /// addresses).
+    pub results: Vec<Value>,
+    /// Warnings about the configurations (overrides, duplicates).
+    pub warnings: Vec<String>,
+}
+
+/// Sets up the networks of `spec` (the caller checked it is neither
+/// `host` nor `none`). `host_mounts` is the mount namespace the netns bind
+/// must live in. On failure everything done is undone (DEL in reverse,
+/// the namespace removed) before the error returns.
+pub fn setup(
+    spec: &PodNetSpec,
+    host_mounts: Option<BorrowedFd<'_>>,
+) -> Result<PodNetwork, PodNetError> {
+    let (nets, warnings) =
+        conf::select(&spec.builtin_conf_dir, &spec.user_conf_dir, &spec.request)?;
+    let netns_path = netns::pod_netns_path(&spec.uuid);
+    write_record(
+        &spec.pod_dir.join(pod_dir::NETNS),
+        netns_path.to_string_lossy().as_bytes(),
+    )?;
+    let net_dir = spec.pod_dir.join(pod_dir::NET_DIR);
+    std::fs::create_dir_all(&net_dir).map_err(|source| PodNetError::Record {
+        path: net_dir.clone(),
+        source,
+    })?;
+    let netns = netns::create(&netns_path, host_mounts)?;
+    let mut done = PodNetwork {
+        netns,
+        netns_path,
+        nets: Vec::new(),
+        results: Vec::new(),
+        warnings,
+    };
+    for (index, net) in nets.iter().enumerate() {
+        if let Err(e) = attach(spec, &mut done, index, net) {
+            let cleanup = match teardown(&spec.pod_dir, &spec.uuid, &spec.runner, host_mounts) {
+                Ok(()) => Vec::new(),
+                Err(PodNetError::Teardown(errors)) => errors,
+                Err(other) => vec![other.to_string()],
+            };
+            return Err(match e {
+                PodNetError::Setup { error, .. } => PodNetError::Setup { error, cleanup },
+                other => other,
+            });
+        }
+    }
+    Ok(done)
+}
+
+/// ADD of network `index`, recorded before and after.
+fn attach(
+    spec: &PodNetSpec,
+    done: &mut PodNetwork,
+    index: usize,
+    net: &NetConf,
+) -> Result<(), PodNetError> {
+    let conf_copy = Path::new(pod_dir::NET_DIR).join(format!("{}.conf", net.name));
+    let bytes = std::fs::read(&net.source).map_err(|e| PodNetError::BadRecord {
+        path: net.source.clone(),
+        problem: e.to_string(),
+    })?;
+    write_record(&spec.pod_dir.join(&conf_copy), &bytes)?;
+    let args = spec.request.args(&net.name).map(str::to_string);
+    done.nets.push(NetInfo {
+        net_name: net.name.clone(),
+        net_conf: conf_copy.to_string_lossy().into_owned(),
+        plugin_path: spec
+            .runner
+            .find(&net.plugins[0].plugin_type)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        if_name: format!("eth{index}"),
+        args: args.clone().unwrap_or_default(),
+        ..NetInfo::default()
+    });
+    write_net_info(&spec.pod_dir, &done.nets)?;
+    let attachment = Attachment {
+        container_id: spec.uuid.clone(),
+        netns: done.netns_path.clone(),
+        ifname: format!("eth{index}"),
+        args,
+    };
+    let result = chain::add(&spec.runner, net, &attachment).map_err(|e| PodNetError::Setup {
+        error: Box::new(e),
+        cleanup: Vec::new(),
+    })?;
+    write_record(
+        &spec.pod_dir.join(result_path(&net.name)),
+        &serde_json::to_vec(&result).unwrap_or_default(),
+    )?;
+    if let Some((ip, prefix)) = first_address(&result) {
+        let entry = done.nets.last_mut().expect("pushed above");
+        entry.ip = Some(ip);
+        entry.mask = Some(prefix_mask(ip, prefix));
+    }
+    write_net_info(&spec.pod_dir, &done.nets)?;
+    done.results.push(result);
+    Ok(())
+}
+
+/// Runs DEL of every recorded network in reverse (with its cached
+/// result), then removes the network namespace; every failure is
+/// collected, and a pod without networks is fine. Safe to run again.
+pub fn teardown(
+    pod_dir: &Path,
+    uuid: &str,
+    runner: &PluginRunner,
+    host_mounts: Option<BorrowedFd<'_>>,
+) -> Result<(), PodNetError> {
+    let netns_path = match std::fs::read_to_string(pod_dir.join(pod_dir::NETNS)) {
+        Ok(p) => PathBuf::from(p.trim()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(PodNetError::BadRecord {
+                path: pod_dir.join(pod_dir::NETNS),
+                problem: e.to_string(),
+            })
+        }
+    };
+    let mut errors = Vec::new();
+    let nets = match std::fs::read(pod_dir.join(pod_dir::NET_INFO)) {
+        Ok(bytes) => NetInfo::parse_list(&bytes).unwrap_or_else(|e| {
+            errors.push(format!("{}: {e}", pod_dir::NET_INFO));
+            Vec::new()
+        }),
+        Err(_) => Vec::new(),
+    };
+    for info in nets.iter().rev() {
+        let conf_path = pod_dir.join(&info.net_conf);
+        let net = match std::fs::read(&conf_path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| NetConf::parse(&conf_path, &b).map_err(|e| e.to_string()))
+        {
+            Ok(net) => net,
+            Err(e) => {
+                errors.push(format!("network {:?}: {e}", info.net_name));
+                continue;
+            }
+        };
+        let cached: Option<Value> = std::fs::read(pod_dir.join(result_path(&net.name)))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let attachment = Attachment {
+            container_id: uuid.to_string(),
+            netns: netns_path.clone(),
+            ifname: info.if_name.clone(),
+            args: (!info.args.is_empty()).then(|| info.args.clone()),
+        };
+        if let Err(e) = chain::del(runner, &net, &attachment, cached.as_ref()) {
+            errors.push(e.to_string());
+        }
+    }
+    if let Err(e) = netns::remove(&netns_path, host_mounts) {
+        errors.push(e.to_string());
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(PodNetError::Teardown(errors)),
+    }
+}
+
+fn result_path(net: &str) -> PathBuf {
+    Path::new(pod_dir::NET_DIR).join(format!("{net}.result.json"))
+}
+
+fn write_net_info(pod_dir: &Path, nets: &[NetInfo]) -> Result<(), PodNetError> {
+    write_record(
+        &pod_dir.join(pod_dir::NET_INFO),
+        &serde_json::to_vec(nets).unwrap_or_default(),
+    )
+}
+
+/// Writes `bytes` to `path` atomically (a crash leaves the old or the new
+/// content, never a torn record).
+fn write_record(path: &Path, bytes: &[u8]) -> Result<(), PodNetError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| PodNetError::Record {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The first address of a CNI result: `ips[].address` (0.3.0 and later)
+/// or `ip4.ip` / `ip6.ip` (0.1.0, 0.2.0), as an address and prefix.
+pub fn first_address(result: &Value) -> Option<(IpAddr, u8)> {
+    let cidr = result["ips"]
+        .as_array()
+        .and_then(|ips| ips.first())
+        .and_then(|ip| ip["address"].as_str())
+        .or_else(|| result["ip4"]["ip"].as_str())
+        .or_else(|| result["ip6"]["ip"].as_str())?;
+    let (ip, prefix) = cidr.split_once('/')?;
+    Some((ip.parse().ok()?, prefix.parse().ok()?))
+}
+
+/// A prefix length as a netmask address (rkt writes `mask` that way).
+fn prefix_mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => {
+            let bits = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4(bits.into())
+        }
+        IpAddr::V6(_) => {
+            let bits = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(bits.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn addresses_of_every_result_layout() {
+        let v1 = json!({"cniVersion": "1.0.0", "ips": [{"address": "172.16.28.5/24"}]});
+        let v01 = json!({"cniVersion": "0.1.0", "ip4": {"ip": "10.1.2.3/16"}});
+        assert_eq!(
+            first_address(&v1),
+            Some(("172.16.28.5".parse().unwrap(), 24))
+        );
+        assert_eq!(first_address(&v01), Some(("10.1.2.3".parse().unwrap(), 16)));
+        assert_eq!(first_address(&json!({})), None);
+        assert_eq!(
+            prefix_mask("1.2.3.4".parse().unwrap(), 24),
+            "255.255.255.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            prefix_mask("1.2.3.4".parse().unwrap(), 0),
+            "0.0.0.0".parse::<IpAddr>().unwrap()
+        );
+    }
+}

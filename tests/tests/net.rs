@@ -1,0 +1,433 @@
+//! Pod networking on the ns stage1 with real CNI plugins: the built-in
+//! `default` and `default-restricted` networks, user networks from
+//! `<local-config>/net.d` with CNI_ARGS, several networks, and bad input;
+//! after gc no network namespace, lease, masquerade rule or veth is left.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use functional_tests::pods::ns_stage1_flag as stage1_flag;
+use functional_tests::pods::rkt_with_test_images as setup;
+use functional_tests::pods::{pod_dir, run_pod, wait_until, BgPod};
+use functional_tests::{Out, Rkt};
+
+const BUSYBOX: &str = "example.com/busybox";
+
+fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {
+    let s1 = stage1_flag();
+    let mut all = vec![s1.as_str()];
+    all.extend_from_slice(args);
+    run_pod(rkt, &all)
+}
+
+fn sh(rkt: &Rkt, net: &str, script: &str) -> (Out, String) {
+    ns_run(rkt, &[net, BUSYBOX, "--exec=/bin/sh", "--", "-c", script])
+}
+
+fn netns_path(uuid: &str) -> PathBuf {
+    PathBuf::from(format!("/run/netns/rkt-{uuid}"))
+}
+
+fn nat_rules() -> String {
+    let out = std::process::Command::new("iptables")
+        .args(["-t", "nat", "-S"])
+        .output()
+        .expect("iptables");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn leases(net_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(net_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Lease files of `uuid` in the host-local directory of `net`.
+fn leases_of(net_dir: &Path, uuid: &str) -> Vec<String> {
+    leases(net_dir)
+        .into_iter()
+        .filter(|ip| {
+            std::fs::read_to_string(net_dir.join(ip)).is_ok_and(|owner| owner.contains(uuid))
+        })
+        .collect()
+}
+
+/// Host veths whose peer is in the pod's namespace are gone with it; the
+/// check is that no host link is still named in the pod's cached result.
+fn host_links() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What must be gone after gc of pod `uuid`.
+#[track_caller]
+fn assert_no_network_left(uuid: &str, lease_dir: &Path, host_veth: Option<&str>) {
+    assert!(!netns_path(uuid).exists(), "the netns bind is left");
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!("rkt-{uuid}")),
+        "a mount of the netns is left"
+    );
+    assert_eq!(
+        leases_of(lease_dir, uuid),
+        Vec::<String>::new(),
+        "leases left"
+    );
+    assert!(
+        !nat_rules().contains(uuid),
+        "nat rules left:\n{}",
+        nat_rules()
+    );
+    if let Some(veth) = host_veth {
+        assert!(
+            !host_links().contains(&format!(" {veth}@")),
+            "veth {veth} left"
+        );
+    }
+}
+
+fn gc(rkt: &Rkt) {
+    rkt.ok(&["gc", "--grace-period=0s"]);
+}
+
+fn default_leases() -> PathBuf {
+    PathBuf::from("/var/lib/cni/networks/default")
+}
+
+/// The host-side interface of the pod's first network, from the cached
+/// CNI result.
+fn host_veth(rkt: &Rkt, uuid: &str, net: &str) -> Option<String> {
+    let dir = pod_dir(rkt, "run", uuid);
+    let result = std::fs::read(dir.join(format!("net/{net}.result.json"))).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&result).ok()?;
+    v["interfaces"]
+        .as_array()?
+        .iter()
+        .find(|i| i.get("sandbox").is_none())
+        .and_then(|i| i["name"].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn default_network_routes_out_masquerades_and_gc_removes_everything() {
+    let rkt = setup();
+    let (out, uuid) = sh(
+        &rkt,
+        "--net=default",
+        "ip -4 -o addr show eth0; ip route; ping -c1 -W2 172.16.28.1 >/dev/null && echo gateway-reachable",
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("inet 172.16.28."), "{out}");
+    assert!(out.stdout.contains("default via 172.16.28.1"), "{out}");
+    assert!(out.stdout.contains("gateway-reachable"), "{out}");
+
+    // Recorded for rkt list/status and for gc; kept until gc.
+    let list = rkt.ok(&["list", "--no-legend", "--full"]).stdout;
+    assert!(list.contains("default:ip4=172.16.28."), "{list}");
+    let dir = pod_dir(&rkt, "run", &uuid);
+    let info = std::fs::read_to_string(dir.join("net-info.json")).unwrap();
+    assert!(info.contains("\"ifName\":\"eth0\""), "{info}");
+    assert!(netns_path(&uuid).exists(), "the netns lives until gc");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("netns")).unwrap(),
+        netns_path(&uuid).to_string_lossy()
+    );
+    assert_eq!(leases_of(&default_leases(), &uuid).len(), 1);
+    assert!(nat_rules().contains(&uuid), "masquerade rule for the pod");
+    let veth = host_veth(&rkt, &uuid, "default");
+    assert!(veth.is_some(), "host veth in the cached result");
+
+    gc(&rkt);
+    assert_no_network_left(&uuid, &default_leases(), veth.as_deref());
+}
+
+#[test]
+fn pods_on_default_reach_each_other_and_the_host() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let server = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=default",
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo served-by-pod | nc -l -p 8080",
+        ],
+    );
+    let dir = pod_dir(&rkt, "run", &server.uuid);
+    let mut ip = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        let info = std::fs::read_to_string(dir.join("net-info.json")).unwrap_or_default();
+        ip = info
+            .split("\"ip\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        !ip.is_empty()
+    }));
+    let (out, _) = sh(
+        &rkt,
+        "--net=default",
+        &format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do nc {ip} 8080 </dev/null && break; sleep 0.2; done"
+        ),
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("served-by-pod"), "{out}");
+    // The host reaches the pod too (its /32 route through the veth).
+    let ping = std::process::Command::new("busybox")
+        .args(["ping", "-c1", "-W2", &ip])
+        .output()
+        .expect("busybox ping");
+    assert!(ping.status.success(), "host cannot ping the pod at {ip}");
+    drop(server);
+    gc(&rkt);
+}
+
+#[test]
+fn default_restricted_is_host_only() {
+    let rkt = setup();
+    let (out, uuid) = sh(
+        &rkt,
+        "--net=default-restricted",
+        "ip -4 -o addr show eth0; ip route; ip route get 192.0.2.1 2>&1 || echo no-route-out",
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("inet 172.31."), "{out}");
+    assert!(!out.stdout.contains("default via"), "{out}");
+    assert!(out.stdout.contains("no-route-out"), "{out}");
+    let list = rkt.ok(&["list", "--no-legend"]).stdout;
+    assert!(list.contains("default-restricted:ip4=172.31."), "{list}");
+    gc(&rkt);
+    assert_no_network_left(
+        &uuid,
+        Path::new("/var/lib/cni/networks/default-restricted"),
+        None,
+    );
+}
+
+/// A user network in `<local-config>/net.d` with its own lease directory.
+fn user_net(rkt: &Rkt, name: &str, subnet_third_octet: u8, extra: &str) -> PathBuf {
+    let leases = rkt.root().join(format!("leases-{name}"));
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("10-{name}.conf")),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"{name}","type":"ptp"{extra},
+                "ipam":{{"type":"host-local","subnet":"172.30.{subnet_third_octet}.0/24","dataDir":"{}"}}}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    leases.join(name)
+}
+
+#[test]
+fn user_networks_cni_args_and_several_interfaces() {
+    let rkt = setup();
+    let one = user_net(&rkt, "one", 81, "");
+    let two = user_net(&rkt, "two", 82, "");
+    let (out, uuid) = sh(
+        &rkt,
+        "--net=one:IP=172.30.81.42,two",
+        "ip -4 -o addr show eth0; ip -4 -o addr show eth1",
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("eth0    inet 172.30.81.42/24"), "{out}");
+    assert!(out.stdout.contains("eth1    inet 172.30.82."), "{out}");
+    let status = rkt.ok(&["status", &uuid]).stdout;
+    assert!(status.contains("one:ip4=172.30.81.42"), "{status}");
+    assert_eq!(leases_of(&one, &uuid), ["172.30.81.42"]);
+    assert_eq!(leases_of(&two, &uuid).len(), 1);
+    gc(&rkt);
+    assert_no_network_left(&uuid, &one, None);
+    assert_no_network_left(&uuid, &two, None);
+}
+
+#[test]
+fn unknown_and_malformed_networks_are_refused_clearly() {
+    let rkt = setup();
+    let (out, _) = sh(&rkt, "--net=notavalidnetwork", "true");
+    let out = out.expect_code(254);
+    assert!(
+        out.stderr.contains("networks not found: notavalidnetwork"),
+        "{out}"
+    );
+
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("20-broken.conf"), "{ not json").unwrap();
+    let (out, _) = sh(&rkt, "--net=default", "true");
+    let out = out.expect_code(254);
+    assert!(out.stderr.contains("20-broken.conf"), "{out}");
+    std::fs::remove_file(dir.join("20-broken.conf")).unwrap();
+
+    std::fs::write(
+        dir.join("30-alien.conf"),
+        r#"{"cniVersion":"1.0.0","name":"alien","type":"no-such-plugin"}"#,
+    )
+    .unwrap();
+    let (out, uuid) = sh(&rkt, "--net=alien", "true");
+    let out = out.expect_code(254);
+    assert!(out.stderr.contains("no-such-plugin"), "{out}");
+    gc(&rkt);
+    assert!(!netns_path(&uuid).exists());
+}
+
+#[test]
+fn a_plugin_error_is_shown_and_nothing_is_left() {
+    let rkt = setup();
+    let leases = user_net(&rkt, "small", 83, "");
+    // An address outside the range: host-local's CNI error object.
+    let (out, uuid) = sh(&rkt, "--net=small:IP=10.9.9.9", "true");
+    let out = out.expect_code(254);
+    assert!(out.stderr.contains("10.9.9.9"), "{out}");
+    assert!(out.stderr.contains("network \"small\""), "{out}");
+    gc(&rkt);
+    assert_no_network_left(&uuid, &leases, None);
+}
+
+/// A plugin that hangs: it is killed after the timeout, the error says so,
+/// and the chain's first plugin is undone.
+#[test]
+fn a_hanging_plugin_times_out_and_is_undone() {
+    let rkt = setup();
+    let lease_root = rkt.root().join("leases-hang");
+    // Plugins are also searched in <local-config>/net.d (rkt's rule).
+    install_hang_plugin(&rkt, &lease_root);
+    let s1 = stage1_flag();
+    let started = std::time::Instant::now();
+    let out = rkt
+        .command()
+        .env("RKT_NET_PLUGIN_TIMEOUT", "2")
+        .args(["run", &s1, "--net=hangs", BUSYBOX, "--exec=/bin/true"])
+        .output()
+        .unwrap();
+    let out = Out::from_output(out).expect_code(254);
+    assert!(started.elapsed() < Duration::from_secs(30), "{out}");
+    assert!(out.stderr.contains("hang"), "{out}");
+    assert!(
+        out.stderr.contains("did not finish ADD within 2 s"),
+        "{out}"
+    );
+    assert!(
+        leases(&lease_root.join("hangs")).is_empty(),
+        "ptp's lease undone"
+    );
+    gc(&rkt);
+}
+
+/// The hang plugin: ADD records its pid and sleeps; DEL succeeds.
+fn install_hang_plugin(rkt: &Rkt, lease_root: &Path) -> PathBuf {
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid_file = rkt.root().join("hang.pid");
+    std::fs::write(
+        dir.join("hang"),
+        format!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in ADD) echo $$ > {}; exec sleep 100;; esac\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.join("hang"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("40-hangs.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"hangs","plugins":[
+                {{"type":"ptp","ipMasq":true,"ipam":{{"type":"host-local","subnet":"172.30.85.0/24","dataDir":"{}"}}}},
+                {{"type":"hang"}}]}}"#,
+            lease_root.display()
+        ),
+    )
+    .unwrap();
+    pid_file
+}
+
+/// `kill -9` of `rkt run` while a plugin runs, then gc: DEL of what was
+/// recorded, the netns removed, no lease or rule left.
+#[test]
+fn gc_after_kill_9_during_network_setup_leaves_nothing() {
+    let rkt = setup();
+    let lease_root = rkt.root().join("leases-killed");
+    let pid_file = install_hang_plugin(&rkt, &lease_root);
+    let uuid_file = rkt.root().join("killed-uuid");
+    let s1 = stage1_flag();
+    let mut child = rkt
+        .command()
+        .args(["run", &s1, "--net=hangs"])
+        .arg(format!("--uuid-file-save={}", uuid_file.display()))
+        .args([BUSYBOX, "--exec=/bin/true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let leases_dir = lease_root.join("hangs");
+    assert!(
+        wait_until(Duration::from_secs(20), || pid_file.exists()
+            && !leases(&leases_dir).is_empty()),
+        "the chain never reached the hanging plugin"
+    );
+    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    assert!(netns_path(&uuid).exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.trim().parse().unwrap_or(0)),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(nat_rules().contains(&uuid), "ptp's rule exists before gc");
+    gc(&rkt);
+    assert_no_network_left(&uuid, &leases_dir, None);
+}
+
+/// `IP=` of an address another pod holds: host-local's error, and the
+/// second pod leaves nothing behind.
+#[test]
+fn a_requested_address_already_taken_is_refused() {
+    let rkt = setup();
+    let leases_dir = user_net(&rkt, "taken", 86, "");
+    let s1 = stage1_flag();
+    let holder = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=taken:IP=172.30.86.10",
+            BUSYBOX,
+            "--exec=/bin/sleep",
+            "--",
+            "30",
+        ],
+    );
+    let (out, uuid) = sh(&rkt, "--net=taken:IP=172.30.86.10", "true");
+    let out = out.expect_code(254);
+    assert!(out.stderr.contains("172.30.86.10"), "{out}");
+    assert_eq!(leases_of(&leases_dir, &holder.uuid), ["172.30.86.10"]);
+    assert!(
+        !netns_path(&uuid).exists(),
+        "the failed pod's netns is undone"
+    );
+    drop(holder);
+    gc(&rkt);
+    assert_no_network_left(&uuid, &leases_dir, None);
+}
