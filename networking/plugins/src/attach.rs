@@ -147,3 +147,81 @@ pub fn del_host_veth_from_prev(prev_result: Option<&serde_json::Value>) -> Resul
     }
     Ok(())
 }
+
+/// CHECK of the container side against the cached result: the interface is
+/// there, is a veth with the recorded MAC, and has the recorded addresses;
+/// the recorded routes exist.
+pub fn check_container(
+    args: &Args,
+    ns: &NetNs,
+    prev: &serde_json::Value,
+    plugin: &str,
+) -> Result<(), Error> {
+    let prev: CniResult = serde_json::from_value(prev.clone()).map_err(|e| {
+        Error::new(
+            crate::cni::ERR_DECODING,
+            format!("failed to parse prevResult: {e}"),
+        )
+    })?;
+    let idx_in_prev = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == args.ifname && i.sandbox == args.netns)
+        .ok_or_else(|| {
+            Error::generic(format!(
+                "Sandbox in prevResult  doesn't match configured netns: {}",
+                args.netns
+            ))
+        })?;
+    let want = &prev.interfaces[idx_in_prev];
+    let mut sock = ns.socket()?;
+    let link = sock
+        .link_by_name(&args.ifname)
+        .map_err(nl(format!("failed to look up {}", args.ifname)))?
+        .ok_or_else(|| {
+            Error::generic(format!(
+                "{plugin}: Container Interface name in prevResult: {} not found",
+                args.ifname
+            ))
+        })?;
+    if link.kind.as_deref() != Some("veth") {
+        return Err(Error::generic(format!(
+            "Error: Container interface {} not of type veth/p2p",
+            link.name
+        )));
+    }
+    if !want.mac.is_empty() && want.mac != link.mac_string() {
+        return Err(Error::generic(format!(
+            "{plugin}: Interface {} Mac {} doesn't match container Mac: {}",
+            want.name,
+            want.mac,
+            link.mac_string()
+        )));
+    }
+    let addrs = sock
+        .addrs(Some(link.index))
+        .map_err(nl("failed to list addresses".into()))?;
+    for ip in prev.ips.iter().filter(|i| i.interface == Some(idx_in_prev)) {
+        if !addrs.iter().any(|a| a.net == ip.address) {
+            return Err(Error::generic(format!(
+                "Failed to match addr {} on interface {}",
+                ip.address, args.ifname
+            )));
+        }
+    }
+    for r in &prev.routes {
+        let routes = sock
+            .routes(r.dst.is_ipv4())
+            .map_err(nl("failed to list routes".into()))?;
+        if !routes
+            .iter()
+            .any(|x| x.dst == r.dst.network() && (r.gw.is_none() || x.gw == r.gw))
+        {
+            return Err(Error::generic(format!(
+                "Failed to find route {} in the container",
+                r.dst
+            )));
+        }
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //! delegation and masquerading).
 
 pub mod attach;
+pub mod bridge;
 pub mod cni;
 pub mod ipam;
 pub mod ipnet;

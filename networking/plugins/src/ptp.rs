@@ -202,68 +202,6 @@ impl cni::Plugin for Ptp {
         let prev = conf
             .prev_result
             .ok_or_else(|| Error::generic("ptp: Required prevResult missing"))?;
-        let prev: CniResult = serde_json::from_value(prev)
-            .map_err(|e| Error::new(ERR_DECODING, format!("failed to parse prevResult: {e}")))?;
-        let idx_in_prev = prev
-            .interfaces
-            .iter()
-            .position(|i| i.name == args.ifname && i.sandbox == args.netns)
-            .ok_or_else(|| {
-                Error::generic(format!(
-                    "Sandbox in prevResult  doesn't match configured netns: {}",
-                    args.netns
-                ))
-            })?;
-        let want = &prev.interfaces[idx_in_prev];
-        let mut sock = ns.socket()?;
-        let link = sock
-            .link_by_name(&args.ifname)
-            .map_err(nl(format!("failed to look up {}", args.ifname)))?
-            .ok_or_else(|| {
-                Error::generic(format!(
-                    "ptp: Container Interface name in prevResult: {} not found",
-                    args.ifname
-                ))
-            })?;
-        if link.kind.as_deref() != Some("veth") {
-            return Err(Error::generic(format!(
-                "Error: Container interface {} not of type veth/p2p",
-                link.name
-            )));
-        }
-        if !want.mac.is_empty() && want.mac != link.mac_string() {
-            return Err(Error::generic(format!(
-                "ptp: Interface {} Mac {} doesn't match container Mac: {}",
-                want.name,
-                want.mac,
-                link.mac_string()
-            )));
-        }
-        let addrs = sock
-            .addrs(Some(link.index))
-            .map_err(nl("failed to list addresses".into()))?;
-        for ip in prev.ips.iter().filter(|i| i.interface == Some(idx_in_prev)) {
-            if !addrs.iter().any(|a| a.net == ip.address) {
-                return Err(Error::generic(format!(
-                    "Failed to match addr {} on interface {}",
-                    ip.address, args.ifname
-                )));
-            }
-        }
-        for r in &prev.routes {
-            let routes = sock
-                .routes(r.dst.is_ipv4())
-                .map_err(nl("failed to list routes".into()))?;
-            if !routes
-                .iter()
-                .any(|x| x.dst == r.dst.network() && (r.gw.is_none() || x.gw == r.gw))
-            {
-                return Err(Error::generic(format!(
-                    "Failed to find route {} in the container",
-                    r.dst
-                )));
-            }
-        }
-        Ok(())
+        attach::check_container(args, &ns, &prev, "ptp")
     }
 }

@@ -17,7 +17,7 @@ pub fn ours(name: &str) -> PathBuf {
         "host-local" => env!("CARGO_BIN_EXE_host-local"),
         "loopback" => env!("CARGO_BIN_EXE_loopback"),
         "ptp" => env!("CARGO_BIN_EXE_ptp"),
-        // "bridge" => env!("CARGO_BIN_EXE_bridge"),
+        "bridge" => env!("CARGO_BIN_EXE_bridge"),
         other => panic!("no binary {other}"),
     };
     PathBuf::from(p)

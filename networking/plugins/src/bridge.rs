@@ -1,0 +1,315 @@
+//! The bridge plugin: a host bridge (created on first use) with one veth
+//! port per container; addresses from a delegated IPAM plugin, or none
+//! (layer 2 only) when `ipam` has no type.
+//!
+//! `isGateway` puts each IPAM gateway on the bridge with the subnet's prefix
+//! (so the host routes the subnet) and turns on forwarding;
+//! `isDefaultGateway` also adds a default route via it. `hairpinMode` lets a
+//! container reach itself through the host (e.g. via a port mapping);
+//! `promiscMode` puts the bridge in promiscuous mode instead; the two are
+//! exclusive, as in the reference.
+
+use serde::Deserialize;
+
+use crate::attach::{
+    self, del_container_link, del_host_veth_from_prev, masq_setup, masq_teardown, nl,
+};
+use crate::cni::{self, Args, Error, ERR_DECODING};
+use crate::ipam::exec as ipam;
+use crate::ipnet::IpNet;
+use crate::netlink::{Link, Socket};
+use crate::netns::NetNs;
+use crate::sysctl;
+use crate::types::{CniResult, Dns, Interface, Route, Versioned};
+use crate::veth;
+
+pub const DEFAULT_BRIDGE: &str = "cni0";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BridgeConf {
+    #[serde(default)]
+    bridge: String,
+    #[serde(default)]
+    is_gateway: bool,
+    #[serde(default)]
+    is_default_gateway: bool,
+    #[serde(default)]
+    force_address: bool,
+    #[serde(default)]
+    ip_masq: bool,
+    #[serde(default)]
+    mtu: u32,
+    #[serde(default)]
+    hairpin_mode: bool,
+    #[serde(default)]
+    promisc_mode: bool,
+    #[serde(default)]
+    dns: Dns,
+    prev_result: Option<serde_json::Value>,
+}
+
+fn load(args: &Args) -> Result<BridgeConf, Error> {
+    let mut c: BridgeConf = serde_json::from_value(args.conf.clone())
+        .map_err(|e| Error::new(ERR_DECODING, format!("failed to load netconf: {e}")))?;
+    if c.bridge.is_empty() {
+        c.bridge = DEFAULT_BRIDGE.to_string();
+    }
+    cni::validate_ifname(&c.bridge).map_err(|e| e.context("invalid bridge name"))?;
+    if c.is_default_gateway {
+        c.is_gateway = true;
+    }
+    if c.hairpin_mode && c.promisc_mode {
+        return Err(Error::generic(
+            "cannot set hairpin mode and promiscuous mode at the same time.",
+        ));
+    }
+    Ok(c)
+}
+
+/// Finds or creates the bridge and brings it up.
+fn ensure_bridge(sock: &mut Socket, conf: &BridgeConf) -> Result<Link, Error> {
+    let name = &conf.bridge;
+    let lookup = |sock: &mut Socket| {
+        sock.link_by_name(name)
+            .map_err(nl(format!("failed to look up {name:?}")))
+    };
+    let link = match lookup(sock)? {
+        Some(l) => l,
+        None => {
+            let mtu = (conf.mtu > 0).then_some(conf.mtu);
+            match sock.link_add(name, "bridge", mtu) {
+                // Another ADD created it first: use theirs.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(Error::generic(format!("could not add {name:?}: {e}"))),
+                Ok(()) => {}
+            }
+            lookup(sock)?.ok_or_else(|| {
+                Error::generic(format!("could not find {name:?} after creating it"))
+            })?
+        }
+    };
+    if link.kind.as_deref() != Some("bridge") {
+        return Err(Error::generic(format!(
+            "{name:?} already exists but is not a bridge"
+        )));
+    }
+    if conf.promisc_mode {
+        sock.link_set_promisc(link.index, true)
+            .map_err(nl(format!("could not set promiscuous mode on {name:?}")))?;
+    }
+    sock.link_set_up(link.index, true)
+        .map_err(nl(format!("failed to set {name:?} up")))?;
+    Ok(link)
+}
+
+/// Puts `gw` on the bridge unless it is there already. Another address of the
+/// same subnet is an error, or is replaced with `forceAddress`.
+fn ensure_addr(sock: &mut Socket, br: &Link, gw: IpNet, force: bool) -> Result<(), Error> {
+    let addrs = sock.addrs(Some(br.index)).map_err(nl(format!(
+        "could not get list of IP addresses on {}",
+        br.name
+    )))?;
+    for a in addrs.iter().filter(|a| a.net.is_ipv4() == gw.is_ipv4()) {
+        if a.net == gw {
+            return Ok(());
+        }
+        if a.net.network() == gw.network() || a.net.contains(&gw.addr) || gw.contains(&a.net.addr) {
+            if !force {
+                return Err(Error::generic(format!(
+                    "{:?} already has an IP address different from {gw}",
+                    br.name
+                )));
+            }
+            sock.addr_del(br.index, &a.net).map_err(nl(format!(
+                "could not remove IP address {} from {:?}",
+                a.net, br.name
+            )))?;
+        }
+    }
+    sock.addr_add(br.index, &gw).map_err(nl(format!(
+        "could not add IP address {gw} to {:?}",
+        br.name
+    )))
+}
+
+pub struct Bridge;
+
+impl Bridge {
+    fn add_inner(
+        &self,
+        args: &Args,
+        conf: &BridgeConf,
+        host: &mut Socket,
+        ipam_res: Option<CniResult>,
+    ) -> Result<CniResult, Error> {
+        let br = ensure_bridge(host, conf)?;
+        let ns = NetNs::open(&args.netns).map_err(|e| Error::generic(e.to_string()))?;
+        let mut cont = ns.socket()?;
+        let mtu = (conf.mtu > 0).then_some(conf.mtu);
+        let pair = veth::setup(host, &mut cont, &ns, &args.ifname, mtu)?;
+
+        let configured = (|| {
+            host.link_set_master(pair.host.index, br.index)
+                .map_err(nl(format!(
+                    "failed to connect {:?} to bridge {}",
+                    pair.host.name, br.name
+                )))?;
+            if conf.hairpin_mode {
+                host.link_set_hairpin(pair.host.index, true)
+                    .map_err(nl(format!(
+                        "failed to setup hairpin mode for {}",
+                        pair.host.name
+                    )))?;
+            }
+            let Some(mut res) = ipam_res else {
+                return Ok(CniResult::default());
+            };
+            if res.ips.is_empty() {
+                return Err(Error::generic("IPAM plugin returned missing IP config"));
+            }
+            for ip in &mut res.ips {
+                ip.interface = Some(2);
+            }
+            if conf.is_default_gateway {
+                let (gw4, gw6) = attach::default_gateways(&res.ips);
+                for (gw, dflt) in [(gw4, "0.0.0.0/0"), (gw6, "::/0")] {
+                    let Some(gw) = gw else { continue };
+                    let dst: IpNet = dflt.parse().map_err(|e| Error::generic(format!("{e}")))?;
+                    if !res.routes.iter().any(|r| r.dst == dst) {
+                        res.routes.push(Route::new(dst, Some(gw)));
+                    }
+                }
+            }
+            attach::configure_iface(&mut cont, &args.ifname, pair.cont.index, &res)?;
+            if conf.is_gateway {
+                for ip in &res.ips {
+                    if let Some(gw) = ip.gateway {
+                        let net = IpNet::new(gw, ip.address.prefix)
+                            .map_err(|e| Error::generic(e.to_string()))?;
+                        ensure_addr(host, &br, net, conf.force_address)?;
+                    }
+                }
+                let v4 = res.ips.iter().any(|i| i.address.is_ipv4());
+                let v6 = res.ips.iter().any(|i| !i.address.is_ipv4());
+                sysctl::enable_forwarding(v4, v6)
+                    .map_err(|e| Error::generic(format!("failed to enable forwarding: {e}")))?;
+            }
+            if conf.ip_masq {
+                masq_setup(args, &res.ips)?;
+            }
+            Ok::<CniResult, Error>(res)
+        })();
+        let mut res = match configured {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = host.link_del(pair.host.index);
+                if conf.ip_masq {
+                    let _ = masq_teardown(args);
+                }
+                return Err(e);
+            }
+        };
+        // The bridge's MAC can change as ports join: report it as it is now.
+        let br_now = host.link_by_index(br.index).ok().flatten().unwrap_or(br);
+        let host_now = host
+            .link_by_index(pair.host.index)
+            .ok()
+            .flatten()
+            .unwrap_or(pair.host);
+        res.interfaces = vec![
+            Interface {
+                name: br_now.name.clone(),
+                mac: br_now.mac_string(),
+                ..Default::default()
+            },
+            Interface {
+                name: host_now.name.clone(),
+                mac: host_now.mac_string(),
+                ..Default::default()
+            },
+            Interface {
+                name: pair.cont.name.clone(),
+                mac: pair.cont.mac_string(),
+                mtu: None,
+                sandbox: args.netns.clone(),
+            },
+        ];
+        if !conf.dns.is_empty() {
+            res.dns = conf.dns.clone();
+        }
+        Ok(res)
+    }
+}
+
+/// Whether `ipam` names a plugin (otherwise the attachment is layer 2 only).
+fn is_layer3(args: &Args) -> Result<Option<String>, Error> {
+    let t = ipam::ipam_type(args)?;
+    Ok((!t.is_empty()).then_some(t))
+}
+
+impl cni::Plugin for Bridge {
+    fn add(&self, args: &Args) -> Result<Versioned, Error> {
+        let conf = load(args)?;
+        let mut host = Socket::new().map_err(nl("failed to open netlink socket".into()))?;
+        let ipam_type = is_layer3(args)?;
+        let ipam_res = match &ipam_type {
+            Some(t) => Some(
+                ipam::exec(t, "ADD", args)?
+                    .ok_or_else(|| Error::generic("IPAM plugin returned no result"))?,
+            ),
+            None => None,
+        };
+        match self.add_inner(args, &conf, &mut host, ipam_res) {
+            Ok(r) => Ok(r.versioned(&args.version)),
+            Err(e) => {
+                if let Some(t) = &ipam_type {
+                    let _ = ipam::exec(t, "DEL", args);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn del(&self, args: &Args) -> Result<(), Error> {
+        let conf = load(args)?;
+        if let Some(t) = is_layer3(args)? {
+            ipam::exec(&t, "DEL", args)?;
+        }
+        if conf.ip_masq {
+            masq_teardown(args)?;
+        }
+        let removed = if args.netns.is_empty() {
+            false
+        } else {
+            match NetNs::open(&args.netns) {
+                Ok(ns) => del_container_link(&ns, &args.ifname)?,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !removed {
+            del_host_veth_from_prev(conf.prev_result.as_ref())?;
+        }
+        // The bridge stays: other containers may use it (as the reference).
+        Ok(())
+    }
+
+    fn check(&self, args: &Args) -> Result<(), Error> {
+        let conf = load(args)?;
+        let ns = NetNs::open(&args.netns).map_err(|e| Error::generic(e.to_string()))?;
+        if let Some(t) = is_layer3(args)? {
+            ipam::exec(&t, "CHECK", args)?;
+        }
+        let prev = conf
+            .prev_result
+            .as_ref()
+            .ok_or_else(|| Error::generic("bridge: Required prevResult missing"))?;
+        let mut host = Socket::new().map_err(nl("failed to open netlink socket".into()))?;
+        host.link_by_name(&conf.bridge)
+            .map_err(nl(format!("failed to look up {:?}", conf.bridge)))?
+            .filter(|l| l.kind.as_deref() == Some("bridge"))
+            .ok_or_else(|| Error::generic(format!("bridge {} not found", conf.bridge)))?;
+        attach::check_container(args, &ns, prev, "bridge")
+    }
+}

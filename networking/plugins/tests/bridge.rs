@@ -1,0 +1,326 @@
+//! bridge against the reference bridge in real namespaces, each side with
+//! its own bridge device, subnet and network name.
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Side {
+    ns: Netns,
+    third: u8,
+    net: String,
+    bridge: String,
+    data: TmpDir,
+    ours: bool,
+}
+
+impl Side {
+    fn new(tag: &str, third: u8, ours: bool) -> Side {
+        Side {
+            ns: Netns::new(tag),
+            third,
+            net: unique(tag),
+            // Interface names are at most 15 bytes.
+            bridge: format!("cb{}{}", third, std::process::id() % 100_000),
+            data: TmpDir::new(tag),
+            ours,
+        }
+    }
+
+    fn conf(&self, extra: &str) -> String {
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"{}","type":"bridge","bridge":"{}","mtu":1400{extra},
+            "ipam":{{"type":"host-local","subnet":"172.30.{}.0/24","dataDir":"{}","routes":[{{"dst":"0.0.0.0/0"}}]}}}}"#,
+            self.net,
+            self.bridge,
+            self.third,
+            self.data.path()
+        )
+    }
+
+    fn run_with(&self, bin_ours: bool, cmd: &str, conf: &str, id: &str) -> Out {
+        let ns = self.ns.path();
+        let (bin, path) = if bin_ours {
+            (ours("bridge"), ours_dir().display().to_string())
+        } else {
+            (reference("bridge"), REF_DIR.to_string())
+        };
+        let env = [
+            ("CNI_CONTAINERID", id),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", ns.as_str()),
+            ("CNI_PATH", path.as_str()),
+        ];
+        run(&bin, cmd, conf, &env)
+    }
+
+    fn run(&self, cmd: &str, conf: &str) -> Out {
+        self.run_with(self.ours, cmd, conf, "ctr1")
+    }
+
+    fn normalize(&self, v: &Value, veth: &str) -> Value {
+        let s = v
+            .to_string()
+            .replace(&format!("172.30.{}.", self.third), "172.30.X.")
+            .replace(&self.net, "NET")
+            .replace(&self.bridge, "BRIDGE")
+            .replace(&self.ns.path(), "NETNS")
+            .replace(veth, "HOSTVETH");
+        serde_json::from_str(&s).unwrap_or(Value::Null)
+    }
+
+    fn lease_names(&self) -> Vec<String> {
+        lease_files(&Path::new(self.data.path()).join(&self.net))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+impl Drop for Side {
+    /// Also on failure: DEL (removes lease, veth, rules) and the bridge.
+    fn drop(&mut self) {
+        let _ = self.run_with(true, "DEL", &self.conf(r#","ipMasq":true"#), "ctr1");
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn inet_view(addr_json: &Value) -> Value {
+    Value::Array(
+        addr_json
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                let inet: Vec<Value> = l["addr_info"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| a["family"] == "inet")
+                    .map(|a| serde_json::json!([a["local"], a["prefixlen"], a["broadcast"], a["scope"]]))
+                    .collect();
+                serde_json::json!({"ifname": l["ifname"], "flags": l["flags"], "mtu": l["mtu"], "inet": inet})
+            })
+            .collect(),
+    )
+}
+
+fn port_view(veth: &str) -> Value {
+    let v = ip_json(&["-j", "-d", "link", "show", "dev", veth]);
+    let l = &v[0];
+    serde_json::json!({
+        "master": l["master"], "mtu": l["mtu"], "flags": l["flags"],
+        "hairpin": l["linkinfo"]["info_slave_data"]["hairpin"],
+        "txqlen": l["txqlen"],
+    })
+}
+
+fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn same_as_reference() {
+    if !can_run("bridge") {
+        return;
+    }
+    let a = Side::new("ba20", 20, true);
+    let b = Side::new("bb21", 21, false);
+    let extra = r#","isGateway":true,"ipMasq":true,"hairpinMode":true"#;
+    let (ra, rb) = (a.run("ADD", &a.conf(extra)), b.run("ADD", &b.conf(extra)));
+    assert_eq!(ra.code, 0, "ours: {}", ra.stdout);
+    assert_eq!(rb.code, 0, "ref: {}", rb.stdout);
+    let (ja, jb) = (ra.json(), rb.json());
+    let veth_a = ja["interfaces"][1]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let veth_b = jb["interfaces"][1]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mask = |mut v: Value| {
+        for i in v["interfaces"].as_array_mut().into_iter().flatten() {
+            assert_eq!(i["mac"].as_str().map(str::len), Some(17));
+            i["mac"] = "MAC".into();
+        }
+        v
+    };
+    assert_eq!(
+        mask(a.normalize(&ja, &veth_a)),
+        mask(b.normalize(&jb, &veth_b))
+    );
+    // Container side.
+    assert_eq!(
+        a.normalize(&inet_view(&a.ns.ip_json(&["addr"])), &veth_a),
+        b.normalize(&inet_view(&b.ns.ip_json(&["addr"])), &veth_b)
+    );
+    assert_eq!(
+        a.normalize(&a.ns.ip_json(&["route"]), &veth_a),
+        b.normalize(&b.ns.ip_json(&["route"]), &veth_b)
+    );
+    // Host side: the bridge's gateway address, the port, the subnet route.
+    let br = |s: &Side, v: &str| {
+        s.normalize(
+            &inet_view(&ip_json(&["-j", "addr", "show", "dev", &s.bridge])),
+            v,
+        )
+    };
+    assert_eq!(br(&a, &veth_a), br(&b, &veth_b));
+    assert_eq!(
+        a.normalize(&port_view(&veth_a), &veth_a),
+        b.normalize(&port_view(&veth_b), &veth_b)
+    );
+    assert_eq!(port_view(&veth_a)["hairpin"], true);
+    let rt = |s: &Side, v: &str| {
+        s.normalize(
+            &ip_json(&["-j", "route", "show", &format!("172.30.{}.0/24", s.third)]),
+            v,
+        )
+    };
+    assert_eq!(rt(&a, &veth_a), rt(&b, &veth_b));
+    // Masquerade rules.
+    let rules = |s: &Side| -> Vec<String> {
+        nat_rules(&format!("name: \\\"{}\\\"", s.net))
+            .iter()
+            .map(|l| {
+                let mut x = l
+                    .replace(&s.net, "NET")
+                    .replace(&format!("172.30.{}.", s.third), "X.");
+                if let Some(p) = x.find("CNI-") {
+                    x.replace_range(p..p + 28, "CNI-HASH");
+                }
+                x
+            })
+            .collect()
+    };
+    assert_eq!(rules(&a).len(), 3);
+    assert_eq!(rules(&a), rules(&b));
+    assert_eq!(
+        a.lease_names(),
+        vec!["172.30.20.2", "last_reserved_ip.0", "lock"]
+    );
+
+    // CHECK of our ADD by both implementations.
+    let mut c: Value = serde_json::from_str(&a.conf(extra)).unwrap_or(Value::Null);
+    c["prevResult"] = ja.clone();
+    assert_eq!(a.run_with(true, "CHECK", &c.to_string(), "ctr1").code, 0);
+    let rc = a.run_with(false, "CHECK", &c.to_string(), "ctr1");
+    assert_eq!(rc.code, 0, "{}", rc.stdout);
+
+    // DEL: veth, lease and rules go, the bridge stays (as the reference's).
+    for s in [&a, &b] {
+        for _ in 0..2 {
+            assert_eq!(s.run("DEL", &s.conf(extra)).code, 0);
+        }
+        assert_eq!(s.lease_names(), vec!["last_reserved_ip.0", "lock"]);
+        assert!(rules(s).is_empty());
+        assert!(link_exists(&s.bridge));
+    }
+    assert!(!link_exists(&veth_a) && !link_exists(&veth_b));
+}
+
+#[test]
+fn two_containers_talk_over_the_bridge() {
+    if !can_run("bridge") {
+        return;
+    }
+    let a = Side::new("bt22", 22, true);
+    let other = Netns::new("bt22o");
+    assert_eq!(a.run("ADD", &a.conf(r#","isGateway":true"#)).code, 0);
+    let env_path = other.path();
+    let path = ours_dir().display().to_string();
+    let r = run(
+        &ours("bridge"),
+        "ADD",
+        &a.conf(r#","isGateway":true"#),
+        &[
+            ("CNI_CONTAINERID", "ctr2"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", &env_path),
+            ("CNI_PATH", &path),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.json()["ips"][0]["address"], "172.30.22.3/24");
+    // A refused connection proves the SYN got there and the RST came back.
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &a.ns.name,
+            "bash",
+            "-c",
+            "echo > /dev/tcp/172.30.22.3/9",
+        ])
+        .output()
+        .expect("exec");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refused"),
+        "{:?}",
+        o
+    );
+    let d = run(
+        &ours("bridge"),
+        "DEL",
+        &a.conf(r#","isGateway":true"#),
+        &[
+            ("CNI_CONTAINERID", "ctr2"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", &env_path),
+            ("CNI_PATH", &path),
+        ],
+    );
+    assert_eq!(d.code, 0);
+}
+
+#[test]
+fn layer2_promisc_and_errors() {
+    if !can_run("bridge") {
+        return;
+    }
+    let a = Side::new("bl23", 23, true);
+    let l2 = format!(
+        r#"{{"cniVersion":"1.0.0","name":"{}","type":"bridge","bridge":"{}","promiscMode":true,"ipam":{{}}}}"#,
+        a.net, a.bridge
+    );
+    let r = a.run("ADD", &l2);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.json().get("ips").is_none());
+    assert_eq!(r.json()["interfaces"].as_array().map(Vec::len), Some(3));
+    let flags = ip_json(&["-j", "link", "show", "dev", &a.bridge])[0]["flags"].clone();
+    assert!(
+        flags
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f == "PROMISC"),
+        "{flags}"
+    );
+    assert_eq!(a.run("DEL", &l2).code, 0);
+    assert_eq!(a.ns.ip_json(&["link"]).as_array().map(Vec::len), Some(1));
+
+    let both = a.conf(r#","hairpinMode":true,"promiscMode":true"#);
+    let e = a.run("ADD", &both);
+    let f = a.run_with(false, "ADD", &both, "ctr1");
+    assert_eq!(e.error(), f.error());
+    // A non-bridge device with the bridge's name: refused, lease returned.
+    let lo_conf = a
+        .conf("")
+        .replace(&format!("\"bridge\":\"{}\"", a.bridge), "\"bridge\":\"lo\"");
+    let e = a.run("ADD", &lo_conf);
+    assert_eq!(e.json()["msg"], "\"lo\" already exists but is not a bridge");
+    assert_eq!(a.lease_names(), vec!["last_reserved_ip.0", "lock"]);
+}
