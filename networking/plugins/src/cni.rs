@@ -170,7 +170,8 @@ pub fn run(plugin: &dyn Plugin) -> ! {
             version_for_errors = args.version.clone();
             dispatch(plugin, &args)
         });
-    let mut out = std::io::stdout().lock();
+    // One write for the whole document instead of one per token.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match res {
         Ok(Some(Output::Result(v))) => {
             print_json(&mut out, &v);

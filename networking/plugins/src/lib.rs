@@ -4,6 +4,13 @@
 //! implementation to [`cni::run`]; everything else lives in library modules so
 //! it can be unit tested and shared (ptp and bridge both need veths, IPAM
 //! delegation and masquerading).
+//!
+//! Binaries: `host-local` (IPAM), `loopback`, `ptp`, `bridge`. ptp and bridge
+//! run the IPAM plugin named by `ipam.type` from the CNI_PATH directories, so
+//! either this crate's `host-local` or the reference one works. Results,
+//! error codes, lease files and iptables chains follow the reference
+//! containernetworking-plugins (1.1.1) so the two can replace each other on
+//! a live host; error objects also carry `cniVersion`, as the spec asks.
 
 pub mod attach;
 pub mod bridge;

@@ -48,6 +48,7 @@ const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
+const IFA_F_NODAD: u8 = 0x02;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -522,10 +523,16 @@ impl Socket {
 
     /// Adds an address; IPv4 addresses get the broadcast address the way
     /// `ip addr add ... brd +` (and the reference's netlink library) do.
+    /// IPv6 addresses skip duplicate address detection: IPAM already made
+    /// them unique, and a tentative address cannot be a route's source,
+    /// which the reference works around by waiting (seconds) for DAD.
     pub fn addr_add(&mut self, index: u32, net: &IpNet) -> io::Result<()> {
         let mut fixed = [0u8; IFADDR_LEN];
         fixed[0] = family(&net.addr);
         fixed[1] = net.prefix;
+        if !net.is_ipv4() {
+            fixed[2] = IFA_F_NODAD;
+        }
         fixed[4..8].copy_from_slice(&index.to_ne_bytes());
         let mut m = Msg::new(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &fixed);
         let b = ip_bytes(&net.addr);
