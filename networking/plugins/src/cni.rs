@@ -340,6 +340,28 @@ pub fn validate_ifname(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// One entry of `cni.dev/valid-attachments` (GC, 1.1.0).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    #[serde(default)]
+    pub ifname: String,
+}
+
+/// The attachments GC must keep; everything else of this network goes.
+pub fn valid_attachments(args: &Args) -> Result<Vec<Attachment>, Error> {
+    match args.conf.get("cni.dev/valid-attachments") {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            Error::new(
+                ERR_DECODING,
+                format!("failed to parse cni.dev/valid-attachments: {e}"),
+            )
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Parses `CNI_ARGS` (`K=V;K=V`). Keys outside `known` are an error unless
 /// `IgnoreUnknown` is true, as in the reference.
 pub fn parse_cni_args(raw: &str, known: &[&str]) -> Result<Vec<(String, String)>, Error> {

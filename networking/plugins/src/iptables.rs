@@ -194,6 +194,41 @@ pub fn teardown_masq(chain: &str, ipv4: bool) -> Result<(), IptError> {
     .map(drop)
 }
 
+/// The container ids that have masquerade rules for `network` (read from
+/// the rule comments).
+fn ids_with_rules(rules: &str, network: &str) -> Vec<String> {
+    let prefix = restore_quote(&comment(network, ""));
+    // `"name: \"net\" id: \"` — the quoted comment up to the id.
+    let prefix = &prefix[..prefix.len() - 3];
+    let mut ids: Vec<String> = rules
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(prefix)? + prefix.len()..];
+            Some(rest[..rest.find("\\\"")?].to_string())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// GC: removes the masquerade rules of `network` whose container id is not
+/// in `keep`.
+pub fn gc_masq(network: &str, keep: &[&str]) -> Result<(), IptError> {
+    for ipv4 in [true, false] {
+        if find_bin(tools(ipv4).0).is_err() {
+            continue;
+        }
+        let rules = nat_rules(ipv4)?;
+        for id in ids_with_rules(&rules, network) {
+            if !keep.contains(&id.as_str()) {
+                teardown_masq(&chain_name(network, &id), ipv4)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +242,16 @@ mod tests {
             restore_quote(&comment("n", "c")),
             r#""name: \"n\" id: \"c\"""#
         );
+    }
+
+    #[test]
+    fn ids_from_comments() {
+        let rules = "-A POSTROUTING -s 10.0.0.2/32 -m comment --comment \"name: \\\"n1\\\" id: \\\"c1\\\"\" -j CNI-a\n\
+                     -A CNI-a ! -d 224.0.0.0/4 -m comment --comment \"name: \\\"n1\\\" id: \\\"c1\\\"\" -j MASQUERADE\n\
+                     -A POSTROUTING -s 10.0.0.3/32 -m comment --comment \"name: \\\"n2\\\" id: \\\"c2\\\"\" -j CNI-b\n";
+        assert_eq!(ids_with_rules(rules, "n1"), vec!["c1"]);
+        assert_eq!(ids_with_rules(rules, "n2"), vec!["c2"]);
+        assert!(ids_with_rules(rules, "n").is_empty());
     }
 
     #[test]

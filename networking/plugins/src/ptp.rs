@@ -195,6 +195,28 @@ impl cni::Plugin for Ptp {
         Ok(())
     }
 
+    /// GC (1.1.0): the IPAM plugin collects its leases, and masquerade
+    /// rules of containers no longer attached go.
+    fn gc(&self, args: &Args) -> Result<(), Error> {
+        let t = ipam::ipam_type(args)?;
+        if !t.is_empty() {
+            ipam::exec(&t, "GC", args)?;
+        }
+        let valid = cni::valid_attachments(args)?;
+        let keep: Vec<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+        crate::iptables::gc_masq(&args.name, &keep)?;
+        Ok(())
+    }
+
+    /// STATUS (1.1.0): ready when the IPAM plugin is.
+    fn status(&self, args: &Args) -> Result<(), Error> {
+        let t = ipam::ipam_type(args)?;
+        if !t.is_empty() {
+            ipam::exec(&t, "STATUS", args)?;
+        }
+        Ok(())
+    }
+
     fn check(&self, args: &Args) -> Result<(), Error> {
         let conf = load(args)?;
         let ns = NetNs::open(&args.netns).map_err(|e| Error::generic(e.to_string()))?;

@@ -449,3 +449,50 @@ fn bad_input() {
     let e = s.run("CHECK", &s.conf("1.0.0", true, ""), &[]);
     assert_eq!(e.code, 1);
 }
+
+/// GC (1.1.0) drops leases and masquerade rules of attachments that are no
+/// longer valid, and keeps the others.
+#[test]
+fn gc_keeps_only_valid_attachments() {
+    if !can_run("ptp") {
+        return;
+    }
+    let s = Side::new("pgc18", 18, true, true);
+    let other = Netns::new("pgc18b");
+    let conf = s.conf("1.1.0", true, "");
+    assert_eq!(s.run("ADD", &conf, &[]).code, 0);
+    let other_path = other.path();
+    let path = ours_dir().display().to_string();
+    let env2 = [
+        ("CNI_CONTAINERID", "ctr2"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_NETNS", other_path.as_str()),
+        ("CNI_PATH", path.as_str()),
+    ];
+    assert_eq!(run(&ours("ptp"), "ADD", &conf, &env2).code, 0);
+    assert_eq!(nat_rules(&format!("name: \\\"{}\\\"", s.net)).len(), 6);
+    let mut gc: Value = serde_json::from_str(&conf).unwrap_or(Value::Null);
+    gc["cni.dev/valid-attachments"] =
+        serde_json::json!([{"containerID": "ctr2", "ifname": "eth0"}]);
+    let g = run(
+        &ours("ptp"),
+        "GC",
+        &gc.to_string(),
+        &[("CNI_PATH", path.as_str())],
+    );
+    assert_eq!(g.code, 0, "{}", g.stdout);
+    let rules = nat_rules(&format!("name: \\\"{}\\\"", s.net));
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert!(rules.iter().all(|r| r.contains("ctr2")));
+    let names: Vec<String> = s.leases().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["172.30.18.3", "last_reserved_ip.0", "lock"]);
+    let st = run(
+        &ours("ptp"),
+        "STATUS",
+        &conf,
+        &[("CNI_PATH", path.as_str())],
+    );
+    assert_eq!(st.code, 0, "{}", st.stdout);
+    assert_eq!(run(&ours("ptp"), "DEL", &conf, &env2).code, 0);
+    assert!(nat_rules(&format!("name: \\\"{}\\\"", s.net)).is_empty());
+}

@@ -494,18 +494,7 @@ impl cni::Plugin for HostLocal {
 
     /// Removes leases whose attachment is not in `cni.dev/valid-attachments`.
     fn gc(&self, args: &Args) -> Result<(), Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Attachment {
-            #[serde(rename = "containerID")]
-            container_id: String,
-            #[serde(default)]
-            ifname: String,
-        }
-        let valid: Vec<Attachment> = match args.conf.get("cni.dev/valid-attachments") {
-            Some(v) => decode("cni.dev/valid-attachments", v)?,
-            None => Vec::new(),
-        };
+        let valid = cni::valid_attachments(args)?;
         let cfg = load_config(args)?;
         let store = Store::open(&cfg.data_dir, &cfg.network)?;
         for lease in store.leases()? {
