@@ -5,9 +5,11 @@
 
 pub mod chain;
 pub mod conf;
+pub mod dns;
 pub mod netns;
 pub mod plugin;
 pub mod pod;
+pub mod portfwd;
 pub mod request;
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::chain::{self, ChainError};
 use crate::conf::{self, ConfError, NetConf};
 use crate::netns::{self, NetnsError};
 use crate::plugin::{Attachment, PluginRunner};
+use crate::portfwd::{self, Backend, Forward, PortError};
 use crate::request::NetRequest;
 
 #[derive(Debug, Error)]
@@ -47,6 +48,10 @@ pub enum PodNetError {
     },
     #[error("network teardown incomplete: {}", .0.join("; "))]
     Teardown(Vec<String>),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("--port needs a network with an address for the pod; none of its networks gave one")]
+    NoForwardable,
 }
 
 fn cleanup_note(cleanup: &[String]) -> String {
@@ -113,7 +118,49 @@ pub struct PodNetwork {
     pub results: Vec<Value>,
     /// Warnings about the configurations (overrides, duplicates).
     pub warnings: Vec<String>,
+    /// Index of rkt's "forwardable" network: the first with IP masquerade,
+    /// else the last.
+    pub forwardable: Option<usize>,
 }
+
+impl PodNetwork {
+    /// The pod's address on the forwardable network and the host side of
+    /// that network (the first interface of its result outside the pod).
+    pub fn forwardable(&self) -> Option<(IpAddr, Option<String>)> {
+        let i = self.forwardable?;
+        let ip = self.nets.get(i)?.ip?;
+        let host_if = self.results.get(i).and_then(|r| {
+            r["interfaces"]
+                .as_array()?
+                .iter()
+                .find(|iface| !matches!(iface["sandbox"].as_str(), Some(s) if !s.is_empty()))
+                .and_then(|iface| iface["name"].as_str())
+                .map(str::to_string)
+        });
+        Some((ip, host_if))
+    }
+
+    /// Forwards `forwards` to the pod's forwardable address (recorded
+    /// first, so gc removes the rules whatever happens next).
+    pub fn forward_ports(
+        &self,
+        pod_dir: &Path,
+        uuid: &str,
+        forwards: &[Forward],
+    ) -> Result<(), PodNetError> {
+        if forwards.is_empty() {
+            return Ok(());
+        }
+        let (ip, host_if) = self.forwardable().ok_or(PodNetError::NoForwardable)?;
+        let backend = Backend::detect();
+        write_record(&pod_dir.join(FORWARDING), backend.name().as_bytes())?;
+        portfwd::apply(backend, uuid, ip, host_if.as_deref(), forwards)?;
+        Ok(())
+    }
+}
+
+/// In the pod dir: which tool holds the pod's port forwarding rules.
+const FORWARDING: &str = "net/forwarding";
 
 /// Sets up the networks of `spec` (the caller checked it is neither
 /// `host` nor `none`). `host_mounts` is the mount namespace the netns bind
@@ -142,6 +189,10 @@ pub fn setup(
         nets: Vec::new(),
         results: Vec::new(),
         warnings,
+        forwardable: nets
+            .iter()
+            .position(NetConf::ip_masq)
+            .or(nets.len().checked_sub(1)),
     };
     for (index, net) in nets.iter().enumerate() {
         if let Err(e) = attach(spec, &mut done, index, net) {
@@ -230,6 +281,16 @@ pub fn teardown(
         }
     };
     let mut errors = Vec::new();
+    if let Ok(tool) = std::fs::read_to_string(pod_dir.join(FORWARDING)) {
+        match Backend::parse(&tool) {
+            Some(backend) => {
+                if let Err(e) = portfwd::remove(backend, uuid) {
+                    errors.push(e.to_string());
+                }
+            }
+            None => errors.push(format!("{FORWARDING}: unknown tool {tool:?}")),
+        }
+    }
     let nets = match std::fs::read(pod_dir.join(pod_dir::NET_INFO)) {
         Ok(bytes) => NetInfo::parse_list(&bytes).unwrap_or_else(|e| {
             errors.push(format!("{}: {e}", pod_dir::NET_INFO));

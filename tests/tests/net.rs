@@ -431,3 +431,234 @@ fn a_requested_address_already_taken_is_refused() {
     gc(&rkt);
     assert_no_network_left(&uuid, &leases_dir, None);
 }
+
+/// A busybox image whose app serves `reply` on its tcp port `http` (80)
+/// and udp port `echo` (7), and declares both.
+fn server_aci(rkt: &Rkt, reply: &str) -> PathBuf {
+    use images::recipes::{busybox_manifest, busybox_version, populate_busybox_rootfs};
+    let busybox = functional_tests::pods::host_busybox();
+    let mut m = busybox_manifest(&busybox_version(&busybox).unwrap()).unwrap();
+    m.name = "example.com/server".parse().unwrap();
+    let app = m.app.as_mut().unwrap();
+    app.exec = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "/inspect --serve-udp-echo=0.0.0.0:7 --serve-http-timeout=600 & \
+             while true; do echo {reply} | nc -l -p 80; done"
+        ),
+    ];
+    app.ports = serde_json::from_value(serde_json::json!([
+        {"name": "http", "protocol": "tcp", "port": 80},
+        {"name": "echo", "protocol": "udp", "port": 7}
+    ]))
+    .unwrap();
+    functional_tests::pods::build_aci(rkt.root(), "server.aci", m, |root| {
+        populate_busybox_rootfs(root, &busybox).unwrap();
+        std::fs::copy(functional_tests::inspect_bin(), root.join("inspect")).unwrap();
+    })
+}
+
+/// A free TCP+UDP port on the host.
+fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn tcp_read(addr: &str) -> String {
+    use std::io::Read;
+    let mut s = match std::net::TcpStream::connect_timeout(
+        &addr.parse().unwrap(),
+        Duration::from_secs(2),
+    ) {
+        Ok(s) => s,
+        Err(e) => return format!("connect: {e}"),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A "host" elsewhere: a network namespace joined to ours by a veth pair,
+/// 192.168.231.1 on our side and .2 on its.
+struct OtherHost(String);
+
+impl OtherHost {
+    fn new() -> OtherHost {
+        let name = format!("rkt-other-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let host_end = format!("veo{}", std::process::id() % 100000);
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        ip(&["addr", "add", "192.168.231.1/24", "dev", &host_end]);
+        ip(&["link", "set", &host_end, "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            "192.168.231.2/24",
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        OtherHost(name)
+    }
+
+    fn run(&self, script: &str) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0, "bash", "-c", script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        // Deleting the namespace takes its veth end, and the pair with it.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+fn nft_tables() -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `--port`: TCP from the host's 127.0.0.1 and from another host, UDP too;
+/// the rules live in the pod's own nftables table, which gc removes.
+#[test]
+fn ports_are_forwarded_from_localhost_and_other_hosts() {
+    let rkt = setup();
+    let aci = server_aci(&rkt, "hello-from-pod");
+    let (http, echo) = (free_port(), free_port());
+    let s1 = stage1_flag();
+    let aci = aci.display().to_string();
+    let port_http = format!("--port=http:{http}");
+    let port_echo = format!("--port=echo:{echo}");
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            "--insecure-options=image",
+            &s1,
+            "--net=default",
+            &port_http,
+            &port_echo,
+            &aci,
+        ],
+    );
+    assert!(
+        nft_tables().contains(&format!("table ip rkt-{}", pod.uuid)),
+        "{}",
+        nft_tables()
+    );
+    let local = format!("127.0.0.1:{http}");
+    let mut got = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            got = tcp_read(&local);
+            got.contains("hello-from-pod")
+        }),
+        "via 127.0.0.1: {got:?}"
+    );
+    let other = OtherHost::new();
+    let remote = other.run(&format!("busybox nc 192.168.231.1 {http} </dev/null"));
+    assert!(
+        remote.contains("hello-from-pod"),
+        "from another host: {remote:?}"
+    );
+    // bash's /dev/udp: busybox's nc has no UDP.
+    let udp = other.run(&format!(
+        "exec 3<>/dev/udp/192.168.231.1/{echo}; echo ping-udp >&3; timeout 3 head -n1 <&3"
+    ));
+    assert!(udp.contains("ping-udp"), "udp from another host: {udp:?}");
+
+    // The host port is held: a second pod asking for it is refused.
+    let (out, second) = ns_run(
+        &rkt,
+        &[
+            "--insecure-options=image",
+            "--net=default",
+            &port_http,
+            &aci,
+        ],
+    );
+    let out = out.expect_code(254);
+    assert!(
+        out.stderr
+            .contains(&format!("0.0.0.0:{http}/tcp is already in use")),
+        "{out}"
+    );
+    assert!(
+        !netns_path(&second).exists(),
+        "the refused pod set nothing up"
+    );
+
+    let uuid = pod.uuid.clone();
+    drop(pod);
+    gc(&rkt);
+    assert!(!nft_tables().contains(&uuid), "the pod's table is left");
+    assert_no_network_left(&uuid, &default_leases(), None);
+}
+
+/// rkt's default DNS mode: the first network whose result has name
+/// servers gives the pod its /etc/resolv.conf.
+#[test]
+fn dns_from_a_cni_result_becomes_resolv_conf() {
+    let rkt = setup();
+    user_net(
+        &rkt,
+        "withdns",
+        87,
+        r#","dns":{"nameservers":["10.87.0.53"],"search":["pods.test"]}"#,
+    );
+    let (out, _) = sh(&rkt, "--net=withdns", "cat /etc/resolv.conf");
+    let out = out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("# Generated by rkt from network withdns"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("nameserver 10.87.0.53"), "{out}");
+    assert!(out.stdout.contains("search pods.test"), "{out}");
+    // Explicit flags win over CNI.
+    let s1 = stage1_flag();
+    let (out, _) = run_pod(
+        &rkt,
+        &[
+            &s1,
+            "--net=withdns",
+            "--dns=192.0.2.1",
+            BUSYBOX,
+            "--exec=/bin/cat",
+            "--",
+            "/etc/resolv.conf",
+        ],
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("nameserver 192.0.2.1"), "{out}");
+    assert!(!out.stdout.contains("10.87.0.53"), "{out}");
+    gc(&rkt);
+}

@@ -30,6 +30,8 @@ pub struct Opts {
     pub check_tty: bool,
     pub get_http: Option<String>,
     pub serve_http: Option<String>,
+    /// Echo every UDP datagram to its sender (until the serve timeout).
+    pub serve_udp_echo: Option<String>,
     pub serve_http_timeout: u64,
     pub sleep: u64,
     pub exit_code: u8,
@@ -70,6 +72,7 @@ impl Opts {
                 "content" => o.content = Some(value()?),
                 "get-http" => o.get_http = Some(value()?),
                 "serve-http" => o.serve_http = Some(value()?),
+                "serve-udp-echo" => o.serve_udp_echo = Some(value()?),
                 "serve-http-timeout" => o.serve_http_timeout = number(name, &value()?)?,
                 "sleep" => o.sleep = number(name, &value()?)?,
                 "exit-code" => o.exit_code = number(name, &value()?)?,

@@ -101,6 +101,9 @@ fn run(o: &Opts) -> Result<(), String> {
     if let Some(url) = &o.get_http {
         net::get_http(url)?;
     }
+    if let Some(addr) = &o.serve_udp_echo {
+        net::serve_udp_echo(addr, Duration::from_secs(o.serve_http_timeout))?;
+    }
     if let Some(addr) = &o.serve_http {
         net::serve_http(addr, Duration::from_secs(o.serve_http_timeout))?;
     }

@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// Body the server answers every request with.
@@ -126,6 +126,24 @@ fn parse_url(url: &str) -> Result<(String, u16, String), String> {
 }
 
 /// Answers every request on `addr` with [`SERVE_BODY`] until `timeout`.
+/// Sends every datagram that arrives on `addr` back to its sender, for
+/// `timeout`.
+pub fn serve_udp_echo(addr: &str, timeout: Duration) -> Result<(), String> {
+    let socket = UdpSocket::bind(addr).map_err(|e| format!("binding udp {addr}: {e}"))?;
+    println!("serve-udp-echo: listening on {addr}");
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 2048];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .map_err(|e| format!("udp {addr}: {e}"))?;
+        if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    }
+    Ok(())
+}
+
 pub fn serve_http(addr: &str, timeout: Duration) -> Result<(), String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("listening on {addr}: {e}"))?;
     let local: SocketAddr = listener

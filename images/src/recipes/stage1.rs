@@ -96,6 +96,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::NetHost,
             Feature::NetNone,
             Feature::NetContained,
+            Feature::PortForward,
             Feature::MultiApp,
             Feature::Hostname,
             Feature::Dns,

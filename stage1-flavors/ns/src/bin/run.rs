@@ -12,9 +12,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use abi::pod_dir;
+use abi::schema::Port;
+use abi::stage1::ResolvMode;
 use abi::stage1::{IdRange, RunArgs, HOST_MOUNT_NS_FD_ENV};
 use anyhow::{bail, Context, Result};
+use networking::dns;
 use networking::pod::{self as podnet, PodNetSpec, PodNetwork};
+use networking::portfwd;
 use networking::request::NetRequest;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -82,21 +86,42 @@ fn run() -> Result<i32> {
         pod_dir: pod.dir.clone(),
         stage1_rootfs: pod.stage1_rootfs(),
     };
-    let apps = pod
+    let mut apps = pod
         .apps
         .iter()
         .map(|app| plan_app(&paths, &pod.manifest.volumes, app, &args, console.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let cgroup = create_cgroups(&pod, &args.uuid, &apps)?;
-    let network = match net {
+    let setup = match net {
         NetMode::Cni => match setup_network(&pod, &args, &request, host_mounts.as_ref()) {
-            Ok(n) => Some(n),
+            Ok(setup) => Some(setup),
             Err(e) => {
                 let _ = cgroup.destroy();
                 return Err(e);
             }
         },
         NetMode::Host | NetMode::None => None,
+    };
+    // Held until the pod ends: this process lives exactly as long.
+    let (network, _reserved_ports) = match setup {
+        Some(NetSetup {
+            network,
+            wrote_resolv_conf,
+            reserved_ports,
+        }) => {
+            if wrote_resolv_conf {
+                // DNS from a CNI result: the apps get it as if stage0
+                // had written it.
+                for app in apps
+                    .iter_mut()
+                    .filter(|a| a.root.dns.resolv == ResolvMode::Default)
+                {
+                    app.root.dns.resolv = ResolvMode::Stage0;
+                }
+            }
+            (Some(network), reserved_ports)
+        }
+        None => (None, Vec::new()),
     };
     drop(host_mounts);
     let code = run_pod(
@@ -325,31 +350,84 @@ fn host_mounts_from_env() -> Result<Option<OwnedFd>> {
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-/// CNI networking: the pod's network namespace and its networks, before
-/// anything else of the pod exists in it.
+/// What CNI networking set up for the pod.
+struct NetSetup {
+    network: PodNetwork,
+    /// rkt's default DNS mode took a CNI result's name servers.
+    wrote_resolv_conf: bool,
+    /// The forwarded host ports, bound so nothing else takes them.
+    reserved_ports: Vec<portfwd::Reservation>,
+}
+
+/// CNI networking: the pod's network namespace and its networks, its
+/// forwarded ports and, in rkt's default DNS mode, the resolv.conf of the
+/// first network that returned name servers.
 fn setup_network(
     pod: &Pod,
     args: &RunArgs,
     request: &NetRequest,
     host_mounts: Option<&OwnedFd>,
-) -> Result<PodNetwork> {
+) -> Result<NetSetup> {
     if args.private_users.is_some() {
         bail!("--private-users cannot be combined with CNI networks yet (the pod's root would not own its network namespace); use --net=none");
     }
+    // Before anything is set up: a port problem leaves nothing to undo.
+    let declared: Vec<&[Port]> = pod.apps.iter().map(|a| a.app.ports.as_slice()).collect();
+    let forwards = portfwd::resolve(&pod.manifest.ports, &declared)?;
+    let reserved_ports = portfwd::reserve(&forwards)?;
     let stage1_rootfs = pod.stage1_rootfs();
+    let local_config = Path::new(&args.local_config);
     let spec = PodNetSpec {
         uuid: args.uuid.clone(),
         pod_dir: pod.dir.clone(),
         request: request.clone(),
         builtin_conf_dir: stage1_rootfs.join(podnet::STAGE1_NET_CONF_DIR),
-        user_conf_dir: Path::new(&args.local_config).join("net.d"),
-        runner: podnet::plugin_runner(&stage1_rootfs, Path::new(&args.local_config)),
+        user_conf_dir: local_config.join("net.d"),
+        runner: podnet::plugin_runner(&stage1_rootfs, local_config),
     };
     let network = podnet::setup(&spec, host_mounts.map(AsFd::as_fd))?;
     for warning in &network.warnings {
         eprintln!("stage1: warning: {warning}");
     }
-    Ok(network)
+    let undo = |e: anyhow::Error| {
+        if let Err(t) = podnet::teardown(
+            &pod.dir,
+            &args.uuid,
+            &spec.runner,
+            host_mounts.map(AsFd::as_fd),
+        ) {
+            eprintln!("stage1: {t}");
+        }
+        e
+    };
+    network
+        .forward_ports(&pod.dir, &args.uuid, &forwards)
+        .map_err(|e| undo(e.into()))?;
+    let mut wrote_resolv_conf = false;
+    if args.dns_conf_mode.resolv == ResolvMode::Default {
+        let named: Vec<(String, serde_json::Value)> = network
+            .nets
+            .iter()
+            .map(|n| n.net_name.clone())
+            .zip(network.results.iter().cloned())
+            .collect();
+        let (conf, warnings) = dns::resolv_conf(&named);
+        for warning in warnings {
+            eprintln!("stage1: warning: {warning}");
+        }
+        if let Some(conf) = conf {
+            let path = stage1_rootfs.join(pod_dir::RKT_RESOLV_CONF);
+            status::write_atomic(&path, conf.as_bytes())
+                .with_context(|| format!("cannot write {path:?}"))
+                .map_err(undo)?;
+            wrote_resolv_conf = true;
+        }
+    }
+    Ok(NetSetup {
+        network,
+        wrote_resolv_conf,
+        reserved_ports,
+    })
 }
 
 /// The pod's hostname, and its loopback up when it has its own network.
