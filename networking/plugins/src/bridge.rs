@@ -130,7 +130,15 @@ fn ensure_addr(sock: &mut Socket, br: &Link, gw: IpNet, force: bool) -> Result<(
     sock.addr_add(br.index, &gw).map_err(nl(format!(
         "could not add IP address {gw} to {:?}",
         br.name
-    )))
+    )))?;
+    // Pin the bridge's MAC (as the reference does): otherwise the bridge
+    // takes the lowest port MAC, and its gateway's MAC changes as
+    // containers come and go, leaving stale neighbour entries behind.
+    if !br.mac.is_empty() {
+        sock.link_set_mac(br.index, &br.mac)
+            .map_err(nl(format!("could not set bridge's mac on {:?}", br.name)))?;
+    }
+    Ok(())
 }
 
 pub struct Bridge;

@@ -448,6 +448,12 @@ impl Socket {
         self.request(m).map(drop)
     }
 
+    pub fn link_set_mac(&mut self, index: u32, mac: &[u8]) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(index, 0, 0));
+        m.attr(IFLA_ADDRESS, mac);
+        self.request(m).map(drop)
+    }
+
     pub fn link_set_mtu(&mut self, index: u32, mtu: u32) -> io::Result<()> {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(index, 0, 0));
         m.attr_u32(IFLA_MTU, mtu);
