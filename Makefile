@@ -15,7 +15,7 @@ STATIC := target/$(TRIPLE)/release
 IMAGES := target/images
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Debian packages the build, the demo and the tests need (checked by command or file).
-APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd iptables
+APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd iptables nftables
 BENCH_PACKAGES := crun runc hyperfine
 
 STAGE1_FLAVORS := fly ns
@@ -42,7 +42,7 @@ build:
 # Binaries that run inside pods or as stage1 entrypoints are static so they run on any host.
 static:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-		$(CARGO) build --release --target $(TRIPLE) -p stage1-fly -p stage1-ns -p inspect
+		$(CARGO) build --release --target $(TRIPLE) -p stage1-fly -p stage1-ns -p inspect -p cni-plugins
 
 images: build static
 	mkdir -p $(IMAGES)

@@ -2,14 +2,14 @@
 # make bench: measure rkt against the alternatives on this machine, in the same
 # run, and print ratios. Results go to stdout; BENCHMARKS.md keeps the latest.
 #
-# BENCH_SECTIONS="3 4" runs only some sections (default: all); BENCH_PODS
+# BENCH_SECTIONS="3 4" runs only some sections (default: all five); BENCH_PODS
 # sets the number of pods of section 4 (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rkt=$PWD/target/release/rkt
 fly="--stage1-path=$PWD/target/release/stage1-fly.aci"
 ns="--stage1-path=$PWD/target/release/stage1-ns.aci"
-sections=" ${BENCH_SECTIONS:-1 2 3 4} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5} "
 work=$(mktemp -d /tmp/rkt-bench.XXXXXX)
 cleanup() {
 	"$rkt" --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
@@ -216,4 +216,44 @@ else
 	echo "   left behind (${#left[@]}):"
 	printf '     %s\n' "${left[@]}" | head -20
 fi
+fi
+
+# --- 5. networking: --net=default over --net=none; our CNI plugins vs the reference ones
+if want 5; then
+echo "== pod networking (ns stage1, hyperfine median)"
+ns_key=$(R --insecure-options=image fetch --full target/release/stage1-ns.aci 2>/dev/null)
+rkt_run="$rkt --dir=$work/data --local-config=$work/etc --system-config=$work/sys run --insecure-options=image --stage1-hash=$ns_key"
+hyperfine -N --warmup 3 --runs 30 --export-json "$work/net.json" \
+	-n none "$rkt_run --net=none example.com/busybox --exec /bin/true" \
+	-n default "$rkt_run --net=default example.com/busybox --exec /bin/true" >/dev/null
+R gc --grace-period=0s >/dev/null 2>&1 || true
+# ADD + DEL of the same ptp + host-local chain in a fresh netns, driven the
+# way a runtime does (CNI_* environment, config on stdin).
+ip netns add rkt-bench-cni
+trap 'ip netns del rkt-bench-cni 2>/dev/null; cleanup' EXIT
+cat >"$work/cni.sh" <<'EOS'
+#!/bin/sh
+# usage: cni.sh PLUGIN_DIR LEASE_DIR
+conf="{\"cniVersion\":\"1.0.0\",\"name\":\"bench\",\"type\":\"ptp\",\"ipMasq\":true,
+ \"ipam\":{\"type\":\"host-local\",\"subnet\":\"172.30.250.0/24\",\"dataDir\":\"$2\"}}"
+export CNI_CONTAINERID=bench CNI_NETNS=/run/netns/rkt-bench-cni CNI_IFNAME=eth0 CNI_PATH="$1"
+echo "$conf" | CNI_COMMAND=ADD "$1/ptp" >/dev/null || exit 1
+echo "$conf" | CNI_COMMAND=DEL "$1/ptp" >/dev/null
+EOS
+chmod +x "$work/cni.sh"
+ours=$PWD/target/release
+hyperfine -N --warmup 3 --runs 30 --export-json "$work/cni.json" \
+	-n ours "$work/cni.sh $ours $work/leases-ours" \
+	-n reference "$work/cni.sh /usr/lib/cni $work/leases-ref" >/dev/null
+python3 - "$work/net.json" "$work/cni.json" <<'EOF_NET'
+import json, sys
+med = {}
+for f in sys.argv[1:]:
+    for x in json.load(open(f))["results"]:
+        med[x["command"]] = x["median"] * 1000
+print(f"   rkt run --net=none     {med['none']:7.1f} ms")
+print(f"   rkt run --net=default  {med['default']:7.1f} ms   network setup adds {med['default'] - med['none']:.1f} ms")
+print(f"   ptp+host-local ADD+DEL: ours {med['ours']:.1f} ms, reference {med['reference']:.1f} ms: "
+      f"ours {med['reference'] / med['ours']:.2f}x faster")
+EOF_NET
 fi

@@ -22,6 +22,9 @@ pub struct Stage1Flavor {
     /// Files the image carries besides its binaries: (path in rootfs,
     /// content).
     pub files: &'static [(&'static str, &'static str)],
+    /// CNI plugins (file names in the build's bin dir) shipped in
+    /// `usr/lib/rkt/plugins/net`, where the stage1 looks first.
+    pub cni_plugins: &'static [&'static str],
 }
 
 /// rkt's built-in `default` network: ptp on 172.16.28.0/24, masqueraded,
@@ -77,6 +80,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::ReadonlyRootfs,
         ],
         files: &[],
+        cni_plugins: &[],
     },
     Stage1Flavor {
         name: "ns",
@@ -124,6 +128,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
                 DEFAULT_RESTRICTED_NET,
             ),
         ],
+        cni_plugins: &["ptp", "bridge", "host-local", "loopback"],
     },
 ];
 
@@ -167,6 +172,16 @@ pub fn populate_stage1_rootfs(
     set_mode(root, 0o755)?;
     for (_, path, file) in flavor.entrypoints {
         install(root, path.trim_start_matches('/'), &bin_dir.join(file))?;
+    }
+    if !flavor.cni_plugins.is_empty() {
+        mkdir(root, "usr/lib/rkt/plugins/net", 0o755)?;
+    }
+    for plugin in flavor.cni_plugins {
+        install(
+            root,
+            &format!("usr/lib/rkt/plugins/net/{plugin}"),
+            &bin_dir.join(plugin),
+        )?;
     }
     for (path, content) in flavor.files {
         if let Some((dir, _)) = path.rsplit_once('/') {
