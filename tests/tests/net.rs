@@ -662,3 +662,88 @@ fn dns_from_a_cni_result_becomes_resolv_conf() {
     assert!(!out.stdout.contains("10.87.0.53"), "{out}");
     gc(&rkt);
 }
+
+/// Debian's reference plugins the stage1 does not ship, driven by our
+/// runtime with a conflist a user would write: macvlan on a host link,
+/// then tuning (MTU) and firewall chained with prevResult.
+#[test]
+fn reference_plugins_chain_macvlan_tuning_and_firewall() {
+    let rkt = setup();
+    let master = format!("rktdum{}", std::process::id() % 100000);
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+            .success()
+    };
+    // No dummy links on these kernels: a veth pair's end is the parent.
+    assert!(ip(&[
+        "link",
+        "add",
+        &master,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{master}p")
+    ]));
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .status();
+        }
+    }
+    let _master = DelLink(master.clone());
+    assert!(ip(&["link", "set", &master, "up"]));
+    let leases = rkt.root().join("leases-mac");
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("50-lan.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"lan","plugins":[
+                {{"type":"macvlan","master":"{master}","mode":"bridge",
+                  "ipam":{{"type":"host-local","subnet":"172.30.90.0/24","dataDir":"{}"}}}},
+                {{"type":"tuning","mtu":1400}},
+                {{"type":"firewall","backend":"iptables"}}]}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    let (out, uuid) = sh(
+        &rkt,
+        "--net=lan",
+        "ip -o link show eth0; ip -4 -o addr show eth0",
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("mtu 1400"), "{out}");
+    assert!(out.stdout.contains("inet 172.30.90."), "{out}");
+    let info = std::fs::read_to_string(pod_dir(&rkt, "run", &uuid).join("net-info.json")).unwrap();
+    assert!(
+        info.contains("/usr/lib/cni/macvlan"),
+        "the reference macvlan ran: {info}"
+    );
+    let filter = std::process::Command::new("iptables")
+        .args(["-S"])
+        .output()
+        .unwrap();
+    let filter = String::from_utf8_lossy(&filter.stdout).into_owned();
+    assert!(
+        filter.contains("172.30.90."),
+        "firewall's rule for the pod: {filter}"
+    );
+    gc(&rkt);
+    let filter = std::process::Command::new("iptables")
+        .args(["-S"])
+        .output()
+        .unwrap();
+    let filter = String::from_utf8_lossy(&filter.stdout).into_owned();
+    assert!(
+        !filter.contains("172.30.90."),
+        "firewall's rule left: {filter}"
+    );
+    assert_no_network_left(&uuid, &leases.join("lan"), None);
+}
