@@ -299,11 +299,30 @@ pub fn parse_invocation(
             ),
         );
     }
+    // CHECK came with 0.4.0, GC and STATUS with 1.1.0.
+    let (needs, name) = match command {
+        Check => ("0.4.0", "CHECK"),
+        Gc => ("1.1.0", "GC"),
+        Status => ("1.1.0", "STATUS"),
+        _ => ("0.0.0", ""),
+    };
+    if version_lt(&args.version, needs) {
+        return Err(Error::new(
+            ERR_INCOMPATIBLE_VERSION,
+            format!("config version does not allow {name}"),
+        ));
+    }
     if matches!(command, Add | Del | Check) {
         validate_container_id(&args.container_id)?;
         validate_ifname(&args.ifname)?;
     }
     Ok(args)
+}
+
+/// Compares dotted versions numerically ("0.4.0" < "1.0.0").
+fn version_lt(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|x| x.parse().unwrap_or(0)).collect() };
+    parse(a) < parse(b)
 }
 
 /// The spec's container id rule: alphanumeric, then `[A-Za-z0-9_.-]`.
@@ -437,6 +456,21 @@ mod tests {
         let a = inv(FULL, r#"{"cniVersion":"1.1.0","name":"n"}"#).expect("ok");
         assert_eq!(a.path.len(), 2);
         assert_eq!(a.version, "1.1.0");
+    }
+
+    #[test]
+    fn commands_need_versions() {
+        let mut env: Vec<(&str, &str)> = FULL.to_vec();
+        env[0] = ("CNI_COMMAND", "CHECK");
+        let e = inv(&env, r#"{"cniVersion":"0.3.1","name":"n"}"#).expect_err("check");
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (1, "config version does not allow CHECK")
+        );
+        assert!(inv(&env, r#"{"cniVersion":"0.4.0","name":"n"}"#).is_ok());
+        env[0] = ("CNI_COMMAND", "GC");
+        assert!(inv(&env, r#"{"cniVersion":"1.0.0","name":"n"}"#).is_err());
+        assert!(inv(&env, r#"{"cniVersion":"1.1.0","name":"n"}"#).is_ok());
     }
 
     #[test]

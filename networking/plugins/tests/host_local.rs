@@ -284,3 +284,9 @@ fn parallel_adds_get_distinct_addresses() {
     addrs.dedup();
     assert_eq!(addrs.len(), 8, "{addrs:?}");
 }
+
+#[test]
+fn same_as_reference_v031() {
+    // Includes CHECK, which 0.3.x does not allow: both refuse it alike.
+    same_sequence("0.3.1", 8);
+}
