@@ -747,3 +747,63 @@ fn reference_plugins_chain_macvlan_tuning_and_firewall() {
     );
     assert_no_network_left(&uuid, &leases.join("lan"), None);
 }
+
+/// A user network in `<local-config>/net.d` on an explicit subnet.
+fn subnet_net(rkt: &Rkt, name: &str, subnet: &str) -> PathBuf {
+    let leases = rkt.root().join(format!("leases-{name}"));
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("10-{name}.conf")),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"{name}","type":"ptp",
+                "ipam":{{"type":"host-local","subnet":"{subnet}","dataDir":"{}"}}}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    leases.join(name)
+}
+
+/// A /30 has one address for pods (the other is the gateway): the second
+/// pod is refused by host-local, clearly, and leaves nothing.
+#[test]
+fn an_exhausted_range_is_refused() {
+    let rkt = setup();
+    let leases_dir = subnet_net(&rkt, "tiny", "172.30.92.0/30");
+    let s1 = stage1_flag();
+    let first = BgPod::start(
+        &rkt,
+        &[&s1, "--net=tiny", BUSYBOX, "--exec=/bin/sleep", "--", "30"],
+    );
+    let (out, uuid) = sh(&rkt, "--net=tiny", "true");
+    let out = out.expect_code(254);
+    assert!(out.stderr.contains("network \"tiny\""), "{out}");
+    assert!(
+        out.stderr
+            .to_lowercase()
+            .contains("no ip addresses available"),
+        "{out}"
+    );
+    assert!(!netns_path(&uuid).exists());
+    assert_eq!(leases(&leases_dir).len(), 1, "only the first pod's lease");
+    drop(first);
+    gc(&rkt);
+    assert_no_network_left(&uuid, &leases_dir, None);
+}
+
+/// Two networks on the same subnet in one pod: the second ADD fails (its
+/// routes clash), the first is undone, nothing is left.
+#[test]
+fn overlapping_subnets_in_one_pod_are_refused() {
+    let rkt = setup();
+    let a = subnet_net(&rkt, "lapa", "172.30.93.0/24");
+    let b = subnet_net(&rkt, "lapb", "172.30.93.0/24");
+    let (out, uuid) = sh(&rkt, "--net=lapa,lapb", "true");
+    let out = out.expect_code(254);
+    assert!(out.stderr.contains("network \"lapb\""), "{out}");
+    assert!(!netns_path(&uuid).exists());
+    gc(&rkt);
+    assert_no_network_left(&uuid, &a, None);
+    assert_no_network_left(&uuid, &b, None);
+}
