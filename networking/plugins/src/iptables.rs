@@ -127,32 +127,29 @@ pub fn setup_masq(ips: &[IpNet], chain: &str, comment: &str) -> Result<(), IptEr
     let ipv4 = first.is_ipv4();
     let multicast = if ipv4 { "224.0.0.0/4" } else { "ff00::/8" };
     let c = restore_quote(comment);
-    let existing = nat_rules(ipv4)?;
-    let has = |rule: &str| existing.lines().any(|l| l == rule);
-    let mut lines = vec!["*nat".to_string()];
-    if !existing.lines().any(|l| l == format!("-N {chain}")) {
-        lines.push(format!("-N {chain}"));
-    }
-    let mut wanted: Vec<String> = Vec::new();
+    // One exec, no read of the table first: declaring the chain creates it
+    // or, in --noflush mode, empties it, so its rules are never doubled.
+    // The jump from POSTROUTING is only doubled by a repeated ADD, and
+    // teardown removes every jump to the chain.
+    let mut lines = vec!["*nat".to_string(), format!(":{chain} - [0:0]")];
     for ip in ips {
         let rule = format!(
             "-A {chain} -d {} -m comment --comment {c} -j ACCEPT",
             ip.network()
         );
-        if !wanted.contains(&rule) {
-            wanted.push(rule);
+        if !lines.contains(&rule) {
+            lines.push(rule);
         }
     }
-    wanted.push(format!(
+    lines.push(format!(
         "-A {chain} ! -d {multicast} -m comment --comment {c} -j MASQUERADE"
     ));
     for ip in ips {
-        wanted.push(format!(
+        lines.push(format!(
             "-A POSTROUTING -s {} -m comment --comment {c} -j {chain}",
             IpNet::host(ip.addr)
         ));
     }
-    lines.extend(wanted.into_iter().filter(|r| !has(r)));
     lines.push("COMMIT".into());
     run(
         tools(ipv4).1,
