@@ -218,7 +218,13 @@ mod tests {
             Ok(InterfaceVersion(6))
         );
         assert!(ns.features.contains(&Feature::MultiApp));
-        assert!(!ns.features.contains(&Feature::NetContained));
+        // Contained networking with its built-in networks and plugins.
+        assert!(ns.features.contains(&Feature::NetContained));
+        assert!(ns.features.contains(&Feature::PortForward));
+        assert!(ns.files.iter().any(|(p, c)| p.ends_with("99-default.conf")
+            && c.contains("172.16.28.0/24")
+            && c.contains("\"ipMasq\": true")));
+        assert!(ns.cni_plugins.contains(&"ptp") && ns.cni_plugins.contains(&"host-local"));
         assert!(Stage1Flavor::find("nope")
             .unwrap_err()
             .to_string()
