@@ -131,7 +131,7 @@ pub fn run(ctx: &Context, args: SandboxArgs) -> Result<i32> {
     ensure_superuser()?;
     if !args.port.is_empty() {
         bail!(
-            "--port is not available for sandboxes yet: forwarding needs the pod networking this build does not have; drop --port"
+            "--port is not available for sandboxes: the ports it names belong to apps added later, after the pod's network is set up; drop --port"
         );
     }
     let runtime = args.runtime_flags();
