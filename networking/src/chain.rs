@@ -4,6 +4,8 @@
 //! DEL of the whole chain. DEL runs in reverse with the cached result, goes
 //! on past failures and reports them all together (netavark's teardown).
 
+#[cfg(test)]
+use serde_json::Map;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -29,7 +31,7 @@ pub enum ChainError {
 pub fn add(runner: &PluginRunner, net: &NetConf, att: &Attachment) -> Result<Value, ChainError> {
     let mut prev: Option<Value> = None;
     for index in 0..net.plugins.len() {
-        let input = plugin_input(net, index, prev.as_ref());
+        let input = plugin_input(net, index, prev.as_ref(), &att.capability_args);
         match runner.invoke(
             &net.plugins[index].plugin_type,
             CniCommand::Add,
@@ -66,7 +68,7 @@ pub fn del(
     let errors: Vec<String> = (0..net.plugins.len())
         .rev()
         .filter_map(|index| {
-            let input = plugin_input(net, index, cached);
+            let input = plugin_input(net, index, cached, &att.capability_args);
             runner
                 .invoke(
                     &net.plugins[index].plugin_type,
@@ -125,6 +127,7 @@ mod tests {
             netns: ns.path(),
             ifname: "eth0".into(),
             args: None,
+            capability_args: Map::new(),
         };
         let runner = PluginRunner::new(Vec::new(), Duration::from_secs(10));
         let result = add(&runner, &net, &att).unwrap();
@@ -173,6 +176,7 @@ mod tests {
             netns: ns.path(),
             ifname: "eth0".into(),
             args: None,
+            capability_args: Map::new(),
         };
         let runner = PluginRunner::new(Vec::new(), Duration::from_secs(10));
         let e = add(&runner, &net, &att).unwrap_err();

@@ -90,6 +90,9 @@ pub struct Attachment {
     pub ifname: String,
     /// `CNI_ARGS`, as `--net=name:ARGS` gave them.
     pub args: Option<String>,
+    /// The runtime's capability arguments (`portMappings`, ...): each
+    /// plugin gets, as `runtimeConfig`, those its `capabilities` enable.
+    pub capability_args: Map<String, Value>,
 }
 
 /// Finds and runs plugins.
@@ -249,12 +252,33 @@ fn failure(plugin: &str, command: CniCommand, status: &str, out: &[u8], err: &[u
 }
 
 /// What plugin `index` of `net` gets on stdin: its own object with the
-/// network's `name` and `cniVersion`, and the previous plugin's result
-/// when chained (`prevResult`).
-pub fn plugin_input(net: &NetConf, index: usize, prev_result: Option<&Value>) -> Value {
+/// network's `name` and `cniVersion`, the previous plugin's result when
+/// chained (`prevResult`), and `runtimeConfig` with the capability
+/// arguments the plugin declares in `capabilities`.
+pub fn plugin_input(
+    net: &NetConf,
+    index: usize,
+    prev_result: Option<&Value>,
+    capability_args: &Map<String, Value>,
+) -> Value {
     let mut obj: Map<String, Value> = net.plugins[index].raw.clone();
     obj.insert("name".into(), Value::String(net.name.clone()));
     obj.insert("cniVersion".into(), Value::String(net.cni_version.clone()));
+    let runtime_config: Map<String, Value> = capability_args
+        .iter()
+        .filter(|(cap, _)| {
+            obj.get("capabilities")
+                .and_then(|c| c.get(cap.as_str()))
+                .and_then(Value::as_bool)
+                == Some(true)
+        })
+        .map(|(cap, v)| (cap.clone(), v.clone()))
+        .collect();
+    if runtime_config.is_empty() {
+        obj.remove("runtimeConfig");
+    } else {
+        obj.insert("runtimeConfig".into(), Value::Object(runtime_config));
+    }
     match prev_result {
         Some(prev) if !prev.is_null() => {
             obj.insert("prevResult".into(), prev.clone());
@@ -320,6 +344,7 @@ mod tests {
             netns: ns.path(),
             ifname: "lo".into(),
             args: None,
+            capability_args: Map::new(),
         };
         let r = runner(&[]);
         let result = r
@@ -327,7 +352,7 @@ mod tests {
                 "loopback",
                 CniCommand::Add,
                 Some(&att),
-                &plugin_input(&net, 0, None),
+                &plugin_input(&net, 0, None, &Map::new()),
             )
             .unwrap();
         assert_eq!(result["cniVersion"], "1.0.0");
@@ -345,7 +370,7 @@ mod tests {
                 "loopback",
                 CniCommand::Del,
                 Some(&att),
-                &plugin_input(&net, 0, None),
+                &plugin_input(&net, 0, None, &Map::new()),
             )
             .unwrap();
         assert!(del.is_null(), "{del}");
@@ -359,6 +384,7 @@ mod tests {
             netns: ns.path(),
             ifname: "eth0".into(),
             args: None,
+            capability_args: Map::new(),
         };
         // The reference ptp without IPAM refuses with a CNI error.
         let e = runner(&[])
@@ -419,12 +445,36 @@ mod tests {
             br#"{"cniVersion":"1.0.0","name":"c","plugins":[{"type":"bridge"},{"type":"portmap"}]}"#,
         )
         .unwrap();
-        let first = plugin_input(&net, 0, None);
+        let first = plugin_input(&net, 0, None, &Map::new());
         assert_eq!(first["name"], "c");
         assert!(first.get("prevResult").is_none());
         let prev = serde_json::json!({"cniVersion": "1.0.0", "ips": []});
-        let second = plugin_input(&net, 1, Some(&prev));
+        let second = plugin_input(&net, 1, Some(&prev), &Map::new());
         assert_eq!(second["type"], "portmap");
         assert_eq!(second["prevResult"], prev);
+    }
+
+    #[test]
+    fn runtime_config_only_for_declared_capabilities() {
+        let net = NetConf::parse(
+            Path::new("p.conflist"),
+            br#"{"cniVersion":"1.0.0","name":"p","plugins":[{"type":"ptp"},
+                {"type":"portmap","capabilities":{"portMappings":true,"bandwidth":false}}]}"#,
+        )
+        .unwrap();
+        let mut caps = Map::new();
+        caps.insert(
+            "portMappings".into(),
+            serde_json::json!([{"hostPort": 8080}]),
+        );
+        caps.insert("bandwidth".into(), serde_json::json!({"ingressRate": 1}));
+        assert!(plugin_input(&net, 0, None, &caps)
+            .get("runtimeConfig")
+            .is_none());
+        let pm = plugin_input(&net, 1, None, &caps);
+        assert_eq!(
+            pm["runtimeConfig"],
+            serde_json::json!({"portMappings": [{"hostPort": 8080}]})
+        );
     }
 }

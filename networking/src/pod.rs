@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use abi::net_info::NetInfo;
 use abi::pod_dir;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::chain::{self, ChainError};
@@ -105,6 +105,10 @@ pub struct PodNetSpec {
     /// `<local-config>/net.d`.
     pub user_conf_dir: PathBuf,
     pub runner: PluginRunner,
+    /// `--port` forwards: given to the forwardable network's plugins as
+    /// the `portMappings` capability when one declares it (a `portmap`
+    /// in its chain); otherwise the caller forwards them itself.
+    pub forwards: Vec<Forward>,
 }
 
 /// The pod's networks, set up.
@@ -121,6 +125,9 @@ pub struct PodNetwork {
     /// Index of rkt's "forwardable" network: the first with IP masquerade,
     /// else the last.
     pub forwardable: Option<usize>,
+    /// A plugin of the forwardable network took the `--port` forwards
+    /// (`portMappings`); [`PodNetwork::forward_ports`] is then not needed.
+    pub ports_in_chain: bool,
 }
 
 impl PodNetwork {
@@ -193,9 +200,18 @@ pub fn setup(
             .iter()
             .position(NetConf::ip_masq)
             .or(nets.len().checked_sub(1)),
+        ports_in_chain: false,
     };
     for (index, net) in nets.iter().enumerate() {
-        if let Err(e) = attach(spec, &mut done, index, net) {
+        let mut capability_args = Map::new();
+        if Some(index) == done.forwardable
+            && !spec.forwards.is_empty()
+            && declares(net, PORT_MAPPINGS)
+        {
+            capability_args.insert(PORT_MAPPINGS.into(), port_mappings(&spec.forwards));
+            done.ports_in_chain = true;
+        }
+        if let Err(e) = attach(spec, &mut done, index, net, capability_args) {
             let cleanup = match teardown(&spec.pod_dir, &spec.uuid, &spec.runner, host_mounts) {
                 Ok(()) => Vec::new(),
                 Err(PodNetError::Teardown(errors)) => errors,
@@ -216,6 +232,7 @@ fn attach(
     done: &mut PodNetwork,
     index: usize,
     net: &NetConf,
+    capability_args: Map<String, Value>,
 ) -> Result<(), PodNetError> {
     let conf_copy = Path::new(pod_dir::NET_DIR).join(format!("{}.conf", net.name));
     let bytes = std::fs::read(&net.source).map_err(|e| PodNetError::BadRecord {
@@ -236,12 +253,20 @@ fn attach(
         args: args.clone().unwrap_or_default(),
         ..NetInfo::default()
     });
+    if !capability_args.is_empty() {
+        // DEL needs them again (portmap finds its rules by them).
+        write_record(
+            &spec.pod_dir.join(capabilities_path(&net.name)),
+            &serde_json::to_vec(&capability_args).unwrap_or_default(),
+        )?;
+    }
     write_net_info(&spec.pod_dir, &done.nets)?;
     let attachment = Attachment {
         container_id: spec.uuid.clone(),
         netns: done.netns_path.clone(),
         ifname: format!("eth{index}"),
         args,
+        capability_args,
     };
     let result = chain::add(&spec.runner, net, &attachment).map_err(|e| PodNetError::Setup {
         error: Box::new(e),
@@ -313,11 +338,17 @@ pub fn teardown(
         let cached: Option<Value> = std::fs::read(pod_dir.join(result_path(&net.name)))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
+        let capability_args: Map<String, Value> =
+            std::fs::read(pod_dir.join(capabilities_path(&net.name)))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
         let attachment = Attachment {
             container_id: uuid.to_string(),
             netns: netns_path.clone(),
             ifname: info.if_name.clone(),
             args: (!info.args.is_empty()).then(|| info.args.clone()),
+            capability_args,
         };
         if let Err(e) = chain::del(runner, &net, &attachment, cached.as_ref()) {
             errors.push(e.to_string());
@@ -330,6 +361,44 @@ pub fn teardown(
         true => Ok(()),
         false => Err(PodNetError::Teardown(errors)),
     }
+}
+
+/// The CNI capability that carries port forwards.
+const PORT_MAPPINGS: &str = "portMappings";
+
+/// Whether a plugin of `net` declares capability `cap`.
+fn declares(net: &NetConf, cap: &str) -> bool {
+    net.plugins.iter().any(|p| {
+        p.raw
+            .get("capabilities")
+            .and_then(|c| c.get(cap))
+            .and_then(Value::as_bool)
+            == Some(true)
+    })
+}
+
+/// The forwards as CNI's `portMappings` capability argument.
+fn port_mappings(forwards: &[Forward]) -> Value {
+    Value::Array(
+        forwards
+            .iter()
+            .map(|f| {
+                let mut m = serde_json::json!({
+                    "hostPort": f.host_port,
+                    "containerPort": f.pod_port,
+                    "protocol": f.protocol.as_str(),
+                });
+                if let Some(ip) = f.host_ip {
+                    m["hostIP"] = Value::String(ip.to_string());
+                }
+                m
+            })
+            .collect(),
+    )
+}
+
+fn capabilities_path(net: &str) -> PathBuf {
+    Path::new(pod_dir::NET_DIR).join(format!("{net}.capabilities.json"))
 }
 
 fn result_path(net: &str) -> PathBuf {

@@ -807,3 +807,70 @@ fn overlapping_subnets_in_one_pod_are_refused() {
     assert_no_network_left(&uuid, &a, None);
     assert_no_network_left(&uuid, &b, None);
 }
+
+/// `--port` on a network whose chain has a `portmap` declaring the
+/// `portMappings` capability: the runtime hands the forwards to it (here
+/// Debian's reference portmap after our ptp) as `runtimeConfig`, the stage1
+/// adds no table of its own, and gc's DEL removes portmap's rules.
+#[test]
+fn ports_go_to_a_portmap_plugin_that_declares_the_capability() {
+    let rkt = setup();
+    let leases = rkt.root().join("leases-pm");
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("60-pm.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"pm","plugins":[
+                {{"type":"ptp","ipMasq":true,
+                  "ipam":{{"type":"host-local","subnet":"172.30.94.0/24","dataDir":"{}",
+                           "routes":[{{"dst":"0.0.0.0/0"}}]}}}},
+                {{"type":"portmap","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    let aci = server_aci(&rkt, "hello-via-portmap");
+    let http = free_port();
+    let s1 = stage1_flag();
+    let aci = aci.display().to_string();
+    let port_http = format!("--port=http:{http}");
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            "--insecure-options=image",
+            &s1,
+            "--net=pm",
+            &port_http,
+            &aci,
+        ],
+    );
+    let dir = pod_dir(&rkt, "run", &pod.uuid);
+    let caps = std::fs::read_to_string(dir.join("net/pm.capabilities.json")).unwrap();
+    assert!(caps.contains(&format!("\"hostPort\":{http}")), "{caps}");
+    assert!(
+        !nft_tables().contains(&pod.uuid),
+        "no stage1 table when portmap forwards"
+    );
+    assert!(
+        nat_rules().contains(&pod.uuid),
+        "portmap's rules carry the pod's id"
+    );
+    let other = OtherHost::new();
+    let mut remote = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            remote = other.run(&format!(
+                "timeout 2 busybox nc 192.168.231.1 {http} </dev/null"
+            ));
+            remote.contains("hello-via-portmap")
+        }),
+        "from another host through portmap: {remote:?}\n{}\n{:?}",
+        nat_rules(),
+        std::fs::read_to_string(dir.join("net/pm.result.json"))
+    );
+    let uuid = pod.uuid.clone();
+    drop(pod);
+    gc(&rkt);
+    assert_no_network_left(&uuid, &leases.join("pm"), None);
+}

@@ -384,6 +384,7 @@ fn setup_network(
         builtin_conf_dir: stage1_rootfs.join(podnet::STAGE1_NET_CONF_DIR),
         user_conf_dir: local_config.join("net.d"),
         runner: podnet::plugin_runner(&stage1_rootfs, local_config),
+        forwards: forwards.clone(),
     };
     let network = podnet::setup(&spec, host_mounts.map(AsFd::as_fd))?;
     for warning in &network.warnings {
@@ -400,9 +401,11 @@ fn setup_network(
         }
         e
     };
-    network
-        .forward_ports(&pod.dir, &args.uuid, &forwards)
-        .map_err(|e| undo(e.into()))?;
+    if !network.ports_in_chain {
+        network
+            .forward_ports(&pod.dir, &args.uuid, &forwards)
+            .map_err(|e| undo(e.into()))?;
+    }
     let mut wrote_resolv_conf = false;
     if args.dns_conf_mode.resolv == ResolvMode::Default {
         let named: Vec<(String, serde_json::Value)> = network
