@@ -28,12 +28,17 @@ fn netns_path(uuid: &str) -> PathBuf {
     PathBuf::from(format!("/run/netns/rkt-{uuid}"))
 }
 
-fn nat_rules() -> String {
-    let out = std::process::Command::new("iptables")
-        .args(["-t", "nat", "-S"])
+/// What `program args` prints on stdout.
+fn stdout_of(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
         .output()
-        .expect("iptables");
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn nat_rules() -> String {
+    stdout_of("iptables", &["-t", "nat", "-S"])
 }
 
 fn leases(net_dir: &Path) -> Vec<String> {
@@ -60,11 +65,7 @@ fn leases_of(net_dir: &Path, uuid: &str) -> Vec<String> {
 /// Host veths whose peer is in the pod's namespace are gone with it; the
 /// check is that no host link is still named in the pod's cached result.
 fn host_links() -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .expect("ip link");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_of("ip", &["-o", "link"])
 }
 
 /// What must be gone after gc of pod `uuid`.
@@ -540,11 +541,7 @@ impl Drop for OtherHost {
 }
 
 fn nft_tables() -> String {
-    let out = std::process::Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .expect("nft");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_of("nft", &["list", "tables"])
 }
 
 /// `--port`: TCP from the host's 127.0.0.1 and from another host, UDP too;
@@ -726,21 +723,13 @@ fn reference_plugins_chain_macvlan_tuning_and_firewall() {
         info.contains("/usr/lib/cni/macvlan"),
         "the reference macvlan ran: {info}"
     );
-    let filter = std::process::Command::new("iptables")
-        .args(["-S"])
-        .output()
-        .unwrap();
-    let filter = String::from_utf8_lossy(&filter.stdout).into_owned();
+    let filter = stdout_of("iptables", &["-S"]);
     assert!(
         filter.contains("172.30.90."),
         "firewall's rule for the pod: {filter}"
     );
     gc(&rkt);
-    let filter = std::process::Command::new("iptables")
-        .args(["-S"])
-        .output()
-        .unwrap();
-    let filter = String::from_utf8_lossy(&filter.stdout).into_owned();
+    let filter = stdout_of("iptables", &["-S"]);
     assert!(
         !filter.contains("172.30.90."),
         "firewall's rule left: {filter}"

@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::cni::{Args, Error};
+use crate::cni::{self, Args, Error};
+use crate::ipam::exec as ipam;
 use crate::ipnet::IpNet;
 use crate::iptables;
 use crate::netlink::{RouteSpec, Socket};
@@ -107,7 +108,7 @@ pub fn masq_teardown(args: &Args) -> Result<(), Error> {
 
 /// Deletes the container end (which takes the host end with it).
 /// Ok(false) when there was no such link.
-pub fn del_container_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
+fn del_container_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
     let mut sock = ns.socket()?;
     let Some(l) = sock
         .link_by_name(ifname)
@@ -123,12 +124,56 @@ pub fn del_container_link(ns: &NetNs, ifname: &str) -> Result<bool, Error> {
     }
 }
 
+/// DEL of a veth attachment: the container end when the namespace is
+/// still there, else the host end the cached result names.
+pub fn del_veth_attachment(
+    args: &Args,
+    prev_result: Option<&serde_json::Value>,
+) -> Result<(), Error> {
+    let removed = if args.netns.is_empty() {
+        false
+    } else {
+        match NetNs::open(&args.netns) {
+            Ok(ns) => del_container_link(&ns, &args.ifname)?,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if !removed {
+        del_host_veth_from_prev(prev_result)?;
+    }
+    Ok(())
+}
+
+/// GC (1.1.0) of a plugin that delegates IPAM and masquerades: the IPAM
+/// plugin collects its leases, and masquerade rules of containers no
+/// longer attached go.
+pub fn gc(args: &Args) -> Result<(), Error> {
+    let t = ipam::ipam_type(args)?;
+    if !t.is_empty() {
+        ipam::exec(&t, "GC", args)?;
+    }
+    let valid = cni::valid_attachments(args)?;
+    let keep: Vec<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+    iptables::gc_masq(&args.name, &keep)?;
+    Ok(())
+}
+
+/// STATUS (1.1.0): ready when the IPAM plugin is.
+pub fn status(args: &Args) -> Result<(), Error> {
+    let t = ipam::ipam_type(args)?;
+    if !t.is_empty() {
+        ipam::exec(&t, "STATUS", args)?;
+    }
+    Ok(())
+}
+
 /// When the namespace is gone (or no longer reachable by its path) its veth
 /// may outlive it for a while — the kernel tears namespaces down
 /// asynchronously, and a namespace kept alive elsewhere keeps its veths. The
 /// runtime's cached result (prevResult, 0.4.0+) names the host end, so
 /// remove that if it is still there and still a veth with the same MAC.
-pub fn del_host_veth_from_prev(prev_result: Option<&serde_json::Value>) -> Result<(), Error> {
+fn del_host_veth_from_prev(prev_result: Option<&serde_json::Value>) -> Result<(), Error> {
     let Some(prev) = prev_result.and_then(|p| serde_json::from_value::<CniResult>(p.clone()).ok())
     else {
         return Ok(());

@@ -11,9 +11,7 @@
 
 use serde::Deserialize;
 
-use crate::attach::{
-    self, del_container_link, del_host_veth_from_prev, masq_setup, masq_teardown, nl,
-};
+use crate::attach::{self, masq_setup, masq_teardown, nl};
 use crate::cni::{self, Args, Error, ERR_DECODING};
 use crate::ipam::exec as ipam;
 use crate::ipnet::IpNet;
@@ -287,42 +285,17 @@ impl cni::Plugin for Bridge {
         if conf.ip_masq {
             masq_teardown(args)?;
         }
-        let removed = if args.netns.is_empty() {
-            false
-        } else {
-            match NetNs::open(&args.netns) {
-                Ok(ns) => del_container_link(&ns, &args.ifname)?,
-                Err(e) if e.is_not_found() => false,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if !removed {
-            del_host_veth_from_prev(conf.prev_result.as_ref())?;
-        }
+        attach::del_veth_attachment(args, conf.prev_result.as_ref())?;
         // The bridge stays: other containers may use it (as the reference).
         Ok(())
     }
 
-    /// GC (1.1.0): the IPAM plugin collects its leases, and masquerade
-    /// rules of containers no longer attached go.
     fn gc(&self, args: &Args) -> Result<(), Error> {
-        let t = ipam::ipam_type(args)?;
-        if !t.is_empty() {
-            ipam::exec(&t, "GC", args)?;
-        }
-        let valid = cni::valid_attachments(args)?;
-        let keep: Vec<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
-        crate::iptables::gc_masq(&args.name, &keep)?;
-        Ok(())
+        attach::gc(args)
     }
 
-    /// STATUS (1.1.0): ready when the IPAM plugin is.
     fn status(&self, args: &Args) -> Result<(), Error> {
-        let t = ipam::ipam_type(args)?;
-        if !t.is_empty() {
-            ipam::exec(&t, "STATUS", args)?;
-        }
-        Ok(())
+        attach::status(args)
     }
 
     fn check(&self, args: &Args) -> Result<(), Error> {
