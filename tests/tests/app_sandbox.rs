@@ -563,11 +563,24 @@ fn ns_sandbox_add_start_enter_stop_rm() {
     assert_eq!(manifest_apps(&rkt, &uuid), vec!["bb"]);
     assert_eq!(stage2_mounts(&pid), vec!["/opt/stage2/bb/rootfs"]);
 
+    let sleeping = || {
+        pod_processes(&rkt, &uuid)
+            .into_iter()
+            .filter(|p| p.ends_with("(sleep)"))
+            .count()
+    };
+    assert_eq!(sleeping(), 1, "the app's child runs");
     rkt.ok(&["app", "stop", &uuid, "--app=bb"]);
     let st = status_map(&rkt.ok(&["app", "status", &uuid, "--app=bb"]).stdout);
     assert_eq!(st["state"], "exited", "{st:?}");
     // SIGTERM to sh: 128 + 15.
     assert_eq!(st["exit_code"], "143", "{st:?}");
+    // The whole app stops, not only its first process.
+    assert!(
+        wait_until(Duration::from_secs(5), || sleeping() == 0),
+        "the app's child outlived app stop: {:?}",
+        pod_processes(&rkt, &uuid)
+    );
     rkt.run(&["app", "stop", &uuid, "--app=bb"])
         .expect_code(254)
         .expect_stderr("is not running");

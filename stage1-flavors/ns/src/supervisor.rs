@@ -243,7 +243,7 @@ impl Supervisor {
             if let (true, Some(listener)) = (requested, &listener) {
                 self.serve(listener, &mut st);
             }
-            kill_overdue(&mut st);
+            kill_overdue(&mut st, self.cgroup.as_ref());
         }
     }
 
@@ -393,7 +393,7 @@ impl Supervisor {
                 Request::Rm { app } => self.remove(&app, st),
                 Request::Stop { app } => match st.running.iter().find(|r| r.name == app) {
                     Some(r) => {
-                        let _ = kill(r.pid, Signal::SIGTERM);
+                        signal_app(self.cgroup.as_ref(), r, Signal::SIGTERM);
                         st.pending_stops.push(PendingStop {
                             app,
                             conn,
@@ -684,15 +684,29 @@ fn on_signal(sig: Signal, st: &mut State) {
 }
 
 /// SIGKILL for apps whose `app stop` grace period is over.
-fn kill_overdue(st: &mut State) {
+fn kill_overdue(st: &mut State, cgroup: Option<&PodCgroup>) {
     let now = Instant::now();
     for p in &mut st.pending_stops {
         if p.kill_at.is_some_and(|at| at <= now) {
             p.kill_at = None;
             if let Some(r) = st.running.iter().find(|r| r.name == p.app) {
-                let _ = kill(r.pid, Signal::SIGKILL);
+                signal_app(cgroup, r, Signal::SIGKILL);
             }
         }
+    }
+}
+
+/// Signals app `r`: its first process and everything else in its cgroup
+/// (what it forked, what `rkt enter` started in it), as stopping rkt's
+/// app unit did.
+fn signal_app(cgroup: Option<&PodCgroup>, r: &Running, sig: Signal) {
+    let _ = kill(r.pid, sig);
+    // Read in the pod's PID namespace: processes outside it read as 0.
+    let others = cgroup
+        .and_then(|c| c.app_pids(&r.name).ok())
+        .unwrap_or_default();
+    for pid in others.into_iter().filter(|&p| p > 0 && p != r.pid.as_raw()) {
+        let _ = kill(Pid::from_raw(pid), sig);
     }
 }
 

@@ -452,7 +452,6 @@ impl<M: CgroupManager> PodCgroup<M> {
         self.manager.pids(&self.app_path(app)?)
     }
 
-    /// Kills the app's processes and removes its cgroup; idempotent.
     /// Hands the pod's cgroup directories, and the files that move
     /// processes, to `uid` and `gid`, so the pod's root in its user
     /// namespace can put processes into its apps' cgroups and make new ones
@@ -509,6 +508,7 @@ impl<M: CgroupManager> PodCgroup<M> {
             .unwrap_or(0)
     }
 
+    /// Kills the app's processes and removes its cgroup; idempotent.
     pub fn remove_app(&self, app: &str) -> Result<(), CgroupError> {
         self.manager.remove(&self.app_path(app)?)
     }
