@@ -102,3 +102,37 @@ fn failing_pre_start_keeps_the_app_from_running() {
         .map(|(_, v)| v.clone());
     assert_eq!(code.as_deref(), Some("3"), "{status:?}");
 }
+
+/// `rkt stop` of an app that ignores SIGTERM and whose post-stop handler
+/// hangs: the app is killed after the grace period, its handler (started
+/// only then) gets one more and is killed too, and `rkt run` returns.
+#[test]
+fn a_hanging_post_stop_after_the_kill_timer_is_killed_too() {
+    use functional_tests::pods::{status, wait_until, BgPod};
+    use std::time::{Duration, Instant};
+    let rkt = Rkt::new();
+    let aci = events_aci(
+        &rkt,
+        "events-hang",
+        "true",
+        "trap '' TERM; while true; do sleep 1; done",
+        "exec sleep 1000",
+    );
+    let s1 = stage1_flag();
+    let aci = aci.display().to_string();
+    let mut pod = BgPod::start(&rkt, &["--insecure-options=image", &s1, &aci]);
+    let uuid = pod.uuid.clone();
+    let started = Instant::now();
+    rkt.ok(&["stop", &uuid]);
+    let out = pod.wait(Duration::from_secs(40));
+    let took = started.elapsed();
+    assert!(out.is_some(), "rkt run still running after {took:?}");
+    assert!(
+        took >= Duration::from_secs(15),
+        "the handler got its grace: {took:?}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || status(&rkt, &uuid)
+        ["state"]
+        == "exited"));
+    rkt.ok(&["gc", "--grace-period=0s"]);
+}

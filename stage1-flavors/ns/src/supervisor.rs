@@ -175,6 +175,9 @@ struct State {
     failure: Option<i32>,
     /// The pod is stopping: the kill timer runs.
     stopping: bool,
+    /// The kill timer went off: handlers started from now on get one more
+    /// grace period before they are killed too.
+    killed: bool,
     pending_stops: Vec<PendingStop>,
     /// Line-by-line forwarding of the apps' output, when several apps
     /// share the pod's stdout/stderr.
@@ -343,7 +346,13 @@ impl Supervisor {
     /// waiting for it.
     fn after_exit(&self, app: Running, st: &mut State) {
         let name = app.name.clone();
-        st.hooks.extend(self.spawn_post_stop(app));
+        let hook = self.spawn_post_stop(app);
+        if hook.is_some() && st.killed {
+            // Started after the kill timer: a handler that hangs must not
+            // hold the pod forever, so the timer runs once more for it.
+            alarm::set(STOP_GRACE.as_secs() as u32);
+        }
+        st.hooks.extend(hook);
         let (done, waiting) = std::mem::take(&mut st.pending_stops)
             .into_iter()
             .partition(|p| p.app == name);
@@ -672,6 +681,7 @@ fn begin_stop(st: &mut State, sig: Signal) {
 fn on_signal(sig: Signal, st: &mut State) {
     match sig {
         Signal::SIGALRM => {
+            st.killed = true;
             stop_all(&st.running, Signal::SIGKILL);
             for pid in &st.hooks {
                 let _ = kill(*pid, Signal::SIGKILL);
