@@ -286,6 +286,20 @@ fn attach(
     Ok(())
 }
 
+/// Removes the pod's port forwarding rules, if it has any (the record
+/// stays: removing again is harmless).
+pub fn stop_forwarding(pod_dir: &Path, uuid: &str) -> Result<(), PodNetError> {
+    let Ok(tool) = std::fs::read_to_string(pod_dir.join(FORWARDING)) else {
+        return Ok(());
+    };
+    let backend = Backend::parse(&tool).ok_or_else(|| PodNetError::BadRecord {
+        path: pod_dir.join(FORWARDING),
+        problem: format!("unknown tool {tool:?}"),
+    })?;
+    portfwd::remove(backend, uuid)?;
+    Ok(())
+}
+
 /// Runs DEL of every recorded network in reverse (with its cached
 /// result), then removes the network namespace; every failure is
 /// collected, and a pod without networks is fine. Safe to run again.
@@ -296,7 +310,18 @@ pub fn teardown(
     host_mounts: Option<BorrowedFd<'_>>,
 ) -> Result<(), PodNetError> {
     let netns_path = match std::fs::read_to_string(pod_dir.join(pod_dir::NETNS)) {
-        Ok(p) => PathBuf::from(p.trim()),
+        // Only ever the path this pod's setup uses: the record is in a
+        // directory gc must not trust to name what it unmounts.
+        Ok(p) if Path::new(p.trim()) == netns::pod_netns_path(uuid) => PathBuf::from(p.trim()),
+        Ok(p) => {
+            return Err(PodNetError::BadRecord {
+                path: pod_dir.join(pod_dir::NETNS),
+                problem: format!(
+                    "names {:?}, not this pod's network namespace; remove what it set up by hand",
+                    p.trim()
+                ),
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
             return Err(PodNetError::BadRecord {
@@ -306,15 +331,8 @@ pub fn teardown(
         }
     };
     let mut errors = Vec::new();
-    if let Ok(tool) = std::fs::read_to_string(pod_dir.join(FORWARDING)) {
-        match Backend::parse(&tool) {
-            Some(backend) => {
-                if let Err(e) = portfwd::remove(backend, uuid) {
-                    errors.push(e.to_string());
-                }
-            }
-            None => errors.push(format!("{FORWARDING}: unknown tool {tool:?}")),
-        }
+    if let Err(e) = stop_forwarding(pod_dir, uuid) {
+        errors.push(e.to_string());
     }
     let nets = match std::fs::read(pod_dir.join(pod_dir::NET_INFO)) {
         Ok(bytes) => NetInfo::parse_list(&bytes).unwrap_or_else(|e| {
@@ -427,14 +445,26 @@ fn write_record(path: &Path, bytes: &[u8]) -> Result<(), PodNetError> {
 /// The first address of a CNI result: `ips[].address` (0.3.0 and later)
 /// or `ip4.ip` / `ip6.ip` (0.1.0, 0.2.0), as an address and prefix.
 pub fn first_address(result: &Value) -> Option<(IpAddr, u8)> {
-    let cidr = result["ips"]
+    let parse = |cidr: &str| -> Option<(IpAddr, u8)> {
+        let (ip, prefix) = cidr.split_once('/')?;
+        Some((ip.parse().ok()?, prefix.parse().ok()?))
+    };
+    let listed: Vec<(IpAddr, u8)> = result["ips"]
         .as_array()
-        .and_then(|ips| ips.first())
-        .and_then(|ip| ip["address"].as_str())
-        .or_else(|| result["ip4"]["ip"].as_str())
-        .or_else(|| result["ip6"]["ip"].as_str())?;
-    let (ip, prefix) = cidr.split_once('/')?;
-    Some((ip.parse().ok()?, prefix.parse().ok()?))
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| ip["address"].as_str().and_then(parse))
+                .collect()
+        })
+        .unwrap_or_default();
+    // IPv4 first (rkt shows it, and forwarding needs it), as listed.
+    listed
+        .iter()
+        .find(|(ip, _)| ip.is_ipv4())
+        .or(listed.first())
+        .copied()
+        .or_else(|| result["ip4"]["ip"].as_str().and_then(parse))
+        .or_else(|| result["ip6"]["ip"].as_str().and_then(parse))
 }
 
 /// A prefix length as a netmask address (rkt writes `mask` that way).
@@ -470,6 +500,11 @@ mod tests {
         );
         assert_eq!(first_address(&v01), Some(("10.1.2.3".parse().unwrap(), 16)));
         assert_eq!(first_address(&json!({})), None);
+        let dual = json!({"ips": [{"address": "fd00::5/64"}, {"address": "10.0.0.5/24"}]});
+        assert_eq!(
+            first_address(&dual),
+            Some(("10.0.0.5".parse().unwrap(), 24))
+        );
         assert_eq!(
             prefix_mask("1.2.3.4".parse().unwrap(), 24),
             "255.255.255.0".parse::<IpAddr>().unwrap()

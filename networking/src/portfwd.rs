@@ -158,7 +158,12 @@ fn table_name(uuid: &str) -> String {
 /// The pod's nftables table: DNAT in prerouting (traffic from elsewhere)
 /// and output (the host's own, 127.0.0.1 included), and masquerade of
 /// loopback-sourced connections so the pod can answer them.
-pub fn nft_ruleset(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> String {
+pub fn nft_ruleset(
+    uuid: &str,
+    pod_ip: Ipv4Addr,
+    forwards: &[Forward],
+    guard_if: Option<&str>,
+) -> String {
     let mut dnat = String::new();
     let mut snat = String::new();
     for f in forwards {
@@ -176,19 +181,34 @@ pub fn nft_ruleset(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> String
             f.pod_port
         ));
     }
+    // route_localnet lets packets for 127.0.0.0/8 come in from the pod's
+    // side; only the host's own connections (answered through the
+    // masquerade above) need it, so anything the pod sends there is
+    // dropped before it can reach a host service on loopback.
+    let guard = guard_if.map_or(String::new(), |iface| {
+        format!(
+            "  chain guard {{\n    type filter hook prerouting priority -150; policy accept;\n\
+             \x20   iifname \"{iface}\" ip daddr 127.0.0.0/8 drop\n  }}\n"
+        )
+    });
     let table = table_name(uuid);
     format!(
         "table ip {table} {{\n\
          \x20 chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dnat}  }}\n\
          \x20 chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n\
          \x20 chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{snat}  }}\n\
-         }}\n"
+         {guard}}}\n"
     )
 }
 
 /// The iptables-restore input for hosts without `nft`: the pod's chains,
 /// filled, and jumps to them from the built-in chains.
-pub fn iptables_rules(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> String {
+pub fn iptables_rules(
+    uuid: &str,
+    pod_ip: Ipv4Addr,
+    forwards: &[Forward],
+    guard_if: Option<&str>,
+) -> String {
     let (dnat, snat) = iptables_chains(uuid);
     let mut out = format!("*nat\n:{dnat} - [0:0]\n:{snat} - [0:0]\n");
     for f in forwards {
@@ -209,7 +229,33 @@ pub fn iptables_rules(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> Str
     out.push_str(&format!(
         "-A PREROUTING -j {dnat}\n-A OUTPUT -j {dnat}\n-A POSTROUTING -j {snat}\nCOMMIT\n"
     ));
+    if let Some(iface) = guard_if {
+        // See nft_ruleset: nothing from the pod's side to loopback.
+        let guard = iptables_guard_chain(uuid);
+        out.push_str(&format!(
+            "*raw\n:{guard} - [0:0]\n-A {guard} -i {iface} -d 127.0.0.0/8 -j DROP\n\
+             -A PREROUTING -j {guard}\nCOMMIT\n"
+        ));
+    }
     out
+}
+
+fn iptables_guard_chain(uuid: &str) -> String {
+    let short: String = uuid.chars().filter(|c| *c != '-').take(8).collect();
+    format!("RKT-{short}-GUARD")
+}
+
+/// An interface name as the kernel allows it, or nothing: it goes into
+/// rule text and a /proc path.
+fn interface_name(name: &str) -> Option<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    ok.then_some(name)
 }
 
 fn iptables_chains(uuid: &str) -> (String, String) {
@@ -265,7 +311,8 @@ pub fn apply(
     let IpAddr::V4(pod_ip) = pod_ip else {
         return Err(PortError::NotIpv4(pod_ip));
     };
-    if let Some(iface) = host_if.filter(|i| !i.contains('/') && !i.starts_with('.')) {
+    let guard_if = host_if.and_then(interface_name);
+    if let Some(iface) = guard_if {
         let knob = format!("/proc/sys/net/ipv4/conf/{iface}/route_localnet");
         std::fs::write(&knob, "1").map_err(|e| PortError::Apply {
             tool: "sysctl",
@@ -273,11 +320,15 @@ pub fn apply(
         })?;
     }
     match backend {
-        Backend::Nft => run_with_input("nft", &["-f", "-"], &nft_ruleset(uuid, pod_ip, forwards)),
+        Backend::Nft => run_with_input(
+            "nft",
+            &["-f", "-"],
+            &nft_ruleset(uuid, pod_ip, forwards, guard_if),
+        ),
         Backend::Iptables => run_with_input(
             "iptables-restore",
             &["--noflush", "--wait"],
-            &iptables_rules(uuid, pod_ip, forwards),
+            &iptables_rules(uuid, pod_ip, forwards, guard_if),
         ),
     }
 }
@@ -287,15 +338,14 @@ pub fn remove(backend: Backend, uuid: &str) -> Result<(), PortError> {
     match backend {
         Backend::Nft => {
             let table = table_name(uuid);
-            let exists = Command::new("nft")
-                .args(["list", "table", "ip", &table])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            match exists {
-                true => run_with_input("nft", &["delete", "table", "ip", &table], ""),
-                false => Ok(()),
+            match run_with_input("nft", &["delete", "table", "ip", &table], "") {
+                // Already gone (gc after `run` removed it, or twice).
+                Err(PortError::Apply { detail, .. })
+                    if detail.contains("No such file or directory") =>
+                {
+                    Ok(())
+                }
+                other => other,
             }
         }
         Backend::Iptables => {
@@ -441,7 +491,7 @@ mod tests {
                 pod_port: 5353,
             },
         ];
-        let rules = nft_ruleset("u-1", Ipv4Addr::new(172, 16, 28, 2), &f);
+        let rules = nft_ruleset("u-1", Ipv4Addr::new(172, 16, 28, 2), &f, Some("veth1"));
         assert!(rules.starts_with("table ip rkt-u-1 {"), "{rules}");
         assert!(
             rules.contains("fib daddr type local tcp dport 8080 dnat to 172.16.28.2:80"),
@@ -452,10 +502,28 @@ mod tests {
             "{rules}"
         );
         assert!(rules.contains("ip saddr 127.0.0.0/8 ip daddr 172.16.28.2 tcp dport 80 masquerade"));
-        let ipt = iptables_rules("0123abcd-ffff", Ipv4Addr::new(172, 16, 28, 2), &f);
+        assert!(
+            rules.contains("iifname \"veth1\" ip daddr 127.0.0.0/8 drop"),
+            "{rules}"
+        );
+        assert!(!nft_ruleset("u-1", Ipv4Addr::LOCALHOST, &f, None).contains("guard"));
+        assert_eq!(interface_name("veth1a2b"), Some("veth1a2b"));
+        for bad in ["", "..", "a/b", "x\" drop", "waytoolonginterfacename"] {
+            assert_eq!(interface_name(bad), None, "{bad:?}");
+        }
+        let ipt = iptables_rules(
+            "0123abcd-ffff",
+            Ipv4Addr::new(172, 16, 28, 2),
+            &f,
+            Some("veth1"),
+        );
         assert!(ipt.contains(":RKT-0123abcd-DNAT - [0:0]"), "{ipt}");
         assert!(ipt.contains("-A OUTPUT -j RKT-0123abcd-DNAT"), "{ipt}");
         assert!(ipt.trim_end().ends_with("COMMIT"), "{ipt}");
+        assert!(
+            ipt.contains("-A RKT-0123abcd-GUARD -i veth1 -d 127.0.0.0/8 -j DROP"),
+            "{ipt}"
+        );
     }
 
     #[test]

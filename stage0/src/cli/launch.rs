@@ -2,7 +2,7 @@
 //! stage1 `run` arguments, mount the pod and exec stage1.
 
 use abi::schema::PodManifest;
-use abi::stage1::RunArgs;
+use abi::stage1::{Feature, RunArgs};
 use anyhow::{Context as _, Result};
 use stage0::pod::launch::{
     exec_stage1, mount_pod, overlay_supported, write_stage0_files, StageZeroFiles,
@@ -78,7 +78,12 @@ pub fn launch(
         stage1,
         &args,
         lock_fd,
-        host_mounts.as_ref().map(AsFd::as_fd),
+        // Only a stage1 with contained networking needs it (for the netns
+        // bind); no other gets a way back into rkt's mount namespace.
+        host_mounts
+            .as_ref()
+            .filter(|_| stage1.supports(Feature::NetContained))
+            .map(AsFd::as_fd),
         &mut |w| eprintln!("{w}"),
     );
     Err(err.into())

@@ -129,10 +129,18 @@ fn run() -> Result<i32> {
         &args,
         lock_fd,
         hostname,
-        (net, network),
+        (net, network.as_ref()),
         apps,
         cgroup.clone(),
     );
+    if network.is_some() {
+        // A host port forwarded to a pod that is gone would still take
+        // the port's traffic (and its reservation ends with this process):
+        // the rules go now; gc finds nothing left to remove.
+        if let Err(e) = podnet::stop_forwarding(&pod.dir, &args.uuid) {
+            eprintln!("stage1: {e}");
+        }
+    }
     // The pod's processes are gone with its PID namespace; anything left
     // in its cgroups is killed and the directories go.
     if let Err(e) = cgroup.destroy() {
@@ -169,7 +177,7 @@ fn run_pod(
     args: &RunArgs,
     lock_fd: RawFd,
     hostname: String,
-    (net, network): (NetMode, Option<PodNetwork>),
+    (net, network): (NetMode, Option<&PodNetwork>),
     mut apps: Vec<AppLaunch>,
     cgroup: PodCgroup,
 ) -> Result<i32> {
@@ -184,12 +192,6 @@ fn run_pod(
         };
     if users.is_some() && net == NetMode::Host {
         bail!("--private-users needs the pod's own network namespace (its root cannot use the host's); use --net=none");
-    }
-    if let Some(network) = &network {
-        // The pod is cloned into it; `run` has nothing else to do with
-        // the host's network.
-        setns(&network.netns, CloneFlags::CLONE_NEWNET)
-            .context("cannot join the pod's network namespace")?;
     }
 
     // Whatever `run` mounts stays in a mount namespace of its own, gone with
@@ -255,6 +257,12 @@ fn run_pod(
             // Credentials first: changing them clears the parent-death
             // signal that die_with sets.
             let started = (|| -> Result<()> {
+                if let Some(network) = network {
+                    // Made before the pod: PID 1 joins it first (`run`
+                    // stays in the host's, where its rules are removed).
+                    setns(&network.netns, CloneFlags::CLONE_NEWNET)
+                        .context("cannot join the pod's network namespace")?;
+                }
                 if users.is_some() {
                     // The maps are written once this returns (or `run` died).
                     let _ = read(mapped_r.as_raw_fd(), &mut [0u8; 1]);
