@@ -618,7 +618,10 @@ fn ports_are_forwarded_from_localhost_and_other_hosts() {
     let uuid = pod.uuid.clone();
     let mut pod = pod;
     rkt.ok(&["stop", &uuid]);
-    assert!(pod.wait(Duration::from_secs(20)).is_some(), "the pod stopped");
+    assert!(
+        pod.wait(Duration::from_secs(20)).is_some(),
+        "the pod stopped"
+    );
     assert!(!nft_tables().contains(&uuid), "the pod's table outlived it");
     gc(&rkt);
     assert_no_network_left(&uuid, &default_leases(), None);
