@@ -870,3 +870,25 @@ fn ports_go_to_a_portmap_plugin_that_declares_the_capability() {
     gc(&rkt);
     assert_no_network_left(&uuid, &leases.join("pm"), None);
 }
+
+/// `--net=all`: every user network (first) and the built-in `default`,
+/// not `default-restricted` (rkt's rule).
+#[test]
+fn all_brings_user_networks_then_default() {
+    let rkt = setup();
+    let mine = user_net(&rkt, "mine", 95, "");
+    let (out, uuid) = sh(
+        &rkt,
+        "--net=all",
+        "ip -4 -o addr show eth0; ip -4 -o addr show eth1; ls /sys/class/net",
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("eth0    inet 172.30.95."), "{out}");
+    assert!(out.stdout.contains("eth1    inet 172.16.28."), "{out}");
+    assert!(!out.stdout.contains("eth2"), "no default-restricted: {out}");
+    let list = rkt.ok(&["list", "--no-legend", "--full"]).stdout;
+    assert!(list.contains("mine:ip4=172.30.95."), "{list}");
+    gc(&rkt);
+    assert_no_network_left(&uuid, &mine, None);
+    assert_no_network_left(&uuid, &default_leases(), None);
+}
