@@ -892,3 +892,37 @@ fn all_brings_user_networks_then_default() {
     assert_no_network_left(&uuid, &mine, None);
     assert_no_network_left(&uuid, &default_leases(), None);
 }
+
+/// `rkt enter` of a pod on `default` lands in the pod's network namespace.
+#[test]
+fn enter_joins_the_pods_network() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=default",
+            BUSYBOX,
+            "--exec=/bin/sleep",
+            "--",
+            "30",
+        ],
+    );
+    let mut out = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            out = rkt
+                .run(&[
+                    "enter", &pod.uuid, "/bin/ip", "-4", "-o", "addr", "show", "eth0",
+                ])
+                .stdout;
+            out.contains("inet 172.16.28.")
+        }),
+        "{out:?}"
+    );
+    let uuid = pod.uuid.clone();
+    drop(pod);
+    gc(&rkt);
+    assert_no_network_left(&uuid, &default_leases(), None);
+}
