@@ -487,12 +487,19 @@ fn tcp_read(addr: &str) -> String {
 }
 
 /// A "host" elsewhere: a network namespace joined to ours by a veth pair,
-/// 192.168.231.1 on our side and .2 on its.
-struct OtherHost(String);
+/// `192.168.<23x>.1` on our side (`host_ip`) and `.2` on its; each one
+/// (tests run in parallel) on a subnet of its own.
+struct OtherHost {
+    name: String,
+    host_ip: String,
+}
 
 impl OtherHost {
     fn new() -> OtherHost {
-        let name = format!("rkt-other-{}", std::process::id());
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("rkt-other-{}-{n}", std::process::id());
         let ip = |args: &[&str]| {
             let ok = std::process::Command::new("ip")
                 .args(args)
@@ -502,29 +509,33 @@ impl OtherHost {
             assert!(ok, "ip {args:?}");
         };
         ip(&["netns", "add", &name]);
-        let host_end = format!("veo{}", std::process::id() % 100000);
+        let host_end = format!("veo{}x{n}", std::process::id() % 100000);
+        let subnet = format!("192.168.{}", 231 + n);
         ip(&[
             "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name,
         ]);
-        ip(&["addr", "add", "192.168.231.1/24", "dev", &host_end]);
+        ip(&["addr", "add", &format!("{subnet}.1/24"), "dev", &host_end]);
         ip(&["link", "set", &host_end, "up"]);
         ip(&[
             "-n",
             &name,
             "addr",
             "add",
-            "192.168.231.2/24",
+            &format!("{subnet}.2/24"),
             "dev",
             "eth0",
         ]);
         ip(&["-n", &name, "link", "set", "eth0", "up"]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
-        OtherHost(name)
+        OtherHost {
+            name,
+            host_ip: format!("{subnet}.1"),
+        }
     }
 
     fn run(&self, script: &str) -> String {
         let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.0, "bash", "-c", script])
+            .args(["netns", "exec", &self.name, "bash", "-c", script])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -535,7 +546,7 @@ impl Drop for OtherHost {
     fn drop(&mut self) {
         // Deleting the namespace takes its veth end, and the pair with it.
         let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
+            .args(["netns", "del", &self.name])
             .status();
     }
 }
@@ -581,14 +592,15 @@ fn ports_are_forwarded_from_localhost_and_other_hosts() {
         "via 127.0.0.1: {got:?}"
     );
     let other = OtherHost::new();
-    let remote = other.run(&format!("busybox nc 192.168.231.1 {http} </dev/null"));
+    let remote = other.run(&format!("busybox nc {} {http} </dev/null", other.host_ip));
     assert!(
         remote.contains("hello-from-pod"),
         "from another host: {remote:?}"
     );
     // bash's /dev/udp: busybox's nc has no UDP.
     let udp = other.run(&format!(
-        "exec 3<>/dev/udp/192.168.231.1/{echo}; echo ping-udp >&3; timeout 3 head -n1 <&3"
+        "exec 3<>/dev/udp/{}/{echo}; echo ping-udp >&3; timeout 3 head -n1 <&3",
+        other.host_ip
     ));
     assert!(udp.contains("ping-udp"), "udp from another host: {udp:?}");
 
@@ -805,15 +817,19 @@ fn overlapping_subnets_in_one_pod_are_refused() {
 }
 
 /// `--port` on a network whose chain has a `portmap` declaring the
-/// `portMappings` capability: the runtime hands the forwards to it (here
-/// Debian's reference portmap after our ptp) as `runtimeConfig`, the stage1
-/// adds no table of its own, and gc's DEL removes portmap's rules.
-#[test]
-fn ports_go_to_a_portmap_plugin_that_declares_the_capability() {
+/// `portMappings` capability: the runtime hands the forwards to it as
+/// `runtimeConfig` after the ptp that gave the pod its address, the stage1
+/// adds no table of its own, and gc's DEL removes the plugin's rules.
+/// `plugin` is the type in the conflist; `refportmap` is Debian's portmap
+/// copied into `<local-config>/net.d` (searched first, rkt's rule).
+fn ports_through_portmap(plugin: &str) {
     let rkt = setup();
     let leases = rkt.root().join("leases-pm");
     let dir = rkt.local_config.join("net.d");
     std::fs::create_dir_all(&dir).unwrap();
+    if plugin == "refportmap" {
+        std::fs::copy("/usr/lib/cni/portmap", dir.join("refportmap")).unwrap();
+    }
     std::fs::write(
         dir.join("60-pm.conflist"),
         format!(
@@ -821,7 +837,7 @@ fn ports_go_to_a_portmap_plugin_that_declares_the_capability() {
                 {{"type":"ptp","ipMasq":true,
                   "ipam":{{"type":"host-local","subnet":"172.30.94.0/24","dataDir":"{}",
                            "routes":[{{"dst":"0.0.0.0/0"}}]}}}},
-                {{"type":"portmap","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
+                {{"type":"{plugin}","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
             leases.display()
         ),
     )
@@ -845,30 +861,54 @@ fn ports_go_to_a_portmap_plugin_that_declares_the_capability() {
     let caps = std::fs::read_to_string(dir.join("net/pm.capabilities.json")).unwrap();
     assert!(caps.contains(&format!("\"hostPort\":{http}")), "{caps}");
     assert!(
-        !nft_tables().contains(&pod.uuid),
+        !nft_tables().contains(&format!("rkt-{}", pod.uuid)),
         "no stage1 table when portmap forwards"
     );
+    let forwarded = || match plugin {
+        "portmap" => nft_tables().contains("cni-portmap-"),
+        _ => nat_rules().contains(&format!("dport {http} -j DNAT")),
+    };
     assert!(
-        nat_rules().contains(&pod.uuid),
-        "portmap's rules carry the pod's id"
+        forwarded(),
+        "{plugin}'s rules: {}{}",
+        nft_tables(),
+        nat_rules()
     );
     let other = OtherHost::new();
     let mut remote = String::new();
     assert!(
         wait_until(Duration::from_secs(10), || {
             remote = other.run(&format!(
-                "timeout 2 busybox nc 192.168.231.1 {http} </dev/null"
+                "timeout 2 busybox nc {} {http} </dev/null",
+                other.host_ip
             ));
             remote.contains("hello-via-portmap")
         }),
-        "from another host through portmap: {remote:?}\n{}\n{:?}",
-        nat_rules(),
-        std::fs::read_to_string(dir.join("net/pm.result.json"))
+        "from another host through {plugin}: {remote:?}"
+    );
+    let mut local = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            local = tcp_read(&format!("127.0.0.1:{http}"));
+            local.contains("hello-via-portmap")
+        }),
+        "via 127.0.0.1 through {plugin}: {local:?}"
     );
     let uuid = pod.uuid.clone();
     drop(pod);
     gc(&rkt);
+    assert!(!forwarded(), "{plugin}'s rules outlived gc");
     assert_no_network_left(&uuid, &leases.join("pm"), None);
+}
+
+#[test]
+fn ports_through_our_portmap() {
+    ports_through_portmap("portmap");
+}
+
+#[test]
+fn ports_through_the_reference_portmap() {
+    ports_through_portmap("refportmap");
 }
 
 /// `--net=all`: every user network (first) and the built-in `default`,

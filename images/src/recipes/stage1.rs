@@ -128,7 +128,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
                 DEFAULT_RESTRICTED_NET,
             ),
         ],
-        cni_plugins: &["ptp", "bridge", "host-local", "loopback"],
+        cni_plugins: &["ptp", "bridge", "host-local", "loopback", "portmap"],
     },
 ];
 

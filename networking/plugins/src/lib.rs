@@ -5,7 +5,8 @@
 //! it can be unit tested and shared (ptp and bridge both need veths, IPAM
 //! delegation and masquerading).
 //!
-//! Binaries: `host-local` (IPAM), `loopback`, `ptp`, `bridge`. ptp and bridge
+//! Binaries: `host-local` (IPAM), `loopback`, `ptp`, `bridge`, `portmap`
+//! (the `portMappings` capability, in one nftables table per attachment). ptp and bridge
 //! run the IPAM plugin named by `ipam.type` from the CNI_PATH directories, so
 //! either this crate's `host-local` or the reference one works. Results,
 //! error codes, lease files and iptables chains follow the reference
@@ -21,6 +22,7 @@ pub mod iptables;
 pub mod loopback;
 pub mod netlink;
 pub mod netns;
+pub mod portmap;
 pub mod ptp;
 pub mod sysctl;
 pub mod types;

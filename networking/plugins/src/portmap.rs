@@ -1,0 +1,302 @@
+//! The portmap plugin: forwards host ports to the container, as the
+//! runtime asks through the `portMappings` capability (`runtimeConfig`),
+//! chained after the plugin that gave the container its address.
+//!
+//! Unlike the reference, which threads per-container chains through shared
+//! iptables chains, each attachment gets one nftables table of its own,
+//! `ip cni-portmap-<hash of network and container>`, written in one `nft -f`
+//! batch: ADD is that batch, DEL is dropping the table. The table holds
+//! DNAT for traffic from elsewhere (prerouting) and from the host itself
+//! (output), masquerade of 127.0.0.0/8 sources (`snat`, default on, so the
+//! container can answer the host's loopback connections), and a guard
+//! dropping what arrives from the container's side for 127.0.0.0/8, since
+//! `route_localnet` must be on for the loopback case.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha512};
+
+use crate::cni::{self, Args, Error, ERR_DECODING, ERR_INVALID_CONFIG};
+use crate::types::{CniResult, Versioned};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Mapping {
+    host_port: u16,
+    container_port: u16,
+    #[serde(default = "tcp")]
+    protocol: String,
+    #[serde(default, rename = "hostIP")]
+    host_ip: String,
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+
+/// The parts of the config portmap reads.
+struct Conf {
+    mappings: Vec<Mapping>,
+    snat: bool,
+    prev: Option<CniResult>,
+}
+
+fn load(args: &Args) -> Result<Conf, Error> {
+    let bad = |what: &str, e: serde_json::Error| {
+        Error::new(ERR_DECODING, format!("failed to parse {what}: {e}"))
+    };
+    let mappings = match args.conf.pointer("/runtimeConfig/portMappings") {
+        Some(v) => {
+            Vec::<Mapping>::deserialize(v).map_err(|e| bad("runtimeConfig.portMappings", e))?
+        }
+        None => Vec::new(),
+    };
+    let prev = match args.conf.get("prevResult") {
+        Some(v) if !v.is_null() => {
+            Some(CniResult::deserialize(v).map_err(|e| bad("prevResult", e))?)
+        }
+        _ => None,
+    };
+    Ok(Conf {
+        mappings,
+        snat: args
+            .conf
+            .get("snat")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        prev,
+    })
+}
+
+/// The attachment's table (network name and container id, hashed as the
+/// reference names its chains).
+fn table_name(args: &Args) -> String {
+    let digest = Sha512::digest(format!("{}{}", args.name, args.container_id).as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("cni-portmap-{hex}")
+}
+
+/// An interface name as the kernel allows it (it goes into rule text and
+/// a /proc path), or nothing.
+fn interface_name(name: &str) -> Option<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    ok.then_some(name)
+}
+
+/// The nftables batch for the attachment.
+fn ruleset(
+    table: &str,
+    container: Ipv4Addr,
+    mappings: &[Mapping],
+    snat: bool,
+    host_if: Option<&str>,
+) -> Result<String, Error> {
+    let mut dnat = String::new();
+    let mut masq = String::new();
+    for m in mappings {
+        let proto = match m.protocol.to_ascii_lowercase().as_str() {
+            p @ ("tcp" | "udp" | "sctp") => p.to_string(),
+            other => {
+                return Err(Error::new(
+                    ERR_INVALID_CONFIG,
+                    format!("unknown protocol {other:?} in portMappings; use tcp, udp or sctp"),
+                ))
+            }
+        };
+        let dst = match m.host_ip.as_str() {
+            "" | "0.0.0.0" => "fib daddr type local".to_string(),
+            ip => match ip.parse::<Ipv4Addr>() {
+                Ok(ip) => format!("ip daddr {ip}"),
+                // An IPv6 host address belongs to an ip6 table; skipped as
+                // the reference skips mappings of the other family.
+                Err(_) if ip.parse::<std::net::Ipv6Addr>().is_ok() => continue,
+                Err(_) => {
+                    return Err(Error::new(
+                        ERR_INVALID_CONFIG,
+                        format!("invalid hostIP {ip:?} in portMappings"),
+                    ))
+                }
+            },
+        };
+        dnat.push_str(&format!(
+            "    {dst} {proto} dport {} dnat to {container}:{}\n",
+            m.host_port, m.container_port
+        ));
+        if snat {
+            masq.push_str(&format!(
+                "    ip saddr 127.0.0.0/8 ip daddr {container} {proto} dport {} masquerade\n",
+                m.container_port
+            ));
+        }
+    }
+    let guard = match (snat, host_if) {
+        (true, Some(iface)) => format!(
+            "  chain guard {{\n    type filter hook prerouting priority -150; policy accept;\n\
+             \x20   iifname \"{iface}\" ip daddr 127.0.0.0/8 drop\n  }}\n"
+        ),
+        _ => String::new(),
+    };
+    Ok(format!(
+        "table ip {table} {{\n\
+         \x20 chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dnat}  }}\n\
+         \x20 chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n\
+         \x20 chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{masq}  }}\n\
+         {guard}}}\n"
+    ))
+}
+
+/// Runs `nft ARGS` with `input` on stdin; its stderr on failure.
+fn nft(args: &[&str], input: &str) -> Result<(), String> {
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("nft: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
+}
+
+pub struct Portmap;
+
+impl cni::Plugin for Portmap {
+    fn add(&self, args: &Args) -> Result<Versioned, Error> {
+        let conf = load(args)?;
+        let prev = conf.prev.ok_or_else(|| {
+            Error::new(
+                ERR_INVALID_CONFIG,
+                "portmap must be chained after a plugin that gives the container an address (no prevResult)",
+            )
+        })?;
+        if conf.mappings.is_empty() {
+            return Ok(prev.versioned(&args.version));
+        }
+        let container = prev
+            .ips
+            .iter()
+            .find_map(|ip| match ip.address.addr {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .ok_or_else(|| {
+                Error::new(
+                    ERR_INVALID_CONFIG,
+                    "prevResult has no IPv4 address to forward to",
+                )
+            })?;
+        let host_if = prev
+            .interfaces
+            .iter()
+            .find(|i| i.sandbox.is_empty())
+            .and_then(|i| interface_name(&i.name));
+        if let (true, Some(iface)) = (conf.snat, host_if) {
+            crate::sysctl::set(&format!("net/ipv4/conf/{iface}/route_localnet"), "1")
+                .map_err(|e| Error::generic(format!("failed to enable route_localnet: {e}")))?;
+        }
+        let table = table_name(args);
+        let rules = ruleset(&table, container, &conf.mappings, conf.snat, host_if)?;
+        nft(&["-f", "-"], &rules)
+            .map_err(|e| Error::generic(format!("failed to add the port forwarding rules: {e}")))?;
+        Ok(prev.versioned(&args.version))
+    }
+
+    fn del(&self, args: &Args) -> Result<(), Error> {
+        match nft(&["delete", "table", "ip", &table_name(args)], "") {
+            Ok(()) => Ok(()),
+            // Nothing was forwarded, or DEL runs again.
+            Err(e) if e.contains("No such file or directory") => Ok(()),
+            Err(e) if e.starts_with("cannot run nft") => Ok(()),
+            Err(e) => Err(Error::generic(format!(
+                "failed to remove the port forwarding rules: {e}"
+            ))),
+        }
+    }
+
+    fn check(&self, args: &Args) -> Result<(), Error> {
+        let conf = load(args)?;
+        if conf.mappings.is_empty() {
+            return Ok(());
+        }
+        nft(&["list", "table", "ip", &table_name(args)], "")
+            .map_err(|e| Error::generic(format!("the port forwarding rules are missing: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(host_port: u16, container_port: u16, protocol: &str, host_ip: &str) -> Mapping {
+        Mapping {
+            host_port,
+            container_port,
+            protocol: protocol.into(),
+            host_ip: host_ip.into(),
+        }
+    }
+
+    #[test]
+    fn one_table_with_dnat_masquerade_and_guard() {
+        let m = [
+            mapping(8080, 80, "tcp", ""),
+            mapping(53, 5353, "UDP", "10.0.0.1"),
+        ];
+        let r = ruleset(
+            "cni-portmap-x",
+            Ipv4Addr::new(10, 88, 0, 2),
+            &m,
+            true,
+            Some("veth1"),
+        )
+        .unwrap();
+        assert!(r.starts_with("table ip cni-portmap-x {"), "{r}");
+        assert!(
+            r.contains("fib daddr type local tcp dport 8080 dnat to 10.88.0.2:80"),
+            "{r}"
+        );
+        assert!(
+            r.contains("ip daddr 10.0.0.1 udp dport 53 dnat to 10.88.0.2:5353"),
+            "{r}"
+        );
+        assert!(r.contains("ip saddr 127.0.0.0/8 ip daddr 10.88.0.2 tcp dport 80 masquerade"));
+        assert!(
+            r.contains("iifname \"veth1\" ip daddr 127.0.0.0/8 drop"),
+            "{r}"
+        );
+        let plain = ruleset("t", Ipv4Addr::new(10, 88, 0, 2), &m, false, Some("veth1")).unwrap();
+        assert!(
+            !plain.contains("masquerade") && !plain.contains("guard"),
+            "{plain}"
+        );
+        let v6 = [mapping(1, 2, "tcp", "::1")];
+        assert!(!ruleset("t", Ipv4Addr::LOCALHOST, &v6, true, None)
+            .unwrap()
+            .contains("dnat"));
+        for bad in [
+            mapping(1, 2, "icmp", ""),
+            mapping(1, 2, "tcp", "host; drop"),
+        ] {
+            assert!(ruleset("t", Ipv4Addr::LOCALHOST, &[bad], true, None).is_err());
+        }
+        assert_eq!(interface_name("x\" drop"), None);
+    }
+}
