@@ -22,6 +22,7 @@ pub mod iptables;
 pub mod loopback;
 pub mod netlink;
 pub mod netns;
+pub mod nft_forward;
 pub mod portmap;
 pub mod ptp;
 pub mod sysctl;

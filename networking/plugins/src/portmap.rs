@@ -4,13 +4,9 @@
 //!
 //! Unlike the reference, which threads per-container chains through shared
 //! iptables chains, each attachment gets one nftables table of its own,
-//! `ip cni-portmap-<hash of network and container>`, written in one `nft -f`
-//! batch: ADD is that batch, DEL is dropping the table. The table holds
-//! DNAT for traffic from elsewhere (prerouting) and from the host itself
-//! (output), masquerade of 127.0.0.0/8 sources (`snat`, default on, so the
-//! container can answer the host's loopback connections), and a guard
-//! dropping what arrives from the container's side for 127.0.0.0/8, since
-//! `route_localnet` must be on for the loopback case.
+//! `ip cni-portmap-<hash of network and container>` ([`nft_forward`]),
+//! written in one `nft -f` batch: ADD is that batch, DEL is dropping the
+//! table. `snat` (default on) adds the loopback masquerade and guard.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -21,6 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha512};
 
 use crate::cni::{self, Args, Error, ERR_DECODING, ERR_INVALID_CONFIG};
+use crate::nft_forward::{self, interface_name, PortRule};
 use crate::types::{CniResult, Versioned};
 
 #[derive(Debug, Deserialize)]
@@ -80,20 +77,8 @@ fn table_name(args: &Args) -> String {
     format!("cni-portmap-{hex}")
 }
 
-/// An interface name as the kernel allows it (it goes into rule text and
-/// a /proc path), or nothing.
-fn interface_name(name: &str) -> Option<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    ok.then_some(name)
-}
-
-/// The nftables batch for the attachment.
+/// The nftables batch for the attachment (mappings of the other family
+/// are skipped, as the reference skips them).
 fn ruleset(
     table: &str,
     container: Ipv4Addr,
@@ -101,11 +86,12 @@ fn ruleset(
     snat: bool,
     host_if: Option<&str>,
 ) -> Result<String, Error> {
-    let mut dnat = String::new();
-    let mut masq = String::new();
+    let mut rules = Vec::new();
     for m in mappings {
-        let proto = match m.protocol.to_ascii_lowercase().as_str() {
-            p @ ("tcp" | "udp" | "sctp") => p.to_string(),
+        let protocol = match m.protocol.to_ascii_lowercase().as_str() {
+            "tcp" => "tcp",
+            "udp" => "udp",
+            "sctp" => "sctp",
             other => {
                 return Err(Error::new(
                     ERR_INVALID_CONFIG,
@@ -113,12 +99,10 @@ fn ruleset(
                 ))
             }
         };
-        let dst = match m.host_ip.as_str() {
-            "" | "0.0.0.0" => "fib daddr type local".to_string(),
+        let host_ip = match m.host_ip.as_str() {
+            "" | "0.0.0.0" => None,
             ip => match ip.parse::<Ipv4Addr>() {
-                Ok(ip) => format!("ip daddr {ip}"),
-                // An IPv6 host address belongs to an ip6 table; skipped as
-                // the reference skips mappings of the other family.
+                Ok(ip) => Some(ip),
                 Err(_) if ip.parse::<std::net::Ipv6Addr>().is_ok() => continue,
                 Err(_) => {
                     return Err(Error::new(
@@ -128,31 +112,15 @@ fn ruleset(
                 }
             },
         };
-        dnat.push_str(&format!(
-            "    {dst} {proto} dport {} dnat to {container}:{}\n",
-            m.host_port, m.container_port
-        ));
-        if snat {
-            masq.push_str(&format!(
-                "    ip saddr 127.0.0.0/8 ip daddr {container} {proto} dport {} masquerade\n",
-                m.container_port
-            ));
-        }
+        rules.push(PortRule {
+            protocol,
+            host_ip,
+            host_port: m.host_port,
+            container_port: m.container_port,
+        });
     }
-    let guard = match (snat, host_if) {
-        (true, Some(iface)) => format!(
-            "  chain guard {{\n    type filter hook prerouting priority -150; policy accept;\n\
-             \x20   iifname \"{iface}\" ip daddr 127.0.0.0/8 drop\n  }}\n"
-        ),
-        _ => String::new(),
-    };
-    Ok(format!(
-        "table ip {table} {{\n\
-         \x20 chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dnat}  }}\n\
-         \x20 chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n\
-         \x20 chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{masq}  }}\n\
-         {guard}}}\n"
-    ))
+    let guard_if = host_if.filter(|_| snat);
+    Ok(nft_forward::table(table, container, &rules, snat, guard_if))
 }
 
 /// Runs `nft ARGS` with `input` on stdin; its stderr on failure.
