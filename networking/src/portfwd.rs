@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use abi::schema::{ExposedPort, Port};
+use cni_plugins::nft_forward::{self, interface_name, PortRule};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -164,41 +165,16 @@ pub fn nft_ruleset(
     forwards: &[Forward],
     guard_if: Option<&str>,
 ) -> String {
-    let mut dnat = String::new();
-    let mut snat = String::new();
-    for f in forwards {
-        let proto = f.protocol.as_str();
-        let dst = match f.host_ip {
-            Some(ip) => format!("ip daddr {ip}"),
-            None => "fib daddr type local".to_string(),
-        };
-        dnat.push_str(&format!(
-            "    {dst} {proto} dport {} dnat to {pod_ip}:{}\n",
-            f.host_port, f.pod_port
-        ));
-        snat.push_str(&format!(
-            "    ip saddr 127.0.0.0/8 ip daddr {pod_ip} {proto} dport {} masquerade\n",
-            f.pod_port
-        ));
-    }
-    // route_localnet lets packets for 127.0.0.0/8 come in from the pod's
-    // side; only the host's own connections (answered through the
-    // masquerade above) need it, so anything the pod sends there is
-    // dropped before it can reach a host service on loopback.
-    let guard = guard_if.map_or(String::new(), |iface| {
-        format!(
-            "  chain guard {{\n    type filter hook prerouting priority -150; policy accept;\n\
-             \x20   iifname \"{iface}\" ip daddr 127.0.0.0/8 drop\n  }}\n"
-        )
-    });
-    let table = table_name(uuid);
-    format!(
-        "table ip {table} {{\n\
-         \x20 chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dnat}  }}\n\
-         \x20 chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n\
-         \x20 chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{snat}  }}\n\
-         {guard}}}\n"
-    )
+    let rules: Vec<PortRule<'_>> = forwards
+        .iter()
+        .map(|f| PortRule {
+            protocol: f.protocol.as_str(),
+            host_ip: f.host_ip,
+            host_port: f.host_port,
+            container_port: f.pod_port,
+        })
+        .collect();
+    nft_forward::table(&table_name(uuid), pod_ip, &rules, true, guard_if)
 }
 
 /// The iptables-restore input for hosts without `nft`: the pod's chains,
@@ -209,7 +185,7 @@ pub fn iptables_rules(
     forwards: &[Forward],
     guard_if: Option<&str>,
 ) -> String {
-    let (dnat, snat) = iptables_chains(uuid);
+    let (dnat, snat) = (iptables_chain(uuid, "DNAT"), iptables_chain(uuid, "SNAT"));
     let mut out = format!("*nat\n:{dnat} - [0:0]\n:{snat} - [0:0]\n");
     for f in forwards {
         let proto = f.protocol.as_str();
@@ -231,7 +207,7 @@ pub fn iptables_rules(
     ));
     if let Some(iface) = guard_if {
         // See nft_ruleset: nothing from the pod's side to loopback.
-        let guard = iptables_guard_chain(uuid);
+        let guard = iptables_chain(uuid, "GUARD");
         out.push_str(&format!(
             "*raw\n:{guard} - [0:0]\n-A {guard} -i {iface} -d 127.0.0.0/8 -j DROP\n\
              -A PREROUTING -j {guard}\nCOMMIT\n"
@@ -240,27 +216,10 @@ pub fn iptables_rules(
     out
 }
 
-fn iptables_guard_chain(uuid: &str) -> String {
+/// The pod's iptables chain for `role` (`DNAT`, `SNAT`, `GUARD`).
+fn iptables_chain(uuid: &str, role: &str) -> String {
     let short: String = uuid.chars().filter(|c| *c != '-').take(8).collect();
-    format!("RKT-{short}-GUARD")
-}
-
-/// An interface name as the kernel allows it, or nothing: it goes into
-/// rule text and a /proc path.
-fn interface_name(name: &str) -> Option<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    ok.then_some(name)
-}
-
-fn iptables_chains(uuid: &str) -> (String, String) {
-    let short: String = uuid.chars().filter(|c| *c != '-').take(8).collect();
-    (format!("RKT-{short}-DNAT"), format!("RKT-{short}-SNAT"))
+    format!("RKT-{short}-{role}")
 }
 
 /// Which tool holds a pod's rules (recorded, so teardown uses the same).
@@ -349,20 +308,23 @@ pub fn remove(backend: Backend, uuid: &str) -> Result<(), PortError> {
             }
         }
         Backend::Iptables => {
-            let (dnat, snat) = iptables_chains(uuid);
+            let (dnat, snat) = (iptables_chain(uuid, "DNAT"), iptables_chain(uuid, "SNAT"));
+            let guard = iptables_chain(uuid, "GUARD");
             let mut errors = Vec::new();
-            for (from, to) in [
-                ("PREROUTING", &dnat),
-                ("OUTPUT", &dnat),
-                ("POSTROUTING", &snat),
-            ] {
+            let jumps = [
+                ("nat", "PREROUTING", &dnat),
+                ("nat", "OUTPUT", &dnat),
+                ("nat", "POSTROUTING", &snat),
+                ("raw", "PREROUTING", &guard),
+            ];
+            for (table, from, to) in jumps {
                 // Every copy of the jump, then the chain.
-                while iptables(&["-t", "nat", "-D", from, "-j", to]).is_ok() {}
+                while iptables(&["-t", table, "-D", from, "-j", to]).is_ok() {}
             }
-            for chain in [&dnat, &snat] {
-                let present = iptables(&["-t", "nat", "-L", chain, "-n"]).is_ok();
+            for (table, chain) in [("nat", &dnat), ("nat", &snat), ("raw", &guard)] {
+                let present = iptables(&["-t", table, "-L", chain, "-n"]).is_ok();
                 if present {
-                    for args in [["-t", "nat", "-F", chain], ["-t", "nat", "-X", chain]] {
+                    for args in [["-t", table, "-F", chain], ["-t", table, "-X", chain]] {
                         if let Err(e) = iptables(&args) {
                             errors.push(e);
                         }
@@ -541,5 +503,58 @@ mod tests {
             e.contains(&format!("127.0.0.1:{taken}/tcp is already in use")),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod iptables_tests {
+    use super::*;
+    use crate::test_netns::TestNetns;
+    use nix::sched::{setns, CloneFlags};
+
+    fn rules(table: &str) -> String {
+        let out = Command::new("iptables")
+            .args(["-t", table, "-S"])
+            .output()
+            .expect("iptables");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The fallback for hosts without nft, for real in a network namespace
+    /// of its own: every chain and jump apply() adds, remove() takes away.
+    #[test]
+    fn iptables_backend_applies_and_removes_everything() {
+        let ns = TestNetns::new("ipt");
+        let netns = std::fs::File::open(ns.path()).unwrap();
+        let uuid = format!("{:08x}-test", std::process::id());
+        let f = [Forward {
+            protocol: Protocol::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            pod_port: 80,
+        }];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Commands started from this thread run in its namespace.
+                setns(&netns, CloneFlags::CLONE_NEWNET).unwrap();
+                let pod: IpAddr = "10.9.0.2".parse().unwrap();
+                apply(Backend::Iptables, &uuid, pod, Some("lo"), &f).unwrap();
+                let nat = rules("nat");
+                assert!(nat.contains("--to-destination 10.9.0.2:80"), "{nat}");
+                assert!(nat.contains("-A OUTPUT -j RKT-"), "{nat}");
+                let raw = rules("raw");
+                assert!(
+                    raw.contains("-d 127.0.0.0/8 -i lo -j DROP")
+                        && raw.contains("-A PREROUTING -j RKT-"),
+                    "{raw}"
+                );
+                remove(Backend::Iptables, &uuid).unwrap();
+                assert!(!rules("nat").contains("RKT-"), "{}", rules("nat"));
+                assert!(!rules("raw").contains("RKT-"), "{}", rules("raw"));
+                remove(Backend::Iptables, &uuid).unwrap();
+            })
+            .join()
+            .unwrap()
+        });
     }
 }
