@@ -107,6 +107,18 @@ fn run(bin: &'static str, args: &[&str], input: Option<&str>) -> Result<String, 
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Applies `lines` (a `*nat` section, without its COMMIT) in one
+/// `iptables-restore --noflush`: all of it or nothing.
+fn restore(ipv4: bool, mut lines: Vec<String>) -> Result<(), IptError> {
+    lines.push("COMMIT".into());
+    run(
+        tools(ipv4).1,
+        &["-w", "--noflush"],
+        Some(&(lines.join("\n") + "\n")),
+    )
+    .map(drop)
+}
+
 /// The current nat table in `-S` form.
 fn nat_rules(ipv4: bool) -> Result<String, IptError> {
     run(tools(ipv4).0, &["-w", "-t", "nat", "-S"], None)
@@ -150,13 +162,7 @@ pub fn setup_masq(ips: &[IpNet], chain: &str, comment: &str) -> Result<(), IptEr
             IpNet::host(ip.addr)
         ));
     }
-    lines.push("COMMIT".into());
-    run(
-        tools(ipv4).1,
-        &["-w", "--noflush"],
-        Some(&(lines.join("\n") + "\n")),
-    )
-    .map(drop)
+    restore(ipv4, lines)
 }
 
 /// Removes everything [`setup_masq`] added for `chain`, found by the jump to
@@ -182,13 +188,7 @@ pub fn teardown_masq(chain: &str, ipv4: bool) -> Result<(), IptError> {
     if lines.len() == 1 {
         return Ok(());
     }
-    lines.push("COMMIT".into());
-    run(
-        tools(ipv4).1,
-        &["-w", "--noflush"],
-        Some(&(lines.join("\n") + "\n")),
-    )
-    .map(drop)
+    restore(ipv4, lines)
 }
 
 /// The container ids that have masquerade rules for `network` (read from
