@@ -473,15 +473,7 @@ impl Socket {
 
     /// Creates a link of `kind` (e.g. "bridge") with no extra data.
     pub fn link_add(&mut self, name: &str, kind: &str, mtu: Option<u32>) -> io::Result<()> {
-        let mut m = Msg::new(
-            RTM_NEWLINK,
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            &ifinfomsg(0, 0, 0),
-        );
-        m.attr_str(IFLA_IFNAME, name);
-        if let Some(mtu) = mtu {
-            m.attr_u32(IFLA_MTU, mtu);
-        }
+        let mut m = new_link_msg(name, mtu);
         let li = m.nest(IFLA_LINKINFO);
         m.attr_str(IFLA_INFO_KIND, kind);
         m.end_nest(li);
@@ -497,15 +489,7 @@ impl Socket {
         mtu: Option<u32>,
         peer_ns: Option<RawFd>,
     ) -> io::Result<()> {
-        let mut m = Msg::new(
-            RTM_NEWLINK,
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            &ifinfomsg(0, 0, 0),
-        );
-        m.attr_str(IFLA_IFNAME, name);
-        if let Some(mtu) = mtu {
-            m.attr_u32(IFLA_MTU, mtu);
-        }
+        let mut m = new_link_msg(name, mtu);
         // veths are queueless; a zero txqlen is what the reference sets too.
         m.attr_u32(IFLA_TXQLEN, 0);
         let li = m.nest(IFLA_LINKINFO);
@@ -685,6 +669,20 @@ impl Socket {
         }
         Ok(out)
     }
+}
+
+/// RTM_NEWLINK creating link `name` (failing if it exists), with `mtu`.
+fn new_link_msg(name: &str, mtu: Option<u32>) -> Msg {
+    let mut m = Msg::new(
+        RTM_NEWLINK,
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        &ifinfomsg(0, 0, 0),
+    );
+    m.attr_str(IFLA_IFNAME, name);
+    if let Some(mtu) = mtu {
+        m.attr_u32(IFLA_MTU, mtu);
+    }
+    m
 }
 
 #[cfg(test)]
