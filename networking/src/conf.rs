@@ -68,6 +68,8 @@ pub struct NetConf {
     pub disable_check: bool,
     /// The file it was read from.
     pub source: PathBuf,
+    /// That file's bytes as parsed (the pod keeps a copy for DEL).
+    pub bytes: Vec<u8>,
 }
 
 impl NetConf {
@@ -128,6 +130,7 @@ impl NetConf {
             plugins,
             disable_check,
             source: path.to_path_buf(),
+            bytes: bytes.to_vec(),
         })
     }
 

@@ -80,10 +80,19 @@ pub const PLUGIN_TIMEOUT_ENV: &str = "RKT_NET_PLUGIN_TIMEOUT";
 /// `/usr/lib/rkt/plugins/net`, the stage1's own plugins, then the
 /// system's CNI directories.
 pub fn plugin_runner(stage1_rootfs: &Path, local_config: &Path) -> PluginRunner {
-    let timeout = std::env::var(PLUGIN_TIMEOUT_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(PLUGIN_TIMEOUT, Duration::from_secs);
+    let timeout = match std::env::var(PLUGIN_TIMEOUT_ENV) {
+        Err(_) => PLUGIN_TIMEOUT,
+        Ok(s) => match s.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => {
+                eprintln!(
+                    "warning: ignoring {PLUGIN_TIMEOUT_ENV}={s:?} (a whole number of seconds above 0 is expected); plugins get {} s",
+                    PLUGIN_TIMEOUT.as_secs()
+                );
+                PLUGIN_TIMEOUT
+            }
+        },
+    };
     PluginRunner::new(
         vec![
             local_config.join("net.d"),
@@ -235,11 +244,9 @@ fn attach(
     capability_args: Map<String, Value>,
 ) -> Result<(), PodNetError> {
     let conf_copy = Path::new(pod_dir::NET_DIR).join(format!("{}.conf", net.name));
-    let bytes = std::fs::read(&net.source).map_err(|e| PodNetError::BadRecord {
-        path: net.source.clone(),
-        problem: e.to_string(),
-    })?;
-    write_record(&spec.pod_dir.join(&conf_copy), &bytes)?;
+    // The bytes that were parsed, not the file again: DEL must get what
+    // ADD got even if the file changed in between.
+    write_record(&spec.pod_dir.join(&conf_copy), &net.bytes)?;
     let args = spec.request.args(&net.name).map(str::to_string);
     done.nets.push(NetInfo {
         net_name: net.name.clone(),
