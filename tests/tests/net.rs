@@ -222,6 +222,17 @@ fn default_restricted_is_host_only() {
 
 /// A user network in `<local-config>/net.d` with its own lease directory.
 fn user_net(rkt: &Rkt, name: &str, subnet_third_octet: u8, extra: &str) -> PathBuf {
+    subnet_net(
+        rkt,
+        name,
+        &format!("172.30.{subnet_third_octet}.0/24"),
+        extra,
+    )
+}
+
+/// A ptp network `name` on `subnet` in `<local-config>/net.d` with its own
+/// lease directory (returned); `extra` is more JSON keys, comma first.
+fn subnet_net(rkt: &Rkt, name: &str, subnet: &str, extra: &str) -> PathBuf {
     let leases = rkt.root().join(format!("leases-{name}"));
     let dir = rkt.local_config.join("net.d");
     std::fs::create_dir_all(&dir).unwrap();
@@ -229,7 +240,7 @@ fn user_net(rkt: &Rkt, name: &str, subnet_third_octet: u8, extra: &str) -> PathB
         dir.join(format!("10-{name}.conf")),
         format!(
             r#"{{"cniVersion":"1.0.0","name":"{name}","type":"ptp"{extra},
-                "ipam":{{"type":"host-local","subnet":"172.30.{subnet_third_octet}.0/24","dataDir":"{}"}}}}"#,
+                "ipam":{{"type":"host-local","subnet":"{subnet}","dataDir":"{}"}}}}"#,
             leases.display()
         ),
     )
@@ -756,29 +767,12 @@ fn reference_plugins_chain_macvlan_tuning_and_firewall() {
     assert_no_network_left(&uuid, &leases.join("lan"), None);
 }
 
-/// A user network in `<local-config>/net.d` on an explicit subnet.
-fn subnet_net(rkt: &Rkt, name: &str, subnet: &str) -> PathBuf {
-    let leases = rkt.root().join(format!("leases-{name}"));
-    let dir = rkt.local_config.join("net.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(format!("10-{name}.conf")),
-        format!(
-            r#"{{"cniVersion":"1.0.0","name":"{name}","type":"ptp",
-                "ipam":{{"type":"host-local","subnet":"{subnet}","dataDir":"{}"}}}}"#,
-            leases.display()
-        ),
-    )
-    .unwrap();
-    leases.join(name)
-}
-
 /// A /30 has one address for pods (the other is the gateway): the second
 /// pod is refused by host-local, clearly, and leaves nothing.
 #[test]
 fn an_exhausted_range_is_refused() {
     let rkt = setup();
-    let leases_dir = subnet_net(&rkt, "tiny", "172.30.92.0/30");
+    let leases_dir = subnet_net(&rkt, "tiny", "172.30.92.0/30", "");
     let s1 = stage1_flag();
     let first = BgPod::start(
         &rkt,
@@ -805,8 +799,8 @@ fn an_exhausted_range_is_refused() {
 #[test]
 fn overlapping_subnets_in_one_pod_are_refused() {
     let rkt = setup();
-    let a = subnet_net(&rkt, "lapa", "172.30.93.0/24");
-    let b = subnet_net(&rkt, "lapb", "172.30.93.0/24");
+    let a = subnet_net(&rkt, "lapa", "172.30.93.0/24", "");
+    let b = subnet_net(&rkt, "lapb", "172.30.93.0/24", "");
     let (out, uuid) = sh(&rkt, "--net=lapa,lapb", "true");
     let out = out.expect_code(254);
     assert!(out.stderr.contains("network \"lapb\""), "{out}");
