@@ -15,7 +15,7 @@ STATIC := target/$(TRIPLE)/release
 IMAGES := target/images
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Debian packages the build, the demo and the tests need (checked by command or file).
-APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd iptables nftables
+APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables
 BENCH_PACKAGES := crun runc hyperfine
 
 STAGE1_FLAVORS := fly ns

@@ -43,6 +43,10 @@ pub const NET_DIR: &str = "net";
 pub const NET_INFO: &str = "net-info.json";
 /// Backing directories of `empty` volumes.
 pub const SHARED_VOLUMES: &str = "sharedVolumes";
+/// The pod's own journald (ns stage1, on hosts that run journald): its
+/// `run/` and the journal files in `log/journal/<pod machine id>/`, outside
+/// the stage1 rootfs so that they stay readable when no overlay is mounted.
+pub const JOURNALD_DIR: &str = "journald";
 
 /// Inside the stage1 rootfs: where app `<app>` lives (`opt/stage2/<app>`).
 pub fn app_dir(app: &str) -> String {

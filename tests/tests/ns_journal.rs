@@ -1,13 +1,18 @@
-//! The ns stage1 on a host that runs systemd-journald (a real one, started
-//! by the test): every app's output lines reach the journal tagged with the
-//! app's name and the pod, and still reach `rkt run`'s stdout/stderr.
+//! The ns stage1 on a host that runs systemd-journald and machined (real
+//! ones, started by the test): each pod gets a journal of its own, which
+//! `journalctl -M rkt-<uuid> [-t app]` reads while the pod runs, as rkt
+//! documented (apps' syslog through /dev/log included), and the host's `journalctl -m _MACHINE_ID=<id>` after it
+//! exited; the output still reaches `rkt run`'s stdout/stderr, and `gc`
+//! leaves no journald, link, machine or scope behind.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use functional_tests::journald::Journald;
-use functional_tests::pods::ns_stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::wait_until;
+use functional_tests::pods::{ns_stage1_flag, pod_dir};
+use functional_tests::Out;
 use serde_json::Value;
 
 const BUSYBOX: &str = "example.com/busybox";
@@ -16,93 +21,194 @@ fn field<'a>(entry: &'a Value, key: &str) -> &'a str {
     entry[key].as_str().unwrap_or_default()
 }
 
-#[test]
-fn app_output_reaches_the_journal_by_app_and_pod() {
-    let rkt = setup();
-    let journald = Journald::start();
-    let s1 = ns_stage1_flag();
-    let run = |uuid_file: &str, tag: &str| {
-        let save = format!("--uuid-file-save={}", rkt.root().join(uuid_file).display());
-        let web = format!("echo {tag}-web-1; echo {tag}-web-2 >&2; printf '{tag}-partial'");
-        let db = format!("echo {tag}-db-1");
-        let out = journald.rkt(
-            &rkt,
-            &[
-                "run",
-                &s1,
-                &save,
-                "--net=none",
-                BUSYBOX,
-                "--name=web",
-                "--exec=/bin/sh",
-                "--",
-                "-c",
-                &web,
-                "---",
-                BUSYBOX,
-                "--name=db",
-                "--exec=/bin/sh",
-                "--",
-                "-c",
-                &db,
-                "---",
-            ],
-        );
-        let uuid = std::fs::read_to_string(rkt.root().join(uuid_file)).unwrap();
-        (out.expect_code(0), uuid)
-    };
-    let (first, uuid) = run("uuid-1", "one");
-    let (_, other_uuid) = run("uuid-2", "two");
-
-    // Still on rkt run's own stdout and stderr.
-    assert!(first.stdout.contains("one-web-1\n"), "{first}");
-    assert!(first.stdout.contains("one-db-1\n"), "{first}");
-    assert!(first.stderr.contains("one-web-2\n"), "{first}");
-
-    let pod = format!("CONTAINER_NAME=rkt-{uuid}");
-    let mut web = Vec::new();
-    let found = wait_until(Duration::from_secs(10), || {
-        web = journald.entries(&[&pod, "SYSLOG_IDENTIFIER=web"]);
-        web.len() >= 3
-    });
-    assert!(found, "web's lines not in the journal: {web:?}");
-    let lines: Vec<(&str, &str)> = web
+/// The apps' entries (journald's own notices carry no pod UUID).
+fn app_lines(entries: &[Value]) -> Vec<(String, String, String)> {
+    let mut lines: Vec<(String, String, String)> = entries
         .iter()
-        .map(|e| (field(e, "MESSAGE"), field(e, "PRIORITY")))
+        .filter(|e| !field(e, "RKT_POD_UUID").is_empty())
+        .map(|e| {
+            let f = |k: &str| field(e, k).to_string();
+            (f("SYSLOG_IDENTIFIER"), f("MESSAGE"), f("PRIORITY"))
+        })
         .collect();
-    // stdout and stderr are separate pipes: only each one's order holds.
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    for want in [("one-web-1", "6"), ("one-web-2", "3"), ("one-partial", "6")] {
-        assert!(
-            lines.iter().any(|l| l.0 == want.0 && l.1 == want.1),
-            "{want:?} missing: {lines:?}"
-        );
-    }
-    for e in &web {
-        assert_eq!(field(e, "RKT_POD_UUID"), uuid, "{e}");
-        assert_eq!(field(e, "RKT_APP_NAME"), "web", "{e}");
-    }
+    lines.sort();
+    lines
+}
 
-    // journalctl -t selects an app; the other pod's lines are its own.
-    let db = journald.entries(&[&pod, "-t", "db"]);
-    let db: Vec<&str> = db.iter().map(|e| field(e, "MESSAGE")).collect();
-    assert_eq!(db, ["one-db-1"]);
-    let other = format!("CONTAINER_NAME=rkt-{other_uuid}");
-    let mut theirs = Vec::new();
-    wait_until(Duration::from_secs(10), || {
-        theirs = journald.entries(&[&other]);
-        theirs.len() >= 4
+fn two_apps(tag: &str, web_tail: &str, db_tail: &str) -> Vec<String> {
+    let web = format!("echo {tag}-web-1; echo {tag}-web-2 >&2; {web_tail}");
+    let db = format!("echo {tag}-db-1; {db_tail}");
+    [
+        BUSYBOX,
+        "--name=web",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        &web,
+        "---",
+        BUSYBOX,
+        "--name=db",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        &db,
+        "---",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Pod journalds left running: any but the host's own.
+fn stray_journalds(host: &Journald) -> Vec<String> {
+    let mut stray = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let ppid: u32 = rest
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if comm.ends_with("(systemd-journal") && ppid != host.pid() {
+            stray.push(stat);
+        }
+    }
+    stray
+}
+
+#[test]
+fn each_pod_has_a_journal_that_journalctl_reads_by_machine_and_app() {
+    let rkt = setup();
+    let host = Journald::start();
+    let s1 = ns_stage1_flag();
+    let save = |name: &str| format!("--uuid-file-save={}", rkt.root().join(name).display());
+    let uuid_of = |name: &str| std::fs::read_to_string(rkt.root().join(name)).unwrap();
+
+    // A pod that has exited: the host's journal finds it by machine id.
+    let mut args = vec![
+        "run".to_string(),
+        s1.clone(),
+        save("uuid-2"),
+        "--net=none".into(),
+    ];
+    args.extend(two_apps("two", "printf two-partial", "true"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let two = host.rkt(&rkt, &args).expect_code(0);
+    assert!(two.stdout.contains("two-web-1\n"), "{two}");
+    assert!(two.stderr.contains("two-web-2\n"), "{two}");
+    let two_uuid = uuid_of("uuid-2");
+    let two_id = format!("_MACHINE_ID={}", two_uuid.replace('-', ""));
+    let lines = app_lines(&host.entries(&["-m", &two_id]));
+    let want = |tag: &str, partial: bool| {
+        let mut want = vec![
+            ("db".to_string(), format!("{tag}-db-1"), "6".to_string()),
+            ("web".into(), format!("{tag}-web-1"), "6".into()),
+            ("web".into(), format!("{tag}-web-2"), "3".into()),
+        ];
+        if partial {
+            want.push(("web".into(), format!("{tag}-partial"), "6".into()));
+        }
+        want.sort();
+        want
+    };
+    assert_eq!(lines, want("two", true), "the exited pod's journal");
+
+    // A running pod: machined knows it, and journalctl -M reads its
+    // journal through it.
+    let mut args = vec![s1.clone(), save("uuid-1"), "--net=none".into()];
+    // web also logs through syslog(3), to /dev/log.
+    args.extend(two_apps(
+        "one",
+        "logger -t websys one-via-syslog; exec sleep 100",
+        "exec sleep 100",
+    ));
+    let mut running = host.command(functional_tests::rkt_bin());
+    running
+        .args(rkt.global_args())
+        .arg("run")
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let running = running.spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || rkt
+        .root()
+        .join("uuid-1")
+        .exists()));
+    let uuid = uuid_of("uuid-1");
+    let machine = format!("rkt-{uuid}");
+    assert!(
+        wait_until(Duration::from_secs(20), || host
+            .machines()
+            .contains(&machine)),
+        "machinectl does not list {machine}: {:?}",
+        host.machines()
+    );
+    let mut lines = Vec::new();
+    let complete = wait_until(Duration::from_secs(10), || {
+        lines = app_lines(&host.entries(&["-M", &machine]));
+        lines.len() >= 3
     });
-    let mut theirs: Vec<&str> = theirs.iter().map(|e| field(e, "MESSAGE")).collect();
-    theirs.sort();
+    assert!(complete, "journalctl -M {machine}: {lines:?}");
+    assert_eq!(lines, want("one", false), "journalctl -M {machine}");
+    let db = host.entries(&["-M", &machine, "-t", "db"]);
+    let db: Vec<&str> = db.iter().map(|e| field(e, "MESSAGE")).collect();
+    assert_eq!(db, ["one-db-1"], "journalctl -M {machine} -t db");
+    for e in host.entries(&["-M", &machine, "-t", "web"]) {
+        assert_eq!(field(&e, "RKT_POD_UUID"), uuid, "{e}");
+        assert_eq!(field(&e, "RKT_APP_NAME"), "web", "{e}");
+        assert_eq!(field(&e, "CONTAINER_NAME"), machine, "{e}");
+        // Its journald runs with the pod's hostname and machine id.
+        assert_eq!(field(&e, "_HOSTNAME"), machine, "{e}");
+        assert_eq!(field(&e, "_MACHINE_ID"), uuid.replace('-', ""), "{e}");
+    }
+    // /dev/log is the pod journal's syslog socket.
+    let mut syslog = Vec::new();
+    wait_until(Duration::from_secs(10), || {
+        syslog = host.entries(&["-M", &machine, "-t", "websys"]);
+        !syslog.is_empty()
+    });
+    let syslog: Vec<&str> = syslog.iter().map(|e| field(e, "MESSAGE")).collect();
     assert_eq!(
-        theirs,
-        ["two-db-1", "two-partial", "two-web-1", "two-web-2"]
+        syslog,
+        ["one-via-syslog"],
+        "journalctl -M {machine} -t websys"
+    );
+    // The pod is in its scope where systemd tracks processes.
+    let pid = std::fs::read_to_string(pod_dir(&rkt, "run", &uuid).join("pid")).unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+    let scope = format!("machine.slice/machine-rkt-{uuid}.scope");
+    assert!(cgroups.contains(&scope), "{cgroups}");
+
+    host.rkt(&rkt, &["stop", &uuid]).expect_code(0);
+    let out = Out::from_output(running.wait_with_output().unwrap());
+    assert!(out.stdout.contains("one-web-1\n"), "{out}");
+    assert!(out.stdout.contains("one-db-1\n"), "{out}");
+    assert!(
+        !host.machines().contains(&machine),
+        "{machine} still registered after the pod ended"
+    );
+    assert_eq!(
+        stray_journalds(&host),
+        Vec::<String>::new(),
+        "pod journalds left"
     );
 
-    journald
-        .rkt(&rkt, &["gc", "--grace-period=0s"])
-        .expect_code(0);
+    host.rkt(&rkt, &["gc", "--grace-period=0s"]).expect_code(0);
+    let links: Vec<_> = std::fs::read_dir(host.path("/var/log/journal"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(links.is_empty(), "journal links left after gc: {links:?}");
+    for hierarchy in ["unified", "systemd", "memory"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(&scope);
+        assert!(!dir.exists(), "{dir:?} left after gc");
+    }
 }
 
 /// A single app with no journald: nothing in between its output and the

@@ -86,7 +86,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
         name: "ns",
         image_name: "coreos.com/rkt/stage1-ns",
         entrypoints: &[
-            (Entrypoint::Run, "/run", "ns-run"),
+            (Entrypoint::Run, "/init", "ns-run"),
             (Entrypoint::Enter, "/enter", "ns-enter"),
             (Entrypoint::Gc, "/gc", "ns-gc"),
             (Entrypoint::Stop, "/stop", "ns-stop"),
@@ -213,6 +213,9 @@ mod tests {
         let ns = Stage1Flavor::find("ns").unwrap();
         let m = stage1_manifest(ns, "0.1.0").unwrap();
         assert_eq!(m.annotation(Entrypoint::Enter.annotation()), Some("/enter"));
+        // rkt's name: the pod's `/run` stays free for what runtimes keep
+        // there (journalctl -M looks for /run/log/journal).
+        assert_eq!(m.annotation(Entrypoint::Run.annotation()), Some("/init"));
         assert_eq!(
             InterfaceVersion::from_annotation(m.annotation(INTERFACE_VERSION_ANNOTATION)),
             Ok(InterfaceVersion(6))

@@ -1,11 +1,12 @@
-//! A client of the host's systemd-journald over its native protocol, for
-//! the apps' output: one datagram per line, tagged with the app's name as
+//! A client of systemd-journald over its native protocol, for the apps'
+//! output: one datagram per line, tagged with the app's name as
 //! `SYSLOG_IDENTIFIER` (so `journalctl -t <app>` selects it, as rkt
 //! documented) and the pod as `CONTAINER_NAME=rkt-<uuid>`.
 //!
-//! The socket is connected by `run` on the host, before the pod's
-//! namespaces and root exist, so the supervisor keeps reaching it after it
-//! pivots into the stage1 rootfs.
+//! The journald is the pod's own (ns stage1, `podjournal`), whose socket
+//! `run` connects on the host side before the pod's namespaces and root
+//! exist, so the supervisor keeps reaching it after it pivots into the
+//! stage1 rootfs.
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// Where journald takes native-protocol datagrams.
+/// Where the host's journald takes native-protocol datagrams (that it
+/// answers there is how stage1 tells that the host runs journald).
 pub const HOST_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// How long one line may wait for a busy journald before the journal is

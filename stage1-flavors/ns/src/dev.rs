@@ -48,8 +48,14 @@ pub const LINKS: [(&str, &str); 5] = [
 /// app makes itself (CAP_MKNOD is in rkt's default set) cannot be opened,
 /// and nothing needs mknod(2), which a user namespace forbids. `console`
 /// is the terminal to show as /dev/console (interactive pods); otherwise
-/// /dev/console is a null device.
-pub fn setup_dev(dev: &Path, console: Option<&Path>, nodes: &Path) -> Result<(), DevError> {
+/// /dev/console is a null device. `syslog`, when the pod has a journal, is
+/// its syslog socket, shown as /dev/log.
+pub fn setup_dev(
+    dev: &Path,
+    console: Option<&Path>,
+    nodes: &Path,
+    syslog: Option<&Path>,
+) -> Result<(), DevError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DevError::Io { path, source }
@@ -62,6 +68,9 @@ pub fn setup_dev(dev: &Path, console: Option<&Path>, nodes: &Path) -> Result<(),
     }
     let console_node = console.map_or_else(|| nodes.join("null"), Path::to_path_buf);
     bind_node(&console_node, &dev.join("console"))?;
+    if let Some(socket) = syslog {
+        bind_node(socket, &dev.join("log"))?;
+    }
     for (name, target) in LINKS {
         let path = dev.join(name);
         symlink(target, &path).map_err(io_err(&path))?;

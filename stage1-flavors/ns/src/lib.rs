@@ -15,11 +15,14 @@ pub use stage1_common::STAGE1_ERROR_EXIT;
 
 pub mod control;
 pub mod crossing;
+pub mod dbus;
 pub mod dev;
 pub mod events;
+pub mod machine;
 pub mod namespaces;
 pub mod output;
 pub mod plan;
+pub mod podjournal;
 pub mod podroot;
 pub mod procfs;
 pub mod residency;

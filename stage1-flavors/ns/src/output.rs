@@ -3,8 +3,8 @@
 //! whole lines to the pod's stdout and stderr as they complete, so lines of
 //! different apps never mix (what journald's console forwarding gave rkt).
 //! A single app keeps the pod's stdout/stderr itself: nothing in between,
-//! unless the host runs journald: then every app's lines also go to the
-//! journal, tagged with the app's name.
+//! unless the pod has a journal (the host runs journald): then every app's
+//! lines also go to the pod's journal, tagged with the app's name.
 //!
 //! The thread only polls, reads, allocates and writes raw descriptors, so
 //! the supervisor may still fork apps (it holds no lock a child uses).

@@ -22,6 +22,7 @@ use stage1_common::mount::{self as mnt, MountError, Propagation};
 use stage1_common::volumes::{self, VolumeError};
 
 use crate::dev::{self, DevError};
+use crate::podjournal::POD_SYSLOG_SOCKET;
 use crate::supervisor::AppLaunch;
 
 /// Where volume sources are bound inside the stage1 rootfs.
@@ -91,7 +92,14 @@ pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRoot
     )
     .map_err(|errno| PodRootError::Proc { path: proc, errno })?;
     let console = apps.iter().find_map(|a| a.root.console.clone());
-    dev::setup_dev(&root.join("dev"), console.as_deref(), Path::new("/dev"))?;
+    let syslog = root.join(POD_SYSLOG_SOCKET);
+    let syslog = syslog.exists().then_some(syslog.as_path());
+    dev::setup_dev(
+        &root.join("dev"),
+        console.as_deref(),
+        Path::new("/dev"),
+        syslog,
+    )?;
     // A sysfs in the pod's root lets apps mount their own from a user
     // namespace (the kernel wants one already visible), and under it the
     // host's cgroup tree at its usual path.

@@ -109,10 +109,13 @@ impl AppRoot {
         cgroupfs::mount_own_cgroups(&sys.join("fs/cgroup"))?;
         let dev = resolve_in_root(rootfs, Path::new("/dev"))?;
         // The pod's own /dev (the supervisor's) has the nodes.
+        // The pod's journal's syslog socket, when it has one.
+        let syslog = self.stage1_rootfs.join("dev/log");
         dev::setup_dev(
             &dev,
             self.console.as_deref(),
             &self.stage1_rootfs.join("dev"),
+            syslog.exists().then_some(syslog.as_path()),
         )?;
         if self.protect_paths {
             protect::protect(&proc, &sys, &dev.join("null"))?;

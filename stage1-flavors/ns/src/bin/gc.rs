@@ -8,8 +8,8 @@
 //! left (`net-info.json`, the cached results, `netns`).
 //!
 //! Then the pod's cgroups (found through `$pod/subcgroup`) are killed and
-//! removed; `run` normally did that already, so this only matters when
-//! `run` was killed.
+//! removed, and the pod is unregistered from systemd-machined; `run`
+//! normally did both already, so this only matters when `run` was killed.
 
 use std::path::Path;
 
@@ -21,6 +21,7 @@ use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::mount::unmount_all_below;
 use stage1_common::pod::mount_roots;
 use stage1_ns::{debug, fail};
+use stage1_ns::{machine, podjournal};
 
 fn main() {
     if let Err(e) = run() {
@@ -51,6 +52,13 @@ fn run() -> Result<()> {
     }
     if let Err(e) = remove_cgroups(args.debug) {
         errors.push(format!("{e:#}"));
+    }
+    if let Err(e) = podjournal::unlink_from_host(&args.uuid) {
+        errors.push(e.to_string());
+    }
+    // `run` unregisters the pod when it ends; not when it was killed.
+    if let Err(e) = machine::unregister(&args.uuid) {
+        errors.push(e.to_string());
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));

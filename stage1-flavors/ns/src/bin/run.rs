@@ -28,12 +28,13 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{close, pipe2, read, sethostname, ttyname, ForkResult, Pid};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
-use stage1_common::journal::{self, Journal};
 use stage1_common::mount as mnt;
 use stage1_common::pod::Pod;
 use stage1_common::{lockfd, status};
+use stage1_ns::machine;
 use stage1_ns::namespaces::{self, NetMode};
 use stage1_ns::plan::{plan_app, PodPaths};
+use stage1_ns::podjournal::PodJournal;
 use stage1_ns::podroot;
 use stage1_ns::signals::{self, BlockedSignals, FORWARDED};
 use stage1_ns::supervisor::{AppLaunch, Supervisor};
@@ -77,6 +78,15 @@ fn run() -> Result<i32> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| namespaces::default_hostname(&args.uuid));
     write_hostname_file(&stage1_rootfs, &hostname)?;
+    // Started first, so that it gets ready while the pod is set up. An
+    // interactive app keeps the terminal to itself, as rkt's console did.
+    let mut pod_journal = match args.interactive {
+        true => None,
+        false => PodJournal::start(&pod.dir, &args.uuid, &hostname).unwrap_or_else(|e| {
+            eprintln!("stage1: {e}; the pod's output goes to stdout/stderr only");
+            None
+        }),
+    };
     let console = if args.interactive {
         ttyname(stdin().as_fd()).ok()
     } else {
@@ -131,8 +141,13 @@ fn run() -> Result<i32> {
         hostname,
         (net, network.as_ref()),
         apps,
-        cgroup.clone(),
+        (cgroup.clone(), pod_journal.as_mut()),
     );
+    // Flushed once every app is gone, before `rkt run` returns.
+    drop(pod_journal);
+    if let Err(e) = machine::unregister(&args.uuid) {
+        eprintln!("stage1: {e}");
+    }
     if network.is_some() {
         // A host port forwarded to a pod that is gone would still take
         // the port's traffic (and its reservation ends with this process):
@@ -179,7 +194,7 @@ fn run_pod(
     hostname: String,
     (net, network): (NetMode, Option<&PodNetwork>),
     mut apps: Vec<AppLaunch>,
-    cgroup: PodCgroup,
+    (cgroup, pod_journal): (PodCgroup, Option<&mut PodJournal>),
 ) -> Result<i32> {
     let dbg = args.debug;
     let stage1_rootfs = pod.stage1_rootfs();
@@ -208,6 +223,16 @@ fn run_pod(
     // starts in it, as its cwd: a user namespace's root may not be able to
     // walk the pod directory's path.
     mnt::bind(&stage1_rootfs, &stage1_rootfs, true)?;
+    // Connected here, on the host, where the socket's path is; once it is
+    // there, the journal and its syslog socket go into the pod's root.
+    let journal = pod_journal.and_then(|j| {
+        let ready = j
+            .connect(&args.uuid)
+            .and_then(|journal| j.bind_into(&stage1_rootfs).map(|()| journal));
+        ready
+            .map_err(|e| eprintln!("stage1: {e}; the pod's output goes to stdout/stderr only"))
+            .ok()
+    });
     if let Some(users) = users {
         // Before any volume is bound below it: chown must not follow one.
         let runtime_dir = stage1_rootfs.join("rkt");
@@ -231,13 +256,7 @@ fn run_pod(
         cgroup: Some(cgroup),
         mutable: args.mutable.then(|| args.clone()),
         rooted: None,
-        // Connected here, on the host: the supervisor cannot reach the
-        // host's socket from the pod's root. An interactive app keeps
-        // the terminal to itself, as rkt's console did.
-        journal: match args.interactive {
-            true => None,
-            false => Journal::connect(Path::new(journal::HOST_SOCKET), &args.uuid),
-        },
+        journal,
     };
     // Open in `run` for its whole life: EOF in the supervisor means `run`
     // is gone.
@@ -301,6 +320,15 @@ fn run_pod(
         }
     }
     drop(mapped_w);
+    let registering = machine::machined_may_run();
+    if registering {
+        // Before PID 1 forks its apps, which then follow it.
+        if let Some(cgroup) = &supervisor.cgroup {
+            if let Err(e) = machine::join_scope(&args.uuid, child, cgroup) {
+                eprintln!("stage1: {e}");
+            }
+        }
+    }
     // `pid` is how stage0 reaches into the pod (enter, app add): only once
     // PID 1 is in its own root. At EOF it failed; its exit says why.
     let _ = read(rooted_r.as_raw_fd(), &mut [0u8; 1]);
@@ -308,6 +336,15 @@ fn run_pod(
     if let Err(e) = status::write_pid(&pod.dir, child.as_raw()) {
         let _ = kill(child, Signal::SIGKILL);
         return Err(e.into());
+    }
+    if registering {
+        // Once PID 1 is in the pod's root: machined opens the pod's files
+        // (its journal) through it.
+        match machine::register(&args.uuid, child, &supervisor.stage1_rootfs) {
+            Ok(true) => debug(dbg, format!("registered as machine rkt-{}", args.uuid)),
+            Ok(false) => {}
+            Err(e) => eprintln!("stage1: {e}"),
+        }
     }
     let code = wait_for(child, &supervisor.signals);
     drop(alive_r);

@@ -1,0 +1,348 @@
+//! The pod's own journal, as rkt's stage1 kept one: on a host that runs
+//! systemd-journald, `run` starts the host's journald binary for the pod,
+//! writing to `$pod/journald/log/journal/<pod machine id>/`, which the pod's
+//! root shows at `/var/log/journal` (rkt's place for it). machined opens
+//! that root through the pod's PID 1, so `journalctl -M rkt-<uuid> [-t app]`
+//! reads it, as rkt documented; the files stay until `gc`.
+//!
+//! That journald runs on the host side in mount and UTS namespaces of its
+//! own, where `/run`, `/var/log`, `/etc/machine-id` and `/etc/systemd` are
+//! the pod's (its `journald.conf`: no kernel messages, no audit, no
+//! forwarding, a size cap) and the hostname is the pod's, so its entries
+//! carry it. It dies with `run`.
+//!
+//! machined forgets the pod when it ends. As rkt did, when the host keeps
+//! a persistent journal (`/var/log/journal` exists) the pod's journal
+//! directory is linked in there under the pod's machine id, so the host's
+//! `journalctl -m _MACHINE_ID=<id>` still finds an exited pod's output;
+//! `gc` removes the link.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use thiserror::Error;
+
+use abi::pod_dir::JOURNALD_DIR;
+use stage1_common::journal::{Journal, HOST_SOCKET};
+
+/// Where Debian (and merged-/usr distributions) keep journald.
+const JOURNALD_BINARIES: [&str; 2] = [
+    "/lib/systemd/systemd-journald",
+    "/usr/lib/systemd/systemd-journald",
+];
+
+/// How long journald may take to create its socket before the pod goes
+/// on without a journal.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long journald may take to flush and exit when the pod ends.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The host's persistent journal, where the pod's journal is linked.
+const HOST_JOURNAL: &str = "/var/log/journal";
+
+/// Below the stage1 rootfs: the pod journald's syslog socket, which the
+/// pod's PID 1 shows as `/dev/log` (and so do its apps).
+pub const POD_SYSLOG_SOCKET: &str = "var/log/dev-log";
+
+/// The pod journald's settings: the pod's output only, kept in the pod
+/// directory, capped in size.
+const JOURNALD_CONF: &str = "\
+# Written by rkt's ns stage1 for the pod's own journald.
+[Journal]
+Storage=persistent
+SystemMaxUse=64M
+SystemMaxFileSize=8M
+ReadKMsg=no
+Audit=no
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+";
+
+#[derive(Debug, Error)]
+pub enum PodJournalError {
+    #[error("cannot prepare the pod's journal in {path:?}: {source}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the pod's journald ({binary}): {source}")]
+    Spawn {
+        binary: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the pod's journald exited before it was ready")]
+    Exited,
+    #[error("the pod's journald did not create its socket within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot show the pod's journal in its root: {0}")]
+    Bind(#[source] stage1_common::mount::MountError),
+    #[error("cannot link the pod's journal into the host's as {path:?}: {source}")]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A running journald of the pod.
+pub struct PodJournal {
+    child: Child,
+    socket_dir: PathBuf,
+    journal_root: PathBuf,
+}
+
+/// The host runs journald: its socket answers.
+pub fn host_runs_journald() -> bool {
+    UnixDatagram::unbound().is_ok_and(|s| s.connect(HOST_SOCKET).is_ok())
+}
+
+/// The pod's machine id: the UUID's hex digits (rkt's choice too).
+pub fn pod_machine_id(uuid: &str) -> String {
+    uuid.chars().filter(|c| *c != '-').collect()
+}
+
+/// Below the pod directory: what journald sees as `/var/log/journal`.
+pub fn journal_root(pod_dir: &Path) -> PathBuf {
+    pod_dir.join(JOURNALD_DIR).join("log/journal")
+}
+
+impl PodJournal {
+    /// Starts the pod's journald when the host runs one; `Ok(None)` when
+    /// it does not. Does not wait for it: see [`PodJournal::connect`].
+    pub fn start(
+        pod_dir: &Path,
+        uuid: &str,
+        hostname: &str,
+    ) -> Result<Option<Self>, PodJournalError> {
+        let Some(binary) = JOURNALD_BINARIES
+            .into_iter()
+            .find(|b| Path::new(b).exists())
+        else {
+            return Ok(None);
+        };
+        if !host_runs_journald() {
+            return Ok(None);
+        }
+        let base = pod_dir.join(JOURNALD_DIR);
+        let run = base.join("run");
+        let var_log = base.join("log");
+        let etc_systemd = base.join("systemd");
+        let machine_id = base.join("machine-id");
+        let socket_dir = run.join("systemd/journal");
+        let prepare = |path: &Path, r: io::Result<()>| {
+            r.map_err(|source| PodJournalError::Prepare {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        prepare(&socket_dir, std::fs::create_dir_all(&socket_dir))?;
+        // Straight to /var/log/journal: nothing will ask for the flush from
+        // /run that a booting system's journald waits for.
+        let flushed = socket_dir.join("flushed");
+        prepare(&flushed, std::fs::write(&flushed, ""))?;
+        let journal_root = journal_root(pod_dir);
+        let journal = journal_root.join(pod_machine_id(uuid));
+        prepare(&journal, std::fs::create_dir_all(&journal))?;
+        link_into_host(&journal, uuid)?;
+        prepare(&etc_systemd, std::fs::create_dir_all(&etc_systemd))?;
+        let conf = etc_systemd.join("journald.conf");
+        prepare(&conf, std::fs::write(&conf, JOURNALD_CONF))?;
+        let id = format!("{}\n", pod_machine_id(uuid));
+        prepare(&machine_id, std::fs::write(&machine_id, id))?;
+
+        // Everything the child needs is built here: only syscalls run
+        // between fork and exec.
+        let binds = [
+            (cstr(&run), c"/run".to_owned()),
+            (cstr(&var_log), c"/var/log".to_owned()),
+            (cstr(&machine_id), c"/etc/machine-id".to_owned()),
+            (cstr(&etc_systemd), c"/etc/systemd".to_owned()),
+        ];
+        let hostname = hostname.as_bytes().to_vec();
+        let mut command = Command::new(binary);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: the closure only makes system calls on data prepared
+        // before the fork.
+        unsafe {
+            command.pre_exec(move || isolate(&binds, &hostname));
+        }
+        let child = command
+            .spawn()
+            .map_err(|source| PodJournalError::Spawn { binary, source })?;
+        Ok(Some(PodJournal {
+            child,
+            socket_dir,
+            journal_root,
+        }))
+    }
+
+    /// Shows the journal at `/var/log/journal` of the pod's root, and its
+    /// syslog socket at [`POD_SYSLOG_SOCKET`] (in the calling process's
+    /// mount namespace, which PID 1 inherits).
+    pub fn bind_into(&self, stage1_rootfs: &Path) -> Result<(), PodJournalError> {
+        let prepare = |path: &Path, r: io::Result<()>| {
+            r.map_err(|source| PodJournalError::Prepare {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let target = stage1_rootfs.join("var/log/journal");
+        prepare(&target, std::fs::create_dir_all(&target))?;
+        stage1_common::mount::bind(&self.journal_root, &target, false)
+            .map_err(PodJournalError::Bind)?;
+        let syslog = self.socket_dir.join("dev-log");
+        if syslog.exists() {
+            let target = stage1_rootfs.join(POD_SYSLOG_SOCKET);
+            prepare(&target, std::fs::File::create(&target).map(drop))?;
+            stage1_common::mount::bind(&syslog, &target, false).map_err(PodJournalError::Bind)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for journald's socket and connects the pod's output to it.
+    /// On failure journald is stopped and the pod runs without a journal.
+    pub fn connect(&mut self, uuid: &str) -> Result<Journal, PodJournalError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let socket = self.socket_dir.join("socket");
+        loop {
+            if socket.exists() {
+                // Through the directory's descriptor: the pod directory's
+                // path may be longer than a socket address allows.
+                let dir = std::fs::File::open(&self.socket_dir).map_err(|source| {
+                    PodJournalError::Prepare {
+                        path: self.socket_dir.clone(),
+                        source,
+                    }
+                })?;
+                let short = PathBuf::from(format!(
+                    "/proc/self/fd/{}/socket",
+                    std::os::fd::AsRawFd::as_raw_fd(&dir)
+                ));
+                if let Some(journal) = Journal::connect(&short, uuid) {
+                    return Ok(journal);
+                }
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err(PodJournalError::Exited);
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(PodJournalError::Timeout(START_TIMEOUT));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Asks journald to flush and exit, and waits for it (bounded).
+    pub fn stop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PodJournal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `/var/log/journal/<pod machine id>` → the pod's journal directory,
+/// when the host keeps a persistent journal.
+fn link_into_host(journal: &Path, uuid: &str) -> Result<(), PodJournalError> {
+    if !Path::new(HOST_JOURNAL).is_dir() {
+        return Ok(());
+    }
+    let link = Path::new(HOST_JOURNAL).join(pod_machine_id(uuid));
+    let target = std::path::absolute(journal).unwrap_or_else(|_| journal.to_path_buf());
+    match std::os::unix::fs::symlink(&target, &link) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && is_link_to(&link, &target) => Ok(()),
+        Err(source) => Err(PodJournalError::Link { path: link, source }),
+    }
+}
+
+fn is_link_to(link: &Path, target: &Path) -> bool {
+    std::fs::read_link(link).is_ok_and(|t| t == target)
+}
+
+/// Removes the host's link to the pod's journal (for `gc`). The pod has
+/// moved since (`run` → `exited-garbage` → `garbage`), so the link is
+/// recognised by what it ends with; a link to anything else stays.
+pub fn unlink_from_host(uuid: &str) -> Result<(), PodJournalError> {
+    let id = pod_machine_id(uuid);
+    let link = Path::new(HOST_JOURNAL).join(&id);
+    let ours = Path::new(uuid)
+        .join(JOURNALD_DIR)
+        .join("log/journal")
+        .join(&id);
+    if !std::fs::read_link(&link).is_ok_and(|t| t.ends_with(&ours)) {
+        return Ok(());
+    }
+    std::fs::remove_file(&link).map_err(|source| PodJournalError::Link { path: link, source })
+}
+
+fn cstr(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// In the forked child: journald's own mount and UTS namespaces, the
+/// pod's files bound over the host's, death with `run`.
+fn isolate(binds: &[(CString, CString)], hostname: &[u8]) -> io::Result<()> {
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: plain system calls on valid NUL-terminated strings.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM))?;
+        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        for (source, target) in binds {
+            check(libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
+        }
+        check(libc::sethostname(hostname.as_ptr().cast(), hostname.len()))?;
+    }
+    Ok(())
+}
