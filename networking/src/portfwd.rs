@@ -75,16 +75,24 @@ pub fn resolve(exposed: &[ExposedPort], apps: &[&[Port]]) -> Result<Vec<Forward>
     let mut out: Vec<Forward> = Vec::new();
     for e in exposed {
         let name = e.name.as_str();
-        let mut declared = apps
-            .iter()
-            .flat_map(|ports| ports.iter())
-            .filter(|p| p.name.as_str() == name);
-        let port = declared
-            .next()
-            .ok_or_else(|| PortError::Unknown(name.to_string()))?;
-        if declared.next().is_some() {
-            return Err(PortError::Ambiguous(name.to_string()));
-        }
+        // A sandbox's port names its protocol and pod port itself (rkt's
+        // `app sandbox --port`): its apps come later.
+        let port = match &e.pod_port {
+            Some(port) => port,
+            None => {
+                let mut declared = apps
+                    .iter()
+                    .flat_map(|ports| ports.iter())
+                    .filter(|p| p.name.as_str() == name);
+                let port = declared
+                    .next()
+                    .ok_or_else(|| PortError::Unknown(name.to_string()))?;
+                if declared.next().is_some() {
+                    return Err(PortError::Ambiguous(name.to_string()));
+                }
+                port
+            }
+        };
         let protocol = match port.protocol.to_ascii_lowercase().as_str() {
             "tcp" => Protocol::Tcp,
             "udp" => Protocol::Udp,

@@ -284,3 +284,30 @@ pub fn pod_cgroups(uuid: &str) -> Vec<PathBuf> {
     dirs.push(Path::new("/sys/fs/cgroup").join(&scope));
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
+
+/// A free TCP+UDP port on the host.
+pub fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// What a TCP server at `addr` sends before closing (or why not).
+pub fn tcp_read(addr: &str) -> String {
+    use std::io::Read;
+    let mut s = match std::net::TcpStream::connect_timeout(
+        &addr.parse().unwrap(),
+        Duration::from_secs(2),
+    ) {
+        Ok(s) => s,
+        Err(e) => return format!("connect: {e}"),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}

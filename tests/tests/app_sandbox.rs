@@ -604,3 +604,80 @@ fn ns_sandbox_add_start_enter_stop_rm() {
     );
     assert!(pod_cgroups(&uuid).is_empty(), "{:?}", pod_cgroups(&uuid));
 }
+
+/// rkt's `app sandbox --port=NAME:PROTO:PODPORT:HOSTIP:HOSTPORT`: the
+/// forward exists before any app does, and reaches the app added later;
+/// a malformed one is refused before anything is created.
+#[test]
+fn ns_sandbox_ports_are_forwarded_to_apps_added_later() {
+    use functional_tests::pods::{free_port, tcp_read};
+    let rkt = setup();
+    let ns = stage1_image("ns").canonicalize().unwrap();
+    let s1 = format!("--stage1-path={}", ns.display());
+
+    for (bad, why) in [
+        ("web:sctp:80::8080", "neither tcp nor udp"),
+        (
+            "web:tcp:80:8080",
+            "expected NAME:PROTO:PODPORT:HOSTIP:HOSTPORT",
+        ),
+        ("web:tcp:80:nowhere:8080", "not an IPv4 address"),
+    ] {
+        let out = rkt.run(&[
+            "--insecure-options=image",
+            "app",
+            "sandbox",
+            &s1,
+            "--net=default",
+            &format!("--port={bad}"),
+        ]);
+        let out = out.expect_code(254);
+        assert!(out.stderr.contains(why), "--port={bad}: {out}");
+    }
+    assert_eq!(
+        rkt.run(&["list", "--no-legend"]).stdout,
+        "",
+        "nothing prepared"
+    );
+
+    let port = free_port();
+    let mut sb = Sandbox::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=default",
+            &format!("--port=web:tcp:8080::{port}"),
+        ],
+    );
+    let uuid = sb.uuid.clone();
+    rkt.ok(&[
+        "app",
+        "add",
+        &uuid,
+        BUSYBOX,
+        "--name=web",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "while true; do echo sandboxed-web | nc -l -p 8080; done",
+    ]);
+    rkt.ok(&["app", "start", &uuid, "--app=web"]);
+    let mut seen = String::new();
+    let reached = wait_until(Duration::from_secs(10), || {
+        seen = tcp_read(&format!("127.0.0.1:{port}"));
+        seen.contains("sandboxed-web")
+    });
+    assert!(reached, "127.0.0.1:{port} gave {seen:?}");
+
+    rkt.ok(&["stop", &uuid]);
+    if let Some(mut child) = sb.child.take() {
+        let _ = child.wait();
+    }
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(!tables.contains(&uuid), "forwarding left: {tables}");
+}

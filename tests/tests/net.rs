@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
-use functional_tests::pods::{pod_dir, run_pod, wait_until, BgPod};
+use functional_tests::pods::{free_port, pod_dir, run_pod, tcp_read, wait_until, BgPod};
 use functional_tests::{Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
@@ -469,32 +469,6 @@ fn server_aci(rkt: &Rkt, reply: &str) -> PathBuf {
         populate_busybox_rootfs(root, &busybox).unwrap();
         std::fs::copy(functional_tests::inspect_bin(), root.join("inspect")).unwrap();
     })
-}
-
-/// A free TCP+UDP port on the host.
-fn free_port() -> u16 {
-    loop {
-        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn tcp_read(addr: &str) -> String {
-    use std::io::Read;
-    let mut s = match std::net::TcpStream::connect_timeout(
-        &addr.parse().unwrap(),
-        Duration::from_secs(2),
-    ) {
-        Ok(s) => s,
-        Err(e) => return format!("connect: {e}"),
-    };
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 /// A "host" elsewhere: a network namespace joined to ours by a veth pair,
@@ -959,4 +933,43 @@ fn enter_joins_the_pods_network() {
     drop(pod);
     gc(&rkt);
     assert_no_network_left(&uuid, &default_leases(), None);
+}
+
+/// Issue 4's load check: 50 pods started at once on `default` each get an
+/// address of their own (host-local's file lock under contention) and all
+/// reach the host; after gc not one netns, lease, rule or veth is left.
+#[test]
+fn fifty_concurrent_pods_on_default_get_distinct_addresses_and_reach_the_host() {
+    const PODS: usize = 50;
+    let rkt = setup();
+    let script =
+        "ip -4 -o addr show eth0; ping -c1 -W5 172.16.28.1 >/dev/null && echo host-reachable";
+    let runs: Vec<(Out, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..PODS)
+            .map(|_| s.spawn(|| sh(&rkt, "--net=default", script)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut addresses = std::collections::BTreeSet::new();
+    let mut pods = Vec::new();
+    for (out, uuid) in runs {
+        let out = out.expect_code(0);
+        assert!(out.stdout.contains("host-reachable"), "{uuid}: {out}");
+        let address = out
+            .stdout
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{uuid}: no address in {out}"))
+            .to_string();
+        assert!(address.starts_with("172.16.28."), "{address}");
+        assert!(addresses.insert(address.clone()), "{address} given twice");
+        let veth = host_veth(&rkt, &uuid, "default");
+        pods.push((uuid, veth));
+    }
+    assert_eq!(addresses.len(), PODS);
+    gc(&rkt);
+    for (uuid, veth) in &pods {
+        assert_no_network_left(uuid, &default_leases(), veth.as_deref());
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use abi::schema::{valid_os_arch, ImageManifest, PodManifest, VolumeKind};
+use abi::schema::{valid_os_arch, ExposedPort, ImageManifest, PodManifest, VolumeKind};
 use anyhow::{bail, Context as _, Result};
 use stage0::fetch::{Fetcher, PullPolicy};
 use stage0::pod::lifecycle::Pod;
@@ -48,6 +48,8 @@ pub fn pull_policy(flags: &PrepareFlags) -> Result<PullPolicy> {
 /// pod-level annotations and labels.
 #[derive(Debug, Default)]
 pub struct SandboxOptions {
+    /// `--port` of a sandbox, with the protocol and pod port it names.
+    pub ports: Vec<ExposedPort>,
     pub annotations: Vec<(String, String)>,
     pub user_annotations: BTreeMap<String, String>,
     pub user_labels: BTreeMap<String, String>,
@@ -90,7 +92,8 @@ fn prepare(
         bail!("--private-users cannot be used with overlay (overlayfs cannot shift file owners); add --no-overlay");
     }
     if let Some(rt) = runtime {
-        rt.validate(flags.port.len(), specs.len())?;
+        let ports = flags.port.len() + sandbox.map_or(0, |s| s.ports.len());
+        rt.validate(ports, specs.len())?;
     }
     if flags.pod_manifest.is_some() {
         let conflicts = [
@@ -234,6 +237,7 @@ fn manifest_from_flags(
             .port
             .iter()
             .map(|p| parse_port(p))
+            .chain(sandbox.iter().flat_map(|s| s.ports.iter().cloned().map(Ok)))
             .collect::<Result<_, _>>()?,
         global_mounts: flags
             .app

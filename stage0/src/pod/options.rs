@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use abi::schema::{AcName, ExposedPort, Mount, Volume, VolumeKind};
+use abi::schema::{AcName, ExposedPort, Mount, Port, Volume, VolumeKind};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -178,6 +178,48 @@ pub fn parse_port(value: &str) -> Result<ExposedPort, OptionError> {
         host_port,
         host_ip: ip.map(str::to_string),
         pod_port: None,
+    })
+}
+
+/// Parses a sandbox's `NAME:PROTO:PODPORT:HOSTIP:HOSTPORT` (rkt's `app
+/// sandbox --port`): no app declares the port yet, so the flag says which
+/// protocol and pod port it is. An empty HOSTIP means every address.
+pub fn parse_sandbox_port(value: &str) -> Result<ExposedPort, OptionError> {
+    let err = |reason: String| OptionError::Port {
+        value: value.to_string(),
+        reason,
+    };
+    let [name, proto, pod_port, ip, host_port] = value.split(':').collect::<Vec<_>>()[..] else {
+        return Err(err(
+            "expected NAME:PROTO:PODPORT:HOSTIP:HOSTPORT, e.g. http:tcp:80::8080".to_string(),
+        ));
+    };
+    let number = |s: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| err(format!("{s:?} is not a port number")))
+    };
+    let protocol = proto.to_ascii_lowercase();
+    if protocol != "tcp" && protocol != "udp" {
+        return Err(err(format!("protocol {proto:?} is neither tcp nor udp")));
+    }
+    if !ip.is_empty() {
+        ip.parse::<Ipv4Addr>()
+            .map_err(|_| err(format!("{ip:?} is not an IPv4 address")))?;
+    }
+    let name = AcName::new(name).map_err(|e| err(e.to_string()))?;
+    Ok(ExposedPort {
+        pod_port: Some(Port {
+            name: name.clone(),
+            protocol,
+            port: number(pod_port)?,
+            count: 1,
+            socket_activated: false,
+        }),
+        name,
+        host_port: number(host_port)?,
+        host_ip: (!ip.is_empty()).then(|| ip.to_string()),
     })
 }
 

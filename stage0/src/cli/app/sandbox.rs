@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use stage0::pod::lifecycle::ensure_superuser;
-use stage0::pod::options::parse_env_pair;
+use stage0::pod::options::{parse_env_pair, parse_sandbox_port};
 
 use crate::cli::apps::AppFlags;
 use crate::cli::launch::launch;
@@ -120,6 +120,11 @@ impl SandboxArgs {
             Ok(pairs(list)?.into_iter().collect())
         };
         Ok(SandboxOptions {
+            ports: self
+                .port
+                .iter()
+                .map(|p| parse_sandbox_port(p))
+                .collect::<Result<_, _>>()?,
             annotations: pairs(&self.annotation)?,
             user_annotations: map(&self.user_annotation)?,
             user_labels: map(&self.user_label)?,
@@ -129,11 +134,6 @@ impl SandboxArgs {
 
 pub fn run(ctx: &Context, args: SandboxArgs) -> Result<i32> {
     ensure_superuser()?;
-    if !args.port.is_empty() {
-        bail!(
-            "--port is not available for sandboxes: the ports it names belong to apps added later, after the pod's network is set up; drop --port"
-        );
-    }
     let runtime = args.runtime_flags();
     let options = args.sandbox_options()?;
     let mut prepared = prepare_sandbox(
