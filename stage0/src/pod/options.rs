@@ -291,6 +291,27 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_ports_carry_their_protocol_and_pod_port() {
+        let p = parse_sandbox_port("web:TCP:80::8080").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.host_port, p.host_ip),
+            ("web", 8080, None)
+        );
+        let pod = p.pod_port.unwrap();
+        assert_eq!((pod.protocol.as_str(), pod.port), ("tcp", 80));
+        let p = parse_sandbox_port("dns:udp:53:127.0.0.1:5353").unwrap();
+        assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"));
+        for bad in [
+            "web:tcp:80:8080",
+            "web:sctp:80::1",
+            "web:tcp:0::1",
+            "web:tcp:80:x:1",
+        ] {
+            assert!(parse_sandbox_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn env_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("env");
