@@ -473,10 +473,15 @@ fn refusals_are_clear() {
         "{out}"
     );
 
+    // rkt's sandbox form names the protocol and pod port too.
     let out = rkt
-        .run(&["app", "sandbox", "--port=http:tcp:80:0.0.0.0:8080"])
+        .run(&["app", "sandbox", "--port=http:8080"])
         .expect_code(254);
-    assert!(out.stderr.contains("--port"), "{out}");
+    assert!(
+        out.stderr
+            .contains("expected NAME:PROTO:PODPORT:HOSTIP:HOSTPORT"),
+        "{out}"
+    );
 
     let out = rkt.run(&["app", "add", "nope", BUSYBOX]).expect_code(254);
     assert!(out.stderr.starts_with("app add: "), "{out}");

@@ -116,6 +116,33 @@ fn each_pod_has_a_journal_that_journalctl_reads_by_machine_and_app() {
     };
     assert_eq!(lines, want("two", true), "the exited pod's journal");
 
+    // rkt logs reads the same journal, by pod and by app.
+    let logs = host.rkt(&rkt, &["logs", &two_uuid]).expect_code(0);
+    for line in ["two-web-1", "two-web-2", "two-partial", "two-db-1"] {
+        assert!(logs.stdout.contains(line), "{line} missing: {logs}");
+    }
+    assert!(!logs.stdout.contains("Journal started"), "{logs}");
+    let db = host
+        .rkt(&rkt, &["logs", "--app=db", &two_uuid])
+        .expect_code(0);
+    assert!(db.stdout.contains("two-db-1"), "{db}");
+    assert!(!db.stdout.contains("two-web"), "{db}");
+    let last = host
+        .rkt(&rkt, &["logs", "--app=web", "--lines=1", &two_uuid])
+        .expect_code(0);
+    assert_eq!(last.stdout.lines().count(), 1, "{last}");
+    let nope = host
+        .rkt(&rkt, &["logs", "--app=nope", &two_uuid])
+        .expect_code(254);
+    assert!(nope.stderr.contains("no app named \"nope\""), "{nope}");
+    let unknown = host
+        .rkt(&rkt, &["logs", "00000000-0000-4000-8000-000000000000"])
+        .expect_code(254);
+    assert!(
+        unknown.stderr.contains("problem retrieving pod"),
+        "{unknown}"
+    );
+
     // A running pod: machined knows it, and journalctl -M reads its
     // journal through it.
     let mut args = vec![s1.clone(), save("uuid-1"), "--net=none".into()];
@@ -176,6 +203,21 @@ fn each_pod_has_a_journal_that_journalctl_reads_by_machine_and_app() {
         ["one-via-syslog"],
         "journalctl -M {machine} -t websys"
     );
+    // rkt logs --follow shows what is there and waits for more.
+    let mut follow = host.command(functional_tests::rkt_bin());
+    follow
+        .args(rkt.global_args())
+        .args(["logs", "--follow", &uuid])
+        .stdout(Stdio::piped());
+    let mut follow = follow.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "rkt logs --follow returned"
+    );
+    follow.kill().unwrap();
+    let followed = Out::from_output(follow.wait_with_output().unwrap());
+    assert!(followed.stdout.contains("one-web-1"), "{followed}");
     // The pod is in its scope where systemd tracks processes.
     let pid = std::fs::read_to_string(pod_dir(&rkt, "run", &uuid).join("pid")).unwrap();
     let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
@@ -219,11 +261,13 @@ fn without_journald_a_single_app_writes_to_the_callers_stdout_directly() {
     let s1 = ns_stage1_flag();
     let path = rkt.root().join("stdout");
     let file = std::fs::File::create(&path).unwrap();
+    let save = format!("--uuid-file-save={}", rkt.root().join("uuid").display());
     let status = rkt
         .command()
         .args([
             "run",
             &s1,
+            &save,
             "--net=none",
             BUSYBOX,
             "--exec=/bin/sh",
@@ -240,4 +284,8 @@ fn without_journald_a_single_app_writes_to_the_callers_stdout_directly() {
         seen.trim().ends_with("/stdout"),
         "the app's stdout: {seen:?}"
     );
+    // No journal to read back.
+    let uuid = std::fs::read_to_string(rkt.root().join("uuid")).unwrap();
+    let logs = rkt.run(&["logs", &uuid]).expect_code(254);
+    assert!(logs.stderr.contains("has no journal"), "{logs}");
 }

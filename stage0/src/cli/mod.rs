@@ -16,6 +16,7 @@ mod image;
 mod isolator_flags;
 mod launch;
 mod list;
+mod logs;
 mod output;
 mod pod_flags;
 mod prepare;
@@ -88,6 +89,8 @@ commands! {
     List(list::ListArgs) => "list",
     /// Check the status of a rkt pod
     Status(status::StatusArgs) => "status",
+    /// Show the output of a pod's apps (from the pod's journal)
+    Logs(logs::LogsArgs) => "logs",
     /// Garbage collect rkt pods no longer in use
     Gc(gc::GcArgs) => "gc",
     /// Remove all files and resources associated with an exited pod
