@@ -973,3 +973,54 @@ fn fifty_concurrent_pods_on_default_get_distinct_addresses_and_reach_the_host() 
         assert_no_network_left(uuid, &default_leases(), veth.as_deref());
     }
 }
+
+/// `--private-users` on a CNI network: the pod's root is not root of the
+/// network namespace the host made, yet the pod has its address, reaches
+/// the host, and its /sys shows its own interfaces (a sysfs `run` mounted
+/// for it); gc leaves nothing.
+#[test]
+fn private_users_pods_get_cni_networks_too() {
+    use std::io::Read;
+    let rkt = setup();
+    // The host end: a listener the pod connects to through its gateway
+    // (its root has no CAP_NET_RAW for ping in a namespace it does not own).
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        got
+    });
+    let script = format!(
+        "id -u; ip -4 -o addr show eth0; ls /sys/class/net; \
+         echo from-the-pod | nc 172.16.28.1 {port} && echo host-reachable; \
+         ip link set lo down 2>/dev/null || echo lo-not-ours"
+    );
+    let s1 = stage1_flag();
+    let (out, uuid) = run_pod(
+        &rkt,
+        &[
+            &s1,
+            "--net=default",
+            "--private-users",
+            "--no-overlay",
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            &script,
+        ],
+    );
+    let out = out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {out}");
+    assert!(out.stdout.contains("inet 172.16.28."), "{out}");
+    assert!(out.stdout.contains("eth0\nlo\n"), "the pod's /sys: {out}");
+    assert!(out.stdout.contains("host-reachable"), "{out}");
+    assert_eq!(host.join().unwrap(), "from-the-pod\n");
+    assert!(out.stdout.contains("lo-not-ours"), "{out}");
+    let veth = host_veth(&rkt, &uuid, "default");
+    gc(&rkt);
+    assert_no_network_left(&uuid, &default_leases(), veth.as_deref());
+}

@@ -135,7 +135,12 @@ pub fn loopback_up() -> Result<(), NamespaceError> {
         return Err(err("SIOCGIFFLAGS")(Errno::last()));
     }
     // SAFETY: the kernel filled the flags member of the union above.
-    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        // Already up (by `run`, where the pod's root may not change it).
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(err("SIOCSIFFLAGS")(Errno::last()));

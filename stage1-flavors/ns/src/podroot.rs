@@ -14,6 +14,7 @@ use abi::schema::{Volume, VolumeKind};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
+use nix::sys::statfs::{statfs, SYSFS_MAGIC};
 use nix::unistd::{chdir, pivot_root};
 use thiserror::Error;
 
@@ -104,17 +105,22 @@ pub fn enter(stage1_rootfs: &Path, apps: &mut [AppLaunch]) -> Result<(), PodRoot
     // namespace (the kernel wants one already visible), and under it the
     // host's cgroup tree at its usual path.
     let sys = create_dir(root, "sys")?;
-    mount(
-        Some("sysfs"),
-        &sys,
-        Some("sysfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
-    .map_err(|errno| PodRootError::Sysfs {
-        path: sys.clone(),
-        errno,
-    })?;
+    // `run` mounted it already when the pod's root is in a user namespace
+    // and its network namespace is the host root's (CNI).
+    let mounted = statfs(&sys).is_ok_and(|s| s.filesystem_type() == SYSFS_MAGIC);
+    if !mounted {
+        mount(
+            Some("sysfs"),
+            &sys,
+            Some("sysfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|errno| PodRootError::Sysfs {
+            path: sys.clone(),
+            errno,
+        })?;
+    }
     let cgroup = root.join(CGROUP_ROOT.trim_start_matches('/'));
     mnt::bind(Path::new(CGROUP_ROOT), &cgroup, true)?;
 

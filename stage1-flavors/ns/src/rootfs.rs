@@ -103,7 +103,24 @@ impl AppRoot {
         if self.protect_paths {
             sys_flags |= MsFlags::MS_RDONLY;
         }
-        mount_fs("sysfs", "sysfs", &sys, sys_flags)?;
+        match mount(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None::<&str>) {
+            Ok(()) => {}
+            // In a user namespace whose network namespace the host's root
+            // owns (--private-users on a CNI network), sysfs cannot be
+            // mounted: the pod's own, which `run` mounted, is bound instead.
+            Err(Errno::EPERM) => {
+                let pod_sys = self.stage1_rootfs.join("sys");
+                mnt::bind(&pod_sys, &sys, false)?;
+                mnt::remount_bind(&sys, sys_flags)?;
+            }
+            Err(errno) => {
+                return Err(RootfsError::Mount {
+                    what: "sysfs",
+                    path: sys.clone(),
+                    errno,
+                })
+            }
+        }
         // Still the host's /sys/fs/cgroup and /proc here; fresh sysfs has
         // no symlinks on the way.
         cgroupfs::mount_own_cgroups(&sys.join("fs/cgroup"))?;

@@ -21,6 +21,7 @@ use networking::pod::{self as podnet, PodNetSpec, PodNetwork};
 use networking::portfwd;
 use networking::request::NetRequest;
 use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::prctl;
@@ -268,15 +269,26 @@ fn run_pod(
     if users.is_some() {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
+    // A pod root in a user namespace cannot join a network namespace the
+    // host's root owns, nor mount a sysfs for it or bring its loopback up:
+    // `run` does all three in it, and the clone inherits it.
+    let host_netns = match (users, network) {
+        (Some(_), Some(network)) => Some(enter_for_user_namespace(
+            network,
+            &supervisor.stage1_rootfs,
+        )?),
+        _ => None,
+    };
     let child = match namespaces::clone_into(flags)? {
         ForkResult::Child => {
-            drop((rooted_r, mapped_w));
+            // The host's network namespace is `run`'s to return to only.
+            drop((rooted_r, mapped_w, host_netns));
             let _ = close(lock_fd);
             supervisor.rooted = Some(rooted_w);
             // Credentials first: changing them clears the parent-death
             // signal that die_with sets.
             let started = (|| -> Result<()> {
-                if let Some(network) = network {
+                if let (Some(network), None) = (network, users) {
                     // Made before the pod: PID 1 joins it first (`run`
                     // stays in the host's, where its rules are removed).
                     setns(&network.netns, CloneFlags::CLONE_NEWNET)
@@ -300,6 +312,12 @@ fn run_pod(
         }
         ForkResult::Parent { child } => child,
     };
+    if let Some(host) = &host_netns {
+        if let Err(e) = setns(host, CloneFlags::CLONE_NEWNET) {
+            let _ = kill(child, Signal::SIGKILL);
+            bail!("cannot return to the host's network namespace: {e}");
+        }
+    }
     drop((rooted_w, mapped_r));
     debug(dbg, format!("pod PID 1 is pid {child}"));
     if let Some(users) = users {
@@ -413,9 +431,6 @@ fn setup_network(
     request: &NetRequest,
     host_mounts: Option<&OwnedFd>,
 ) -> Result<NetSetup> {
-    if args.private_users.is_some() {
-        bail!("--private-users cannot be combined with CNI networks yet (the pod's root would not own its network namespace); use --net=none");
-    }
     // Before anything is set up: a port problem leaves nothing to undo.
     let declared: Vec<&[Port]> = pod.apps.iter().map(|a| a.app.ports.as_slice()).collect();
     let forwards = portfwd::resolve(&pod.manifest.ports, &declared)?;
@@ -479,6 +494,34 @@ fn setup_network(
 }
 
 /// The pod's hostname, and its loopback up when it has its own network.
+/// Moves `run` into the pod's network namespace for a clone into a user
+/// namespace: mounts the pod's sysfs there (sysfs shows its mounter's
+/// network namespace) and brings its loopback up. Returns the host's.
+fn enter_for_user_namespace(network: &PodNetwork, stage1_rootfs: &Path) -> Result<OwnedFd> {
+    let host: OwnedFd = std::fs::File::open("/proc/self/ns/net")
+        .context("cannot open the host's network namespace")?
+        .into();
+    setns(&network.netns, CloneFlags::CLONE_NEWNET)
+        .context("cannot join the pod's network namespace")?;
+    let entered = (|| -> Result<()> {
+        let sys = stage1_rootfs.join("sys");
+        nix::mount::mount(
+            Some("sysfs"),
+            &sys,
+            Some("sysfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot mount the pod's sysfs on {sys:?}"))?;
+        Ok(namespaces::loopback_up()?)
+    })();
+    if let Err(e) = entered {
+        let _ = setns(&host, CloneFlags::CLONE_NEWNET);
+        return Err(e);
+    }
+    Ok(host)
+}
+
 fn pod_identity(hostname: &str, net: NetMode) -> Result<()> {
     sethostname(hostname).with_context(|| format!("cannot set the hostname {hostname:?}"))?;
     if net != NetMode::Host {
