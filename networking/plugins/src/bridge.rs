@@ -7,7 +7,8 @@
 //! `isDefaultGateway` also adds a default route via it. `hairpinMode` lets a
 //! container reach itself through the host (e.g. via a port mapping);
 //! `promiscMode` puts the bridge in promiscuous mode instead; the two are
-//! exclusive, as in the reference.
+//! exclusive, as in the reference. The container interface's MAC comes
+//! from the `mac` capability, `args.cni.mac` or `MAC=` in CNI_ARGS.
 
 use serde::Deserialize;
 
@@ -45,6 +46,41 @@ struct BridgeConf {
     #[serde(default)]
     dns: Dns,
     prev_result: Option<serde_json::Value>,
+    #[serde(default)]
+    args: MacArgs,
+    #[serde(default)]
+    runtime_config: MacRuntimeConfig,
+    /// The container interface's MAC: `runtimeConfig.mac` (the `mac`
+    /// capability), else `args.cni.mac`, else `MAC=` in CNI_ARGS (the
+    /// reference's order).
+    #[serde(skip)]
+    mac: Option<[u8; 6]>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MacArgs {
+    #[serde(default)]
+    cni: MacRuntimeConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MacRuntimeConfig {
+    #[serde(default)]
+    mac: String,
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`), as Go's net.ParseMAC for 6 bytes.
+fn parse_mac(text: &str) -> Result<[u8; 6], Error> {
+    let invalid = || Error::generic(format!("address {text}: invalid MAC address"));
+    let octets: Vec<&str> = text.split([':', '-']).collect();
+    if octets.len() != 6 || text.len() != 17 {
+        return Err(invalid());
+    }
+    let mut mac = [0u8; 6];
+    for (byte, octet) in mac.iter_mut().zip(octets) {
+        *byte = u8::from_str_radix(octet, 16).map_err(|_| invalid())?;
+    }
+    Ok(mac)
 }
 
 fn load(args: &Args) -> Result<BridgeConf, Error> {
@@ -56,6 +92,20 @@ fn load(args: &Args) -> Result<BridgeConf, Error> {
     cni::validate_ifname(&c.bridge).map_err(|e| e.context("invalid bridge name"))?;
     if c.is_default_gateway {
         c.is_gateway = true;
+    }
+    let mut mac = String::new();
+    for (k, v) in cni::parse_cni_args(&args.args, &["MAC"])? {
+        if k == "MAC" {
+            mac = v;
+        }
+    }
+    for from_conf in [&c.args.cni.mac, &c.runtime_config.mac] {
+        if !from_conf.is_empty() {
+            mac = from_conf.clone();
+        }
+    }
+    if !mac.is_empty() {
+        c.mac = Some(parse_mac(&mac)?);
     }
     if c.hairpin_mode && c.promisc_mode {
         return Err(Error::generic(
@@ -153,7 +203,24 @@ impl Bridge {
         let ns = NetNs::open(&args.netns).map_err(|e| Error::generic(e.to_string()))?;
         let mut cont = ns.socket()?;
         let mtu = (conf.mtu > 0).then_some(conf.mtu);
-        let pair = veth::setup(host, &mut cont, &ns, &args.ifname, mtu)?;
+        let mut pair = veth::setup(host, &mut cont, &ns, &args.ifname, mtu)?;
+        if let Some(mac) = conf.mac {
+            let set = cont
+                .link_set_mac(pair.cont.index, &mac)
+                .map_err(nl(format!("failed to set {:?}'s MAC", args.ifname)))
+                .and_then(|()| {
+                    cont.link_by_index(pair.cont.index)
+                        .map_err(nl(format!("failed to look up {:?}", args.ifname)))
+                });
+            match set {
+                Ok(Some(link)) => pair.cont = link,
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = host.link_del(pair.host.index);
+                    return Err(e);
+                }
+            }
+        }
 
         let configured = (|| {
             host.link_set_master(pair.host.index, br.index)

@@ -42,6 +42,17 @@ impl Side {
     }
 
     fn run_with(&self, bin_ours: bool, cmd: &str, conf: &str, id: &str) -> Out {
+        self.run_with_args(bin_ours, cmd, conf, id, "")
+    }
+
+    fn run_with_args(
+        &self,
+        bin_ours: bool,
+        cmd: &str,
+        conf: &str,
+        id: &str,
+        cni_args: &str,
+    ) -> Out {
         let ns = self.ns.path();
         let (bin, path) = if bin_ours {
             (ours("bridge"), ours_dir().display().to_string())
@@ -53,6 +64,7 @@ impl Side {
             ("CNI_IFNAME", "eth0"),
             ("CNI_NETNS", ns.as_str()),
             ("CNI_PATH", path.as_str()),
+            ("CNI_ARGS", cni_args),
         ];
         run(&bin, cmd, conf, &env)
     }
@@ -133,9 +145,7 @@ fn link_exists(name: &str) -> bool {
 
 #[test]
 fn same_as_reference() {
-    if !can_run("bridge") {
-        return;
-    }
+    require("bridge");
     let a = Side::new("ba20", 20, true);
     let b = Side::new("bb21", 21, false);
     let extra = r#","isGateway":true,"ipMasq":true,"hairpinMode":true"#;
@@ -239,9 +249,7 @@ fn same_as_reference() {
 
 #[test]
 fn two_containers_talk_over_the_bridge() {
-    if !can_run("bridge") {
-        return;
-    }
+    require("bridge");
     let a = Side::new("bt22", 22, true);
     let other = Netns::new("bt22o");
     assert_eq!(a.run("ADD", &a.conf(r#","isGateway":true"#)).code, 0);
@@ -293,9 +301,7 @@ fn two_containers_talk_over_the_bridge() {
 
 #[test]
 fn layer2_promisc_and_errors() {
-    if !can_run("bridge") {
-        return;
-    }
+    require("bridge");
     let a = Side::new("bl23", 23, true);
     let l2 = format!(
         r#"{{"cniVersion":"1.0.0","name":"{}","type":"bridge","bridge":"{}","promiscMode":true,"ipam":{{}}}}"#,
@@ -328,4 +334,66 @@ fn layer2_promisc_and_errors() {
     let e = a.run("ADD", &lo_conf);
     assert_eq!(e.json()["msg"], "\"lo\" already exists but is not a bridge");
     assert_eq!(a.lease_names(), vec!["last_reserved_ip.0", "lock"]);
+}
+
+/// The container interface's MAC from `MAC=` in CNI_ARGS, `args.cni.mac`
+/// and `runtimeConfig.mac` (which wins), and the same refusals of a bad
+/// MAC or an unknown CNI_ARGS key, as the reference.
+#[test]
+fn mac_from_args_as_the_reference() {
+    require("bridge");
+    let a = Side::new("bm24", 24, true);
+    let b = Side::new("bn25", 25, false);
+    let mac_of = |s: &Side| -> String {
+        let v = s.ns.ip_json(&["link", "show", "dev", "eth0"]);
+        v[0]["address"].as_str().unwrap_or_default().to_string()
+    };
+    // host-local (both) refuses a CNI_ARGS key it does not know unless
+    // IgnoreUnknown is set, so MAC= alone fails as with the reference.
+    let cases: [(&str, &str, Option<&str>); 7] = [
+        ("", "MAC=0a:58:ac:1e:00:42", None),
+        (
+            "",
+            "IgnoreUnknown=1;MAC=0a:58:ac:1e:00:42",
+            Some("0a:58:ac:1e:00:42"),
+        ),
+        (
+            r#","args":{"cni":{"mac":"0a:58:ac:1e:00:43"}}"#,
+            "IgnoreUnknown=1;MAC=0a:58:ac:1e:00:42",
+            Some("0a:58:ac:1e:00:43"),
+        ),
+        (
+            r#","runtimeConfig":{"mac":"0a:58:ac:1e:00:44"}"#,
+            "IgnoreUnknown=1;MAC=0a:58:ac:1e:00:42",
+            Some("0a:58:ac:1e:00:44"),
+        ),
+        ("", "IgnoreUnknown=1;MAC=not-a-mac", None),
+        ("", "IP=172.30.1.5", None),
+        (
+            "",
+            "IgnoreUnknown=1;FOO=bar;MAC=0a:58:ac:1e:00:45",
+            Some("0a:58:ac:1e:00:45"),
+        ),
+    ];
+    for (extra, cni_args, want) in cases {
+        for s in [&a, &b] {
+            let who = if s.ours { "ours" } else { "reference" };
+            let out = s.run_with_args(s.ours, "ADD", &s.conf(extra), "ctr1", cni_args);
+            match want {
+                Some(mac) => {
+                    assert_eq!(out.code, 0, "{who} {cni_args}: {}", out.stdout);
+                    assert_eq!(
+                        out.json()["interfaces"][2]["mac"],
+                        mac,
+                        "{who}: {}",
+                        out.stdout
+                    );
+                    assert_eq!(mac_of(s), mac, "{who} {cni_args}");
+                }
+                None => assert_ne!(out.code, 0, "{who} accepted {cni_args}: {}", out.stdout),
+            }
+            let del = s.run_with_args(s.ours, "DEL", &s.conf(extra), "ctr1", "IgnoreUnknown=1");
+            assert_eq!(del.code, 0, "{who} DEL: {}", del.stdout);
+        }
+    }
 }

@@ -29,9 +29,7 @@ type Step<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 /// The same sequence of calls against both implementations gives the same
 /// outputs and leaves the same lease files.
 fn same_sequence(version: &str, third: u8) {
-    if !can_run("host-local") {
-        return;
-    }
+    require("host-local");
     let net = unique(&format!("hl{third}"));
     let (d_ours, d_ref) = (
         TmpDir::new(&format!("hlo{third}")),
@@ -105,9 +103,7 @@ fn same_as_reference_v040() {
 
 #[test]
 fn leases_interoperate() {
-    if !can_run("host-local") {
-        return;
-    }
+    require("host-local");
     let net = unique("hlx");
     let d = TmpDir::new("hlx");
     let c = conf("1.0.0", &net, d.path(), 3);
@@ -139,9 +135,7 @@ fn leases_interoperate() {
 
 #[test]
 fn bad_input_leaves_nothing() {
-    if !can_run("host-local") {
-        return;
-    }
+    require("host-local");
     let net = unique("hlb");
     let d = TmpDir::new("hlb");
     let hl = ours("host-local");
@@ -212,9 +206,7 @@ fn bad_input_leaves_nothing() {
 
 #[test]
 fn args_ips_and_gc() {
-    if !can_run("host-local") {
-        return;
-    }
+    require("host-local");
     let net = unique("hlg");
     let d = TmpDir::new("hlg");
     let hl = ours("host-local");
@@ -251,9 +243,7 @@ fn args_ips_and_gc() {
 
 #[test]
 fn parallel_adds_get_distinct_addresses() {
-    if !can_run("host-local") {
-        return;
-    }
+    require("host-local");
     let net = unique("hlp");
     let d = TmpDir::new("hlp");
     let c = format!(

@@ -23,9 +23,7 @@ fn lo_state(ns: &Netns) -> serde_json::Value {
 
 #[test]
 fn same_as_reference() {
-    if !can_run("loopback") {
-        return;
-    }
+    require("loopback");
     for v in ["0.4.0", "1.0.0"] {
         let (a, b) = (Netns::new("loa"), Netns::new("lob"));
         let ra = run(&ours("loopback"), "ADD", &conf(v), &env(&a.path()));
@@ -60,9 +58,7 @@ fn same_as_reference() {
 
 #[test]
 fn del_without_namespace_succeeds() {
-    if !can_run("loopback") {
-        return;
-    }
+    require("loopback");
     let gone = format!("/var/run/netns/{}", unique("lgone"));
     assert_eq!(
         run(&ours("loopback"), "DEL", &conf("1.0.0"), &env(&gone)).code,

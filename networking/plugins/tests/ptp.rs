@@ -143,9 +143,7 @@ fn host_link_exists(name: &str) -> bool {
 }
 
 fn compare_add(version: &str, t_ours: u8, t_ref: u8) {
-    if !can_run("ptp") {
-        return;
-    }
+    require("ptp");
     let a = Side::new(&format!("pa{t_ours}"), t_ours, true, true);
     let b = Side::new(&format!("pb{t_ref}"), t_ref, false, false);
     let ra = a.run("ADD", &a.conf(version, true, ""), &[]);
@@ -299,9 +297,7 @@ fn same_as_reference_v040() {
 /// The reference host-local works as our ptp's IPAM too.
 #[test]
 fn with_reference_host_local() {
-    if !can_run("ptp") {
-        return;
-    }
+    require("ptp");
     let s = Side::new("pm14", 14, true, false);
     let r = s.run("ADD", &s.conf("1.0.0", false, ""), &[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
@@ -316,9 +312,7 @@ fn with_reference_host_local() {
 /// A TCP connection from the container reaches the host end of the veth.
 #[test]
 fn container_reaches_gateway() {
-    if !can_run("ptp") {
-        return;
-    }
+    require("ptp");
     let s = Side::new("pc15", 15, true, true);
     let r = s.run("ADD", &s.conf("1.0.0", false, ""), &[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
@@ -343,9 +337,7 @@ fn container_reaches_gateway() {
 /// DEL after the namespace is gone still releases the lease and the rules.
 #[test]
 fn del_after_netns_gone() {
-    if !can_run("ptp") {
-        return;
-    }
+    require("ptp");
     let s = Side::new("pg16", 16, true, true);
     let r = s.run("ADD", &s.conf("1.1.0", true, ""), &[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
@@ -373,9 +365,7 @@ fn del_after_netns_gone() {
 /// Failures are CNI errors and leave no veth, lease or rule behind.
 #[test]
 fn bad_input() {
-    if !can_run("ptp") {
-        return;
-    }
+    require("ptp");
     let s = Side::new("pe17", 17, true, true);
     // Take .2 for someone else, then ask for it.
     let pre = run(
@@ -454,9 +444,7 @@ fn bad_input() {
 /// longer valid, and keeps the others.
 #[test]
 fn gc_keeps_only_valid_attachments() {
-    if !can_run("ptp") {
-        return;
-    }
+    require("ptp");
     let s = Side::new("pgc18", 18, true, true);
     let other = Netns::new("pgc18b");
     let conf = s.conf("1.1.0", true, "");

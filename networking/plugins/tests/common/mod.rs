@@ -35,15 +35,17 @@ pub fn reference(name: &str) -> PathBuf {
     Path::new(REF_DIR).join(name)
 }
 
-/// These tests need root (netns, links) and the reference plugins.
-pub fn can_run(plugin: &str) -> bool {
+/// These tests need root (netns, links) and the reference plugins; without
+/// them they fail, naming what is missing (`make test` installs the
+/// plugins and runs as root).
+pub fn require(plugin: &str) {
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let have_ref = reference(plugin).exists();
-    if !root || !have_ref {
-        eprintln!("skipping: needs root and {}", reference(plugin).display());
-    }
-    root && have_ref
+    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
+    assert!(
+        reference(plugin).exists(),
+        "{} is missing: install Debian's containernetworking-plugins",
+        reference(plugin).display()
+    );
 }
 
 pub struct Out {
