@@ -22,6 +22,10 @@ pub struct Stage1Flavor {
     /// Files the image carries besides its binaries: (path in rootfs,
     /// content).
     pub files: &'static [(&'static str, &'static str)],
+    /// Empty directories the stage1 mounts on at run time: present in the
+    /// image, they are not made in each pod's overlay upper dir (an ext4
+    /// mkdir per pod start).
+    pub dirs: &'static [&'static str],
     /// CNI plugins (file names in the build's bin dir) shipped in
     /// `usr/lib/rkt/plugins/net`, where the stage1 looks first.
     pub cni_plugins: &'static [&'static str],
@@ -80,6 +84,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::ReadonlyRootfs,
         ],
         files: &[],
+        dirs: &[],
         cni_plugins: &[],
     },
     Stage1Flavor {
@@ -128,6 +133,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
                 DEFAULT_RESTRICTED_NET,
             ),
         ],
+        dirs: &["proc", "dev", "sys", "var/log/journal"],
         cni_plugins: &["ptp", "bridge", "host-local", "loopback", "portmap"],
     },
 ];
@@ -182,6 +188,9 @@ pub fn populate_stage1_rootfs(
             &format!("usr/lib/rkt/plugins/net/{plugin}"),
             &bin_dir.join(plugin),
         )?;
+    }
+    for dir in flavor.dirs {
+        mkdir(root, dir, 0o755)?;
     }
     for (path, content) in flavor.files {
         if let Some((dir, _)) = path.rsplit_once('/') {
