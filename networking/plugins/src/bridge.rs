@@ -43,6 +43,9 @@ struct BridgeConf {
     hairpin_mode: bool,
     #[serde(default)]
     promisc_mode: bool,
+    /// The VLAN every container port is an access port of (0: none).
+    #[serde(default)]
+    vlan: i64,
     #[serde(default)]
     dns: Dns,
     prev_result: Option<serde_json::Value>,
@@ -107,6 +110,12 @@ fn load(args: &Args) -> Result<BridgeConf, Error> {
     if !mac.is_empty() {
         c.mac = Some(parse_mac(&mac)?);
     }
+    if !(0..=4094).contains(&c.vlan) {
+        return Err(Error::generic(format!(
+            "invalid VLAN ID {} (must be between 0 and 4094)",
+            c.vlan
+        )));
+    }
     if c.hairpin_mode && c.promisc_mode {
         return Err(Error::generic(
             "cannot set hairpin mode and promiscuous mode at the same time.",
@@ -126,7 +135,9 @@ fn ensure_bridge(sock: &mut Socket, conf: &BridgeConf) -> Result<Link, Error> {
         Some(l) => l,
         None => {
             let mtu = (conf.mtu > 0).then_some(conf.mtu);
-            match sock.link_add(name, "bridge", mtu) {
+            // VLAN filtering is set when the bridge is made, as the
+            // reference does; an existing bridge is used as it is.
+            match sock.bridge_add(name, mtu, conf.vlan != 0) {
                 // Another ADD created it first: use theirs.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::generic(format!("could not add {name:?}: {e}"))),
@@ -189,6 +200,51 @@ fn ensure_addr(sock: &mut Socket, br: &Link, gw: IpNet, force: bool) -> Result<(
     Ok(())
 }
 
+/// The gateway interface of VLAN `vid` on bridge `br`: a veth pair in the
+/// host's namespace, `<bridge>.<vid>` on one end and an access port of the
+/// VLAN on the other (the reference's layout). Made once, then reused.
+fn ensure_vlan_interface(sock: &mut Socket, br: &Link, vid: u16) -> Result<Link, Error> {
+    let name = format!("{}.{vid}", br.name);
+    let find = |sock: &mut Socket, n: &str| {
+        sock.link_by_name(n)
+            .map_err(nl(format!("failed to find interface {n:?}")))
+    };
+    if let Some(link) = find(sock, &name)? {
+        return Ok(link);
+    }
+    cni::validate_ifname(&name).map_err(|e| e.context("invalid vlan gateway name"))?;
+    let port = veth::random_name().map_err(|e| Error::generic(e.to_string()))?;
+    sock.veth_add(&name, &port, Some(br.mtu).filter(|m| *m > 0), None)
+        .map_err(nl(format!("faild to create vlan gateway {name:?}")))?;
+    let made = (|| {
+        let port = find(sock, &port)?
+            .ok_or_else(|| Error::generic(format!("failed to lookup {port:?}")))?;
+        sock.link_set_master(port.index, br.index)
+            .map_err(nl(format!(
+                "failed to connect {:?} to bridge {}",
+                port.name, br.name
+            )))?;
+        sock.bridge_vlan_add_access(port.index, vid)
+            .map_err(nl(format!(
+                "failed to setup vlan tag on interface {:?}",
+                port.name
+            )))?;
+        let gateway = find(sock, &name)?
+            .ok_or_else(|| Error::generic(format!("failed to lookup {name:?}")))?;
+        for link in [&port, &gateway] {
+            sock.link_set_up(link.index, true)
+                .map_err(nl(format!("failed to up {:?}", link.name)))?;
+        }
+        Ok(gateway)
+    })();
+    if made.is_err() {
+        if let Ok(Some(link)) = sock.link_by_name(&name) {
+            let _ = sock.link_del(link.index);
+        }
+    }
+    made
+}
+
 pub struct Bridge;
 
 impl Bridge {
@@ -222,6 +278,7 @@ impl Bridge {
             }
         }
 
+        let mut vlan_gateway: Option<Link> = None;
         let configured = (|| {
             host.link_set_master(pair.host.index, br.index)
                 .map_err(nl(format!(
@@ -232,6 +289,13 @@ impl Bridge {
                 host.link_set_hairpin(pair.host.index, true)
                     .map_err(nl(format!(
                         "failed to setup hairpin mode for {}",
+                        pair.host.name
+                    )))?;
+            }
+            if conf.vlan != 0 {
+                host.bridge_vlan_add_access(pair.host.index, conf.vlan as u16)
+                    .map_err(nl(format!(
+                        "failed to setup vlan tag on interface {:?}",
                         pair.host.name
                     )))?;
             }
@@ -260,7 +324,20 @@ impl Bridge {
                     if let Some(gw) = ip.gateway {
                         let net = IpNet::new(gw, ip.address.prefix)
                             .map_err(|e| Error::generic(e.to_string()))?;
-                        ensure_addr(host, &br, net, conf.force_address)?;
+                        // On a VLAN the gateway is an interface of that
+                        // VLAN, `<bridge>.<vlan>`, not the bridge.
+                        let target = match conf.vlan {
+                            0 => br.clone(),
+                            vid => match &vlan_gateway {
+                                Some(link) => link.clone(),
+                                None => {
+                                    let link = ensure_vlan_interface(host, &br, vid as u16)?;
+                                    vlan_gateway = Some(link.clone());
+                                    link
+                                }
+                            },
+                        };
+                        ensure_addr(host, &target, net, conf.force_address)?;
                     }
                 }
                 let v4 = res.ips.iter().any(|i| i.address.is_ipv4());
@@ -308,6 +385,18 @@ impl Bridge {
                 sandbox: args.netns.clone(),
             },
         ];
+        if let Some(vlan) = vlan_gateway {
+            let now = host
+                .link_by_index(vlan.index)
+                .ok()
+                .flatten()
+                .unwrap_or(vlan);
+            res.interfaces.push(Interface {
+                name: now.name.clone(),
+                mac: now.mac_string(),
+                ..Default::default()
+            });
+        }
         if !conf.dns.is_empty() {
             res.dns = conf.dns.clone();
         }

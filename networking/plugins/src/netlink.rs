@@ -45,6 +45,13 @@ const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
+const IFLA_BR_VLAN_FILTERING: u16 = 7;
+const IFLA_AF_SPEC: u16 = 26;
+const IFLA_BRIDGE_FLAGS: u16 = 0;
+const IFLA_BRIDGE_VLAN_INFO: u16 = 2;
+const BRIDGE_FLAGS_MASTER: u16 = 1;
+const BRIDGE_VLAN_INFO_PVID: u16 = 1 << 1;
+const BRIDGE_VLAN_INFO_UNTAGGED: u16 = 1 << 2;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
@@ -471,12 +478,40 @@ impl Socket {
         self.request(m).map(drop)
     }
 
-    /// Creates a link of `kind` (e.g. "bridge") with no extra data.
-    pub fn link_add(&mut self, name: &str, kind: &str, mtu: Option<u32>) -> io::Result<()> {
+    /// Creates a bridge, with VLAN filtering on when `vlan_filtering`.
+    pub fn bridge_add(
+        &mut self,
+        name: &str,
+        mtu: Option<u32>,
+        vlan_filtering: bool,
+    ) -> io::Result<()> {
         let mut m = new_link_msg(name, mtu);
         let li = m.nest(IFLA_LINKINFO);
-        m.attr_str(IFLA_INFO_KIND, kind);
+        m.attr_str(IFLA_INFO_KIND, "bridge");
+        if vlan_filtering {
+            let data = m.nest(IFLA_INFO_DATA);
+            m.attr(IFLA_BR_VLAN_FILTERING, &[1]);
+            m.end_nest(data);
+        }
         m.end_nest(li);
+        self.request(m).map(drop)
+    }
+
+    /// Makes bridge port `index` a member of VLAN `vid`, its PVID and
+    /// untagged on egress (an access port), like `bridge vlan add dev PORT
+    /// vid VID pvid untagged master`.
+    pub fn bridge_vlan_add_access(&mut self, index: u32, vid: u16) -> io::Result<()> {
+        let mut fixed = ifinfomsg(index, 0, 0);
+        fixed[0] = libc::AF_BRIDGE as u8;
+        let mut m = Msg::new(RTM_SETLINK, NLM_F_ACK, &fixed);
+        let spec = m.nest(IFLA_AF_SPEC);
+        m.attr(IFLA_BRIDGE_FLAGS, &BRIDGE_FLAGS_MASTER.to_ne_bytes());
+        let mut info = [0u8; 4];
+        info[..2]
+            .copy_from_slice(&(BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED).to_ne_bytes());
+        info[2..].copy_from_slice(&vid.to_ne_bytes());
+        m.attr(IFLA_BRIDGE_VLAN_INFO, &info);
+        m.end_nest(spec);
         self.request(m).map(drop)
     }
 

@@ -397,3 +397,126 @@ fn mac_from_args_as_the_reference() {
         }
     }
 }
+
+/// `vlan`: the bridge filters VLANs, each container port is an access port
+/// of the VLAN, and with `isGateway` the gateway address sits on a
+/// `<bridge>.<vlan>` interface of that VLAN, added to the result; all as
+/// the reference does. An out-of-range VLAN is refused by both.
+#[test]
+fn vlan_access_ports_and_gateway_as_the_reference() {
+    require("bridge");
+    let a = Side::new("bv26", 26, true);
+    let b = Side::new("bw27", 27, false);
+    let extra = r#","vlan":100,"isGateway":true"#;
+    let vlan_gateway = |s: &Side| format!("{}.100", s.bridge);
+    struct DropLink(String);
+    impl Drop for DropLink {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.0])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _cleanup = [DropLink(vlan_gateway(&a)), DropLink(vlan_gateway(&b))];
+    if !kernel_filters_vlans() {
+        // Kernels built without CONFIG_BRIDGE_VLAN_FILTERING (this test
+        // machine's): both refuse alike, naming the bridge they could not
+        // make.
+        for s in [&a, &b] {
+            let out = s.run("ADD", &s.conf(extra));
+            assert_ne!(out.code, 0, "{}", out.stdout);
+            assert!(
+                out.stdout
+                    .contains(&format!("could not add \\\"{}\\\"", s.bridge))
+                    && out.stdout.contains("not supported"),
+                "{}",
+                out.stdout
+            );
+            assert!(s.lease_names().iter().all(|n| !n.starts_with("172.")));
+        }
+        return;
+    }
+    let (ra, rb) = (a.run("ADD", &a.conf(extra)), b.run("ADD", &b.conf(extra)));
+    assert_eq!(ra.code, 0, "ours: {}", ra.stdout);
+    assert_eq!(rb.code, 0, "ref: {}", rb.stdout);
+    let (ja, jb) = (ra.json(), rb.json());
+    let veth = |j: &Value| {
+        j["interfaces"][1]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (veth_a, veth_b) = (veth(&ja), veth(&jb));
+    let mask = |s: &Side, v: &Value, veth: &str| {
+        let mut v = s.normalize(v, veth);
+        for i in v["interfaces"].as_array_mut().into_iter().flatten() {
+            i["mac"] = "MAC".into();
+        }
+        v
+    };
+    assert_eq!(mask(&a, &ja, &veth_a), mask(&b, &jb, &veth_b));
+    assert_eq!(ja["interfaces"][3]["name"], vlan_gateway(&a), "{ja}");
+
+    let filtering = |s: &Side| {
+        let v = ip_json(&["-j", "-d", "link", "show", "dev", &s.bridge]);
+        v[0]["linkinfo"]["info_data"]["vlan_filtering"].clone()
+    };
+    assert_eq!(filtering(&a), 1);
+    assert_eq!(filtering(&a), filtering(&b));
+    let vlans = |dev: &str| {
+        let out = Command::new("bridge")
+            .args(["-j", "vlan", "show", "dev", dev])
+            .output()
+            .expect("bridge vlan show");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v[0]["vlans"].clone()
+    };
+    assert_eq!(vlans(&veth_a), vlans(&veth_b));
+    assert!(
+        vlans(&veth_a).to_string().contains("100"),
+        "{}",
+        vlans(&veth_a)
+    );
+    let gw_addr = |s: &Side, v: &str| {
+        s.normalize(
+            &inet_view(&ip_json(&["-j", "addr", "show", "dev", &vlan_gateway(s)])),
+            v,
+        )
+    };
+    assert_eq!(gw_addr(&a, &veth_a), gw_addr(&b, &veth_b));
+    assert!(gw_addr(&a, &veth_a).to_string().contains("172.30.X.1"));
+
+    for s in [&a, &b] {
+        assert_eq!(s.run("DEL", &s.conf(extra)).code, 0);
+        let bad = s.run("ADD", &s.conf(r#","vlan":5000"#));
+        assert_ne!(bad.code, 0, "vlan 5000 accepted");
+        assert!(
+            bad.stdout.contains("invalid VLAN ID 5000"),
+            "{}",
+            bad.stdout
+        );
+    }
+}
+
+/// Whether this kernel can make a VLAN-filtering bridge.
+fn kernel_filters_vlans() -> bool {
+    let name = format!("cbvf{}", std::process::id() % 100_000);
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &name,
+            "type",
+            "bridge",
+            "vlan_filtering",
+            "1",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        let _ = Command::new("ip").args(["link", "del", &name]).status();
+    }
+    made
+}
