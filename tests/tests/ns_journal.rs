@@ -11,7 +11,7 @@ use std::time::Duration;
 use functional_tests::journald::Journald;
 use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::wait_until;
-use functional_tests::pods::{ns_stage1_flag, pod_dir};
+use functional_tests::pods::{ns_stage1_flag, pod_dir, BgPod};
 use functional_tests::Out;
 use serde_json::Value;
 
@@ -253,39 +253,116 @@ fn each_pod_has_a_journal_that_journalctl_reads_by_machine_and_app() {
     }
 }
 
-/// A single app with no journald: nothing in between its output and the
-/// caller, checked by the app seeing the caller's stdout file itself.
+/// Without journald every app's output still reaches the caller, and the
+/// stage1 keeps it in the app's log file, which `rkt logs` reads: by app,
+/// the last lines, since a time, and following a running pod until it
+/// ends.
 #[test]
-fn without_journald_a_single_app_writes_to_the_callers_stdout_directly() {
+fn without_journald_rkt_logs_reads_the_apps_log_files() {
     let rkt = setup();
     let s1 = ns_stage1_flag();
-    let path = rkt.root().join("stdout");
-    let file = std::fs::File::create(&path).unwrap();
     let save = format!("--uuid-file-save={}", rkt.root().join("uuid").display());
-    let status = rkt
-        .command()
-        .args([
+    let out = rkt
+        .run(&[
             "run",
             &s1,
             &save,
             "--net=none",
             BUSYBOX,
+            "--name=web",
             "--exec=/bin/sh",
             "--",
             "-c",
+            "echo web-1; echo web-2 >&2; sleep 0.2; echo web-3",
+            "---",
+            BUSYBOX,
+            "--name=db",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "sleep 0.1; echo db-1",
+            "---",
         ])
-        .arg("readlink /proc/self/fd/1")
-        .stdout(file)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let seen = std::fs::read_to_string(&path).unwrap();
+        .expect_code(0);
     assert!(
-        seen.trim().ends_with("/stdout"),
-        "the app's stdout: {seen:?}"
+        out.stdout.contains("web-1\n") && out.stdout.contains("db-1\n"),
+        "{out}"
     );
-    // No journal to read back.
+    assert!(out.stderr.contains("web-2\n"), "{out}");
     let uuid = std::fs::read_to_string(rkt.root().join("uuid")).unwrap();
-    let logs = rkt.run(&["logs", &uuid]).expect_code(254);
-    assert!(logs.stderr.contains("has no journal"), "{logs}");
+    let logs = rkt.ok(&["logs", &uuid]);
+    let lines: Vec<&str> = logs
+        .stdout
+        .lines()
+        .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+        .collect();
+    // In time order across the apps (stdout and stderr are two pipes: only
+    // the sleeps order web-1/web-2, db-1 and web-3).
+    assert_eq!(lines.len(), 4, "{logs}");
+    let mut first = lines[..2].to_vec();
+    first.sort();
+    assert_eq!(first, ["web: web-1", "web: web-2"], "{logs}");
+    assert_eq!(lines[2..], ["db: db-1", "web: web-3"], "{logs}");
+    let time = logs.stdout.split(' ').next().unwrap_or_default();
+    assert!(time.ends_with('Z') && time.len() == 30, "{logs}");
+
+    let db = rkt.ok(&["logs", "--app=db", &uuid]);
+    assert_eq!(db.stdout.lines().count(), 1, "{db}");
+    let last = rkt.ok(&["logs", "--lines=2", &uuid]);
+    assert!(
+        last.stdout.ends_with("web: web-3\n") && last.stdout.lines().count() == 2,
+        "{last}"
+    );
+    assert_eq!(
+        rkt.ok(&["logs", "--since=-1h", &uuid])
+            .stdout
+            .lines()
+            .count(),
+        4
+    );
+    assert_eq!(
+        rkt.ok(&["logs", "--since=2100-01-01 00:00:00", &uuid])
+            .stdout,
+        ""
+    );
+    let bad = rkt
+        .run(&["logs", "--since=yesterday", &uuid])
+        .expect_code(254);
+    assert!(bad.stderr.contains("invalid --since"), "{bad}");
+
+    // --follow prints what comes and returns once the pod has ended.
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=none",
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo first; sleep 1; echo second; sleep 1000",
+        ],
+    );
+    let follow = rkt
+        .command()
+        .args(["logs", "--follow", &pod.uuid])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    rkt.ok(&["stop", &pod.uuid]);
+    let start = std::time::Instant::now();
+    let followed = Out::from_output(follow.wait_with_output().unwrap());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "--follow did not end"
+    );
+    let got: Vec<&str> = followed
+        .stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(got, ["first", "second"], "{followed}");
+    drop(pod);
+    rkt.ok(&["gc", "--grace-period=0s"]);
 }

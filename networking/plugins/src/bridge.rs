@@ -75,12 +75,20 @@ struct MacRuntimeConfig {
 /// `aa:bb:cc:dd:ee:ff` (or with `-`), as Go's net.ParseMAC for 6 bytes.
 fn parse_mac(text: &str) -> Result<[u8; 6], Error> {
     let invalid = || Error::generic(format!("address {text}: invalid MAC address"));
-    let octets: Vec<&str> = text.split([':', '-']).collect();
-    if octets.len() != 6 || text.len() != 17 {
+    let separator = match text.as_bytes().get(2) {
+        Some(b':') => ':',
+        Some(b'-') => '-',
+        _ => return Err(invalid()),
+    };
+    let octets: Vec<&str> = text.split(separator).collect();
+    if octets.len() != 6 {
         return Err(invalid());
     }
     let mut mac = [0u8; 6];
     for (byte, octet) in mac.iter_mut().zip(octets) {
+        if octet.len() != 2 || !octet.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
         *byte = u8::from_str_radix(octet, 16).map_err(|_| invalid())?;
     }
     Ok(mac)
@@ -470,5 +478,28 @@ impl cni::Plugin for Bridge {
             .filter(|l| l.kind.as_deref() == Some("bridge"))
             .ok_or_else(|| Error::generic(format!("bridge {} not found", conf.bridge)))?;
         attach::check_container(args, &ns, prev, "bridge")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_mac;
+
+    #[test]
+    fn macs_are_parsed_as_go_does_for_six_bytes() {
+        assert_eq!(
+            parse_mac("0a:58:AC:1e:00:42").unwrap(),
+            [0x0a, 0x58, 0xac, 0x1e, 0x00, 0x42]
+        );
+        assert_eq!(parse_mac("0a-58-ac-1e-00-42").unwrap()[5], 0x42);
+        for bad in [
+            "0a:58:ac:1e:00",
+            "+a:58:ac:1e:00:42",
+            "0a:58-ac:1e:00:42",
+            "0a:58:ac:1e:00:4",
+            "zz:58:ac:1e:00:42",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
     }
 }

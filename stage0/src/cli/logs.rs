@@ -1,6 +1,6 @@
 //! `rkt logs`: a pod's app output, read from the pod's own journal (the ns
 //! stage1 keeps one on hosts that run systemd-journald, see its
-//! `podjournal`). rkt never had this command; it was its users' most
+//! `podjournal`), or else from the apps' log files (`abi::app_log`). rkt never had this command; it was its users' most
 //! requested one (rkt #3082), and rkt's docs sent them to
 //! `journalctl -M rkt-<uuid>`, which only works while the pod runs.
 
@@ -8,9 +8,14 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, SystemTime};
+
+use abi::app_log::{log_name, parse_entry, parse_time, rfc3339_nanos, rotated_name, LOGS_DIR};
 use abi::pod_dir::JOURNALD_DIR;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
+use stage0::pod::lifecycle::{Pod, PodState};
 
 use super::status::pod_from_args;
 use super::Context;
@@ -54,9 +59,21 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     }
     let journal = pod.path().join(JOURNALD_DIR).join("log/journal");
     if !journal.is_dir() {
-        bail!(
-            "pod {uuid} has no journal: the host did not run systemd-journald when it started, so its output went only to `rkt run`'s stdout and stderr"
-        );
+        let since = match &args.since {
+            Some(s) => Some(parse_since(s)?),
+            None => None,
+        };
+        let apps: Vec<String> = match &args.app {
+            Some(app) => vec![app.clone()],
+            None => pod
+                .manifest()
+                .map_err(|e| anyhow!("cannot get pod manifest: {e}"))?
+                .apps
+                .iter()
+                .map(|a| a.name.to_string())
+                .collect(),
+        };
+        return follow_files(ctx, &pod, &apps, since.as_deref(), args.lines, args.follow);
     }
     let mut journalctl = Command::new("journalctl");
     journalctl
@@ -81,4 +98,122 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     bail!(
         "cannot run journalctl to read the pod's journal: {err}; install Debian's systemd package"
     )
+}
+
+/// `--since` for the log files: `YYYY-MM-DD HH:MM:SS` (UTC, optionally
+/// with `T`, a fraction and `Z`) or `-N[smhd]` ago; as a log time string.
+fn parse_since(text: &str) -> Result<String> {
+    let relative = text.strip_prefix('-').and_then(|rest| {
+        let (n, unit) = rest.split_at(rest.len().checked_sub(1)?);
+        let n: u64 = n.parse().ok()?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            _ => return None,
+        };
+        SystemTime::now().checked_sub(Duration::from_secs(secs))
+    });
+    match relative.or_else(|| parse_time(text)) {
+        Some(t) => Ok(rfc3339_nanos(t)),
+        None => bail!(
+            "invalid --since={text:?}; use a UTC time like \"2026-12-05 10:00:00\" or an age like -1h (s, m, h, d)"
+        ),
+    }
+}
+
+/// One app's log files and how far they have been read.
+struct AppFiles {
+    app: String,
+    /// `<app>.log.1` then `<app>.log`, with the offset read up to.
+    files: Vec<(std::path::PathBuf, u64)>,
+}
+
+impl AppFiles {
+    /// Complete entries appended since the last call, as (time, line).
+    fn read_new(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (path, offset) in &mut self.files {
+            let Ok(mut file) = std::fs::File::open(&*path) else {
+                continue;
+            };
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if len < *offset {
+                *offset = 0; // rotated: a new file
+            }
+            let mut text = String::new();
+            if file.seek(SeekFrom::Start(*offset)).is_err()
+                || file.read_to_string(&mut text).is_err()
+            {
+                continue;
+            }
+            // Only whole entries; a line being written waits for the next read.
+            let complete = text.rfind('\n').map_or(0, |i| i + 1);
+            *offset += complete as u64;
+            for line in text[..complete].lines() {
+                if let Some(e) = parse_entry(line) {
+                    out.push((
+                        e.time.to_string(),
+                        format!("{} {}: {}", e.time, self.app, e.line),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Prints the apps' log entries in time order (the last `lines`, from
+/// `since`), then, with `follow`, new ones until the pod stops running.
+fn follow_files(
+    ctx: &Context,
+    pod: &Pod,
+    apps: &[String],
+    since: Option<&str>,
+    lines: u64,
+    follow: bool,
+) -> Result<i32> {
+    let dir = pod.stage1_runtime_path(LOGS_DIR);
+    let mut sources: Vec<AppFiles> = apps
+        .iter()
+        .map(|app| AppFiles {
+            app: app.clone(),
+            files: vec![
+                (dir.join(rotated_name(app)), 0),
+                (dir.join(log_name(app)), 0),
+            ],
+        })
+        .collect();
+    let print = |mut entries: Vec<(String, String)>, skip_to_last: Option<u64>| {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(since) = since {
+            entries.retain(|e| e.0.as_str() >= since);
+        }
+        let skip = match skip_to_last {
+            Some(n) if n > 0 => entries.len().saturating_sub(n as usize),
+            _ => 0,
+        };
+        let mut out = std::io::stdout().lock();
+        for (_, line) in &entries[skip..] {
+            if writeln!(out, "{line}").is_err() {
+                return false; // the reader went away
+            }
+        }
+        out.flush().is_ok()
+    };
+    let first: Vec<_> = sources.iter_mut().flat_map(AppFiles::read_new).collect();
+    if !print(first, Some(lines)) || !follow {
+        return Ok(0);
+    }
+    let uuid = pod.uuid().to_string();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let running =
+            Pod::load_prefix(&ctx.data_dir, &uuid).is_ok_and(|p| p.state() == PodState::Running);
+        let new: Vec<_> = sources.iter_mut().flat_map(AppFiles::read_new).collect();
+        if !print(new, None) || !running {
+            return Ok(0);
+        }
+    }
 }

@@ -19,6 +19,15 @@ pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 /// A bus that does not answer in this long is treated as absent: the pod
 /// must not wait on it.
 const TIMEOUT: Duration = Duration::from_secs(5);
+impl From<io::Error> for DbusError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => DbusError::Timeout,
+            _ => DbusError::Io(e),
+        }
+    }
+}
+
 /// Larger replies are not ours to read (our calls return a path or nothing).
 const MAX_MESSAGE: usize = 1 << 20;
 
@@ -36,8 +45,10 @@ const FIELD_SIGNATURE: u8 = 8;
 
 #[derive(Debug, Error)]
 pub enum DbusError {
+    #[error("no answer on the system bus within {TIMEOUT:?}")]
+    Timeout,
     #[error("cannot reach the system bus at {SYSTEM_BUS}: {0}")]
-    Io(#[from] io::Error),
+    Io(#[source] io::Error),
     #[error("the system bus refused authentication: {0:?}")]
     Auth(String),
     #[error("malformed message from the system bus: {0}")]

@@ -21,6 +21,8 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{pipe2, read, write};
 use stage1_common::journal::{Journal, PRIORITY_ERR, PRIORITY_INFO};
+
+use crate::applog::AppLogs;
 use thiserror::Error;
 
 /// A partial line is forwarded after this long without its end (a prompt,
@@ -67,15 +69,16 @@ pub struct OutputMux {
 }
 
 impl OutputMux {
-    /// Starts the thread; with `journal`, lines also go to journald.
-    pub fn start(journal: Option<Journal>) -> Result<Self, OutputError> {
+    /// Starts the thread; with `journal`, lines also go to journald, and
+    /// with `logs` to the apps' log files.
+    pub fn start(journal: Option<Journal>, logs: Option<AppLogs>) -> Result<Self, OutputError> {
         let (wake_r, wake_w) =
             pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(OutputError::Pipe)?;
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("output".into())
             .stack_size(64 * 1024)
-            .spawn(move || Forwarder::new(wake_r, rx, journal).run())
+            .spawn(move || Forwarder::new(wake_r, rx, Sink { journal, logs }).run())
             .map_err(OutputError::Thread)?;
         Ok(OutputMux {
             tx,
@@ -133,18 +136,20 @@ struct Forwarder {
     finishing: bool,
 }
 
-/// Where complete lines go: the pod's stdout or stderr, and the journal.
+/// Where complete lines go: the pod's stdout or stderr, and the journal
+/// or the apps' log files.
 struct Sink {
     journal: Option<Journal>,
+    logs: Option<AppLogs>,
 }
 
 impl Forwarder {
-    fn new(wake: OwnedFd, rx: Receiver<Message>, journal: Option<Journal>) -> Self {
+    fn new(wake: OwnedFd, rx: Receiver<Message>, sink: Sink) -> Self {
         Forwarder {
             wake,
             rx,
             sources: HashMap::new(),
-            sink: Sink { journal },
+            sink,
             finishing: false,
         }
     }
@@ -313,6 +318,14 @@ impl Sink {
     /// `app` to `target` and, one entry per line, to the journal.
     fn emit(&mut self, app: &str, target: RawFd, bytes: &[u8]) {
         flush(target, bytes);
+        if let Some(logs) = &mut self.logs {
+            if let Err(e) = logs.append(app, target == libc::STDERR_FILENO, bytes) {
+                let message =
+                    format!("stage1: cannot write the log of app {app:?}: {e}; app output goes to stdout/stderr only\n");
+                flush(libc::STDERR_FILENO, message.as_bytes());
+                self.logs = None;
+            }
+        }
         let Some(journal) = &self.journal else {
             return;
         };
@@ -365,6 +378,7 @@ mod tests {
         journald.set_nonblocking(true).unwrap();
         let mut sink = Sink {
             journal: Journal::connect(&dir.path().join("s"), "u"),
+            logs: None,
         };
         let mut s = Source {
             pipe: dummy,

@@ -14,8 +14,9 @@
 //! machined forgets the pod when it ends. As rkt did, when the host keeps
 //! a persistent journal (`/var/log/journal` exists) the pod's journal
 //! directory is linked in there under the pod's machine id, so the host's
-//! `journalctl -m _MACHINE_ID=<id>` still finds an exited pod's output;
-//! `gc` removes the link.
+//! `journalctl -m _MACHINE_ID=<id>` still finds an exited pod's output
+//! while the pod stays in `run` (the link names that directory: once `gc`
+//! marks the pod garbage it dangles); `gc` removes the link.
 
 use std::ffi::CString;
 use std::io;
@@ -31,7 +32,9 @@ use nix::unistd::Pid;
 use thiserror::Error;
 
 use abi::pod_dir::JOURNALD_DIR;
+use nix::mount::MsFlags;
 use stage1_common::journal::{Journal, HOST_SOCKET};
+use stage1_common::mount as mnt;
 
 /// Where Debian (and merged-/usr distributions) keep journald.
 const JOURNALD_BINARIES: [&str; 2] = [
@@ -76,14 +79,21 @@ pub enum PodJournalError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot start the pod's journald ({binary}): {source}")]
+    #[error("{0:?} is not a pod UUID; the pod's journal is named after it")]
+    Uuid(String),
+    #[error("cannot start the pod's journald ({binary}) in namespaces of its own: {source}")]
     Spawn {
         binary: &'static str,
         #[source]
         source: io::Error,
     },
-    #[error("the pod's journald exited before it was ready")]
-    Exited,
+    #[error(
+        "the pod's journald exited before it was ready ({status}); its messages are in {log:?}"
+    )]
+    Exited {
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
     #[error("the pod's journald did not create its socket within {0:?}")]
     Timeout(Duration),
     #[error("cannot show the pod's journal in its root: {0}")]
@@ -101,6 +111,8 @@ pub struct PodJournal {
     child: Child,
     socket_dir: PathBuf,
     journal_root: PathBuf,
+    /// journald's own messages.
+    log: PathBuf,
 }
 
 /// The host runs journald: its socket answers.
@@ -135,6 +147,10 @@ impl PodJournal {
         if !host_runs_journald() {
             return Ok(None);
         }
+        // It names files here and a link in the host's journal directory.
+        if crate::machine::machine_id(uuid).is_none() {
+            return Err(PodJournalError::Uuid(uuid.to_string()));
+        }
         let base = pod_dir.join(JOURNALD_DIR);
         let run = base.join("run");
         let var_log = base.join("log");
@@ -155,7 +171,10 @@ impl PodJournal {
         let journal_root = journal_root(pod_dir);
         let journal = journal_root.join(pod_machine_id(uuid));
         prepare(&journal, std::fs::create_dir_all(&journal))?;
-        link_into_host(&journal, uuid)?;
+        if let Err(e) = link_into_host(&journal, uuid) {
+            // Only the host's view of an exited pod's journal is lost.
+            eprintln!("stage1: {e}");
+        }
         prepare(&etc_systemd, std::fs::create_dir_all(&etc_systemd))?;
         let conf = etc_systemd.join("journald.conf");
         prepare(&conf, std::fs::write(&conf, JOURNALD_CONF))?;
@@ -164,22 +183,35 @@ impl PodJournal {
 
         // Everything the child needs is built here: only syscalls run
         // between fork and exec.
+        // `/run` last: the other sources (the pod directory, the target of
+        // a host's /etc/machine-id link) may be below the host's /run.
         let binds = [
-            (cstr(&run), c"/run".to_owned()),
             (cstr(&var_log), c"/var/log".to_owned()),
             (cstr(&machine_id), c"/etc/machine-id".to_owned()),
             (cstr(&etc_systemd), c"/etc/systemd".to_owned()),
+            (cstr(&run), c"/run".to_owned()),
         ];
         let hostname = hostname.as_bytes().to_vec();
+        // journald's own messages (why it stopped, say) go to this file,
+        // not to the host's kernel log; nothing of `run`'s environment
+        // (NOTIFY_SOCKET, LISTEN_FDS, ...) reaches it.
+        let log = base.join("journald.log");
+        let log_file = std::fs::File::create(&log).map_err(|source| PodJournalError::Prepare {
+            path: log.clone(),
+            source,
+        })?;
+        let parent = std::process::id() as libc::pid_t;
         let mut command = Command::new(binary);
         command
+            .env_clear()
+            .env("SYSTEMD_LOG_TARGET", "console")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log_file);
         // SAFETY: the closure only makes system calls on data prepared
         // before the fork.
         unsafe {
-            command.pre_exec(move || isolate(&binds, &hostname));
+            command.pre_exec(move || isolate(&binds, &hostname, parent));
         }
         let child = command
             .spawn()
@@ -188,6 +220,7 @@ impl PodJournal {
             child,
             socket_dir,
             journal_root,
+            log,
         }))
     }
 
@@ -203,13 +236,21 @@ impl PodJournal {
         };
         let target = stage1_rootfs.join("var/log/journal");
         prepare(&target, std::fs::create_dir_all(&target))?;
-        stage1_common::mount::bind(&self.journal_root, &target, false)
-            .map_err(PodJournalError::Bind)?;
+        // Read-only: the host's root (journald, journalctl) writes and
+        // parses these files; the pod may only read them.
+        mnt::bind(&self.journal_root, &target, false).map_err(PodJournalError::Bind)?;
+        mnt::remount_bind(
+            &target,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )
+        .map_err(PodJournalError::Bind)?;
         let syslog = self.socket_dir.join("dev-log");
-        if syslog.exists() {
-            let target = stage1_rootfs.join(POD_SYSLOG_SOCKET);
-            prepare(&target, std::fs::File::create(&target).map(drop))?;
-            stage1_common::mount::bind(&syslog, &target, false).map_err(PodJournalError::Bind)?;
+        let target = stage1_rootfs.join(POD_SYSLOG_SOCKET);
+        prepare(&target, std::fs::File::create(&target).map(drop))?;
+        if let Err(e) = mnt::bind(&syslog, &target, false) {
+            // An empty file would show as /dev/log.
+            let _ = std::fs::remove_file(&target);
+            return Err(PodJournalError::Bind(e));
         }
         Ok(())
     }
@@ -219,8 +260,10 @@ impl PodJournal {
     pub fn connect(&mut self, uuid: &str) -> Result<Journal, PodJournalError> {
         let deadline = Instant::now() + START_TIMEOUT;
         let socket = self.socket_dir.join("socket");
+        // journald makes its syslog socket too; /dev/log needs both.
+        let syslog = self.socket_dir.join("dev-log");
         loop {
-            if socket.exists() {
+            if socket.exists() && syslog.exists() {
                 // Through the directory's descriptor: the pod directory's
                 // path may be longer than a socket address allows.
                 let dir = std::fs::File::open(&self.socket_dir).map_err(|source| {
@@ -237,8 +280,11 @@ impl PodJournal {
                     return Ok(journal);
                 }
             }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return Err(PodJournalError::Exited);
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(PodJournalError::Exited {
+                    status,
+                    log: self.log.clone(),
+                });
             }
             if Instant::now() >= deadline {
                 self.stop();
@@ -314,7 +360,7 @@ fn cstr(path: &Path) -> CString {
 
 /// In the forked child: journald's own mount and UTS namespaces, the
 /// pod's files bound over the host's, death with `run`.
-fn isolate(binds: &[(CString, CString)], hostname: &[u8]) -> io::Result<()> {
+fn isolate(binds: &[(CString, CString)], hostname: &[u8], parent: libc::pid_t) -> io::Result<()> {
     let check = |r: libc::c_int| {
         if r < 0 {
             Err(io::Error::last_os_error())
@@ -325,6 +371,10 @@ fn isolate(binds: &[(CString, CString)], hostname: &[u8]) -> io::Result<()> {
     // SAFETY: plain system calls on valid NUL-terminated strings.
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM))?;
+        // `run` died before the prctl: nobody would stop this journald.
+        if libc::getppid() != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
         check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS))?;
         check(libc::mount(
             std::ptr::null(),

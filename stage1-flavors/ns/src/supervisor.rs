@@ -29,6 +29,9 @@ use thiserror::Error;
 use stage1_common::cgroups::{CgroupError, PodCgroup, Resources};
 use stage1_common::isolators::{AppSecurity, IsolatorError};
 use stage1_common::journal::Journal;
+
+use crate::applog::AppLogs;
+use abi::app_log::LOGS_DIR;
 use stage1_common::mount::{self as mnt, MountError};
 use stage1_common::pod::{PodApp, PodError};
 use stage1_common::status::{self, StatusError};
@@ -137,6 +140,9 @@ pub struct Supervisor {
     /// The host's journald, when it runs one: every app's output lines
     /// also go there.
     pub journal: Option<Journal>,
+    /// No journal and no terminal: every app's output also goes to its
+    /// log file (`abi::app_log`), which `rkt logs` reads.
+    pub keep_logs: bool,
 }
 
 struct Running {
@@ -205,8 +211,12 @@ impl Supervisor {
         })?;
 
         let mut st = State::default();
-        if self.apps.len() > 1 || self.mutable.is_some() || self.journal.is_some() {
-            st.output = Some(OutputMux::start(self.journal.take())?);
+        if self.apps.len() > 1 || self.mutable.is_some() || self.journal.is_some() || self.keep_logs
+        {
+            let logs = self
+                .keep_logs
+                .then(|| AppLogs::new(self.stage1_rootfs.join(LOGS_DIR)));
+            st.output = Some(OutputMux::start(self.journal.take(), logs)?);
         }
         for idx in 0..self.apps.len() {
             if let Err(e) = self.start(idx, &mut st)? {

@@ -257,6 +257,7 @@ fn run_pod(
         cgroup: Some(cgroup),
         mutable: args.mutable.then(|| args.clone()),
         rooted: None,
+        keep_logs: journal.is_none() && !args.interactive,
         journal,
     };
     // Open in `run` for its whole life: EOF in the supervisor means `run`
@@ -279,7 +280,12 @@ fn run_pod(
         )?),
         _ => None,
     };
-    let child = match namespaces::clone_into(flags)? {
+    let registering = machine::machined_may_run();
+    let cloned = namespaces::clone_into(flags);
+    if let (Err(_), Some(host)) = (&cloned, &host_netns) {
+        let _ = setns(host, CloneFlags::CLONE_NEWNET);
+    }
+    let child = match cloned? {
         ForkResult::Child => {
             // The host's network namespace is `run`'s to return to only.
             drop((rooted_r, mapped_w, host_netns));
@@ -294,9 +300,12 @@ fn run_pod(
                     setns(&network.netns, CloneFlags::CLONE_NEWNET)
                         .context("cannot join the pod's network namespace")?;
                 }
-                if users.is_some() {
-                    // The maps are written once this returns (or `run` died).
+                if users.is_some() || registering {
+                    // The maps are written (and PID 1 is in the scope
+                    // machined reads) once this returns, or `run` died.
                     let _ = read(mapped_r.as_raw_fd(), &mut [0u8; 1]);
+                }
+                if users.is_some() {
                     namespaces::become_root()
                         .context("cannot become root in the pod's user namespace")?;
                 }
@@ -337,16 +346,16 @@ fn run_pod(
             return Err(e);
         }
     }
-    drop(mapped_w);
-    let registering = machine::machined_may_run();
     if registering {
-        // Before PID 1 forks its apps, which then follow it.
+        // Before PID 1 (waiting for `mapped`) forks its apps, which then
+        // follow it.
         if let Some(cgroup) = &supervisor.cgroup {
             if let Err(e) = machine::join_scope(&args.uuid, child, cgroup) {
                 eprintln!("stage1: {e}");
             }
         }
     }
+    drop(mapped_w);
     // `pid` is how stage0 reaches into the pod (enter, app add): only once
     // PID 1 is in its own root. At EOF it failed; its exit says why.
     let _ = read(rooted_r.as_raw_fd(), &mut [0u8; 1]);
