@@ -61,30 +61,51 @@ enum Message {
 }
 
 /// The forwarding thread and the way to reach it.
-#[derive(Debug)]
 pub struct OutputMux {
     tx: Sender<Message>,
     wake: OwnedFd,
     thread: Option<JoinHandle<()>>,
+    /// The thread's work until [`OutputMux::spawn`] starts it.
+    pending: Option<Forwarder>,
+}
+
+impl std::fmt::Debug for OutputMux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputMux")
+            .field("started", &self.thread.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutputMux {
-    /// Starts the thread; with `journal`, lines also go to journald, and
-    /// with `logs` to the apps' log files.
+    /// Prepares the forwarding; with `journal`, lines also go to
+    /// journald, and with `logs` to the apps' log files. Pipes made now
+    /// are read once [`OutputMux::spawn`] has started the thread.
     pub fn start(journal: Option<Journal>, logs: Option<AppLogs>) -> Result<Self, OutputError> {
         let (wake_r, wake_w) =
             pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(OutputError::Pipe)?;
         let (tx, rx) = channel();
-        let thread = std::thread::Builder::new()
-            .name("output".into())
-            .stack_size(64 * 1024)
-            .spawn(move || Forwarder::new(wake_r, rx, Sink { journal, logs }).run())
-            .map_err(OutputError::Thread)?;
         Ok(OutputMux {
             tx,
             wake: wake_w,
-            thread: Some(thread),
+            thread: None,
+            pending: Some(Forwarder::new(wake_r, rx, Sink { journal, logs })),
         })
+    }
+
+    /// Starts the thread. The supervisor does it once its first apps are
+    /// forked, so that they get the pod's first PIDs (the thread takes one).
+    pub fn spawn(&mut self) -> Result<(), OutputError> {
+        let Some(forwarder) = self.pending.take() else {
+            return Ok(());
+        };
+        let thread = std::thread::Builder::new()
+            .name("output".into())
+            .stack_size(64 * 1024)
+            .spawn(move || forwarder.run())
+            .map_err(OutputError::Thread)?;
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// New pipes for app `app`; the thread reads the other ends.
@@ -104,6 +125,12 @@ impl OutputMux {
 
     /// Forwards what the apps left in their pipes and stops the thread.
     pub fn finish(mut self) {
+        if let Some(forwarder) = self.pending.take() {
+            // Never started: forward what is there on this thread.
+            self.send(Message::Finish);
+            forwarder.run();
+            return;
+        }
         self.send(Message::Finish);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -226,6 +226,9 @@ impl Supervisor {
                 break;
             }
         }
+        if let Some(output) = st.output.as_mut() {
+            output.spawn()?;
+        }
         if st.failure.is_some() {
             begin_stop(&mut st, Signal::SIGTERM);
         } else if let Err(e) = status::mark_ready(&self.stage1_rootfs) {
