@@ -262,33 +262,15 @@ fn without_journald_rkt_logs_reads_the_apps_log_files() {
     let rkt = setup();
     let s1 = ns_stage1_flag();
     let save = format!("--uuid-file-save={}", rkt.root().join("uuid").display());
-    let out = rkt
-        .run(&[
-            "run",
-            &s1,
-            &save,
-            "--net=none",
-            BUSYBOX,
-            "--name=web",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "echo web-1; echo web-2 >&2; sleep 0.2; echo web-3",
-            "---",
-            BUSYBOX,
-            "--name=db",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "sleep 0.1; echo db-1",
-            "---",
-        ])
-        .expect_code(0);
+    let mut args = vec!["run".to_string(), s1.clone(), save, "--net=none".into()];
+    args.extend(two_apps("t", "sleep 0.3; echo t-web-3", "true"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = rkt.run(&args).expect_code(0);
     assert!(
-        out.stdout.contains("web-1\n") && out.stdout.contains("db-1\n"),
+        out.stdout.contains("t-web-1\n") && out.stdout.contains("t-db-1\n"),
         "{out}"
     );
-    assert!(out.stderr.contains("web-2\n"), "{out}");
+    assert!(out.stderr.contains("t-web-2\n"), "{out}");
     let uuid = std::fs::read_to_string(rkt.root().join("uuid")).unwrap();
     let logs = rkt.ok(&["logs", &uuid]);
     let lines: Vec<&str> = logs
@@ -296,13 +278,17 @@ fn without_journald_rkt_logs_reads_the_apps_log_files() {
         .lines()
         .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
         .collect();
-    // In time order across the apps (stdout and stderr are two pipes: only
-    // the sleeps order web-1/web-2, db-1 and web-3).
+    // In time order across the apps (the apps run at once, and stdout and
+    // stderr are two pipes: only the sleep puts t-web-3 last).
     assert_eq!(lines.len(), 4, "{logs}");
-    let mut first = lines[..2].to_vec();
+    let mut first = lines[..3].to_vec();
     first.sort();
-    assert_eq!(first, ["web: web-1", "web: web-2"], "{logs}");
-    assert_eq!(lines[2..], ["db: db-1", "web: web-3"], "{logs}");
+    assert_eq!(
+        first,
+        ["db: t-db-1", "web: t-web-1", "web: t-web-2"],
+        "{logs}"
+    );
+    assert_eq!(lines[3], "web: t-web-3", "{logs}");
     let time = logs.stdout.split(' ').next().unwrap_or_default();
     assert!(time.ends_with('Z') && time.len() == 30, "{logs}");
 
@@ -310,7 +296,7 @@ fn without_journald_rkt_logs_reads_the_apps_log_files() {
     assert_eq!(db.stdout.lines().count(), 1, "{db}");
     let last = rkt.ok(&["logs", "--lines=2", &uuid]);
     assert!(
-        last.stdout.ends_with("web: web-3\n") && last.stdout.lines().count() == 2,
+        last.stdout.ends_with("web: t-web-3\n") && last.stdout.lines().count() == 2,
         "{last}"
     );
     assert_eq!(
