@@ -7,8 +7,8 @@
 //!
 //! That journald runs on the host side in mount and UTS namespaces of its
 //! own, where `/run`, `/var/log`, `/etc/machine-id` and `/etc/systemd` are
-//! the pod's (its `journald.conf`: no kernel messages, no audit, no
-//! forwarding, a size cap) and the hostname is the pod's, so its entries
+//! the pod's (its `journald.conf`, also the last drop-in: no kernel
+//! messages, no audit, no forwarding, a size cap) and the hostname is the pod's, so its entries
 //! carry it. It dies with `run`.
 //!
 //! machined forgets the pod when it ends. As rkt did, when the host keeps
@@ -178,6 +178,13 @@ impl PodJournal {
         prepare(&etc_systemd, std::fs::create_dir_all(&etc_systemd))?;
         let conf = etc_systemd.join("journald.conf");
         prepare(&conf, std::fs::write(&conf, JOURNALD_CONF))?;
+        // Also as the last drop-in of the pod's /run: the host's vendor
+        // drop-ins (/usr/lib/systemd/journald.conf.d) would otherwise
+        // override the main file.
+        let drop_in_dir = run.join("systemd/journald.conf.d");
+        prepare(&drop_in_dir, std::fs::create_dir_all(&drop_in_dir))?;
+        let drop_in = drop_in_dir.join("zz-rkt-pod.conf");
+        prepare(&drop_in, std::fs::write(&drop_in, JOURNALD_CONF))?;
         let id = format!("{}\n", pod_machine_id(uuid));
         prepare(&machine_id, std::fs::write(&machine_id, id))?;
 
