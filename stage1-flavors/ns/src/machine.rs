@@ -11,11 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use stage1_common::cgroups::{pod_cgroup_path, PodCgroup, CGROUP_ROOT};
+use stage1_common::cgroups::{pod_cgroup_path, Layout, PodCgroup, CGROUP_ROOT};
 
 use crate::dbus::{Arg, Connection, DbusError, Method};
 
@@ -74,11 +73,12 @@ pub fn machine_id(uuid: &str) -> Option<[u8; 16]> {
 
 /// The cgroup2 scope machined looks at on a hybrid host, if this is one.
 fn hybrid_scope(uuid: &str) -> Option<PathBuf> {
-    let unified = Path::new(CGROUP_ROOT).join("unified");
-    let is_cgroup2 = statfs(&unified).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC);
-    let root_is_cgroup2 =
-        statfs(Path::new(CGROUP_ROOT)).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC);
-    (is_cgroup2 && !root_is_cgroup2).then(|| unified.join(pod_cgroup_path(uuid)))
+    let hybrid = Layout::detect().is_ok_and(|l| l == Layout::Hybrid);
+    hybrid.then(|| {
+        Path::new(CGROUP_ROOT)
+            .join("unified")
+            .join(pod_cgroup_path(uuid))
+    })
 }
 
 /// A system bus exists, so machined may be on it: worth moving PID 1 into

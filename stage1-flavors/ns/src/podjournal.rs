@@ -34,6 +34,8 @@ use thiserror::Error;
 use abi::pod_dir::JOURNALD_DIR;
 use nix::mount::MsFlags;
 use stage1_common::journal::{Journal, HOST_SOCKET};
+
+use crate::machine::machine_id;
 use stage1_common::mount as mnt;
 
 /// Where Debian (and merged-/usr distributions) keep journald.
@@ -106,6 +108,13 @@ pub enum PodJournalError {
     },
 }
 
+fn prepare(path: &Path, r: io::Result<()>) -> Result<(), PodJournalError> {
+    r.map_err(|source| PodJournalError::Prepare {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A running journald of the pod.
 pub struct PodJournal {
     child: Child,
@@ -120,9 +129,10 @@ pub fn host_runs_journald() -> bool {
     UnixDatagram::unbound().is_ok_and(|s| s.connect(HOST_SOCKET).is_ok())
 }
 
-/// The pod's machine id: the UUID's hex digits (rkt's choice too).
-pub fn pod_machine_id(uuid: &str) -> String {
-    uuid.chars().filter(|c| *c != '-').collect()
+/// The pod's machine id as journald writes it: the UUID's 32 hex digits
+/// (rkt's choice too); `None` for what is not a UUID.
+pub fn pod_machine_id(uuid: &str) -> Option<String> {
+    machine_id(uuid).map(|id| id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Below the pod directory: what journald sees as `/var/log/journal`.
@@ -148,30 +158,24 @@ impl PodJournal {
             return Ok(None);
         }
         // It names files here and a link in the host's journal directory.
-        if crate::machine::machine_id(uuid).is_none() {
+        let Some(id) = pod_machine_id(uuid) else {
             return Err(PodJournalError::Uuid(uuid.to_string()));
-        }
+        };
         let base = pod_dir.join(JOURNALD_DIR);
         let run = base.join("run");
         let var_log = base.join("log");
         let etc_systemd = base.join("systemd");
         let machine_id = base.join("machine-id");
         let socket_dir = run.join("systemd/journal");
-        let prepare = |path: &Path, r: io::Result<()>| {
-            r.map_err(|source| PodJournalError::Prepare {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
         prepare(&socket_dir, std::fs::create_dir_all(&socket_dir))?;
         // Straight to /var/log/journal: nothing will ask for the flush from
         // /run that a booting system's journald waits for.
         let flushed = socket_dir.join("flushed");
         prepare(&flushed, std::fs::write(&flushed, ""))?;
         let journal_root = journal_root(pod_dir);
-        let journal = journal_root.join(pod_machine_id(uuid));
+        let journal = journal_root.join(&id);
         prepare(&journal, std::fs::create_dir_all(&journal))?;
-        if let Err(e) = link_into_host(&journal, uuid) {
+        if let Err(e) = link_into_host(&journal, &id) {
             // Only the host's view of an exited pod's journal is lost.
             eprintln!("stage1: {e}");
         }
@@ -185,8 +189,7 @@ impl PodJournal {
         prepare(&drop_in_dir, std::fs::create_dir_all(&drop_in_dir))?;
         let drop_in = drop_in_dir.join("zz-rkt-pod.conf");
         prepare(&drop_in, std::fs::write(&drop_in, JOURNALD_CONF))?;
-        let id = format!("{}\n", pod_machine_id(uuid));
-        prepare(&machine_id, std::fs::write(&machine_id, id))?;
+        prepare(&machine_id, std::fs::write(&machine_id, format!("{id}\n")))?;
 
         // Everything the child needs is built here: only syscalls run
         // between fork and exec.
@@ -235,12 +238,6 @@ impl PodJournal {
     /// syslog socket at [`POD_SYSLOG_SOCKET`] (in the calling process's
     /// mount namespace, which PID 1 inherits).
     pub fn bind_into(&self, stage1_rootfs: &Path) -> Result<(), PodJournalError> {
-        let prepare = |path: &Path, r: io::Result<()>| {
-            r.map_err(|source| PodJournalError::Prepare {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
         let target = stage1_rootfs.join("var/log/journal");
         prepare(&target, std::fs::create_dir_all(&target))?;
         // Read-only: the host's root (journald, journalctl) writes and
@@ -328,11 +325,11 @@ impl Drop for PodJournal {
 
 /// `/var/log/journal/<pod machine id>` → the pod's journal directory,
 /// when the host keeps a persistent journal.
-fn link_into_host(journal: &Path, uuid: &str) -> Result<(), PodJournalError> {
+fn link_into_host(journal: &Path, id: &str) -> Result<(), PodJournalError> {
     if !Path::new(HOST_JOURNAL).is_dir() {
         return Ok(());
     }
-    let link = Path::new(HOST_JOURNAL).join(pod_machine_id(uuid));
+    let link = Path::new(HOST_JOURNAL).join(id);
     let target = std::path::absolute(journal).unwrap_or_else(|_| journal.to_path_buf());
     match std::os::unix::fs::symlink(&target, &link) {
         Ok(()) => Ok(()),
@@ -349,7 +346,10 @@ fn is_link_to(link: &Path, target: &Path) -> bool {
 /// moved since (`run` → `exited-garbage` → `garbage`), so the link is
 /// recognised by what it ends with; a link to anything else stays.
 pub fn unlink_from_host(uuid: &str) -> Result<(), PodJournalError> {
-    let id = pod_machine_id(uuid);
+    // What is not a UUID never got a link.
+    let Some(id) = pod_machine_id(uuid) else {
+        return Ok(());
+    };
     let link = Path::new(HOST_JOURNAL).join(&id);
     let ours = Path::new(uuid)
         .join(JOURNALD_DIR)
