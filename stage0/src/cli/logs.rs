@@ -45,33 +45,24 @@ pub struct LogsArgs {
 pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     let pod = pod_from_args(ctx, args.uuid_file.as_deref(), args.uuid.as_deref())?;
     let uuid = pod.uuid().to_string();
-    if let Some(app) = &args.app {
-        let manifest = pod
-            .manifest()
-            .map_err(|e| anyhow!("cannot get pod manifest: {e}"))?;
-        let names: Vec<&str> = manifest.apps.iter().map(|a| a.name.as_str()).collect();
-        if !names.contains(&app.as_str()) {
-            bail!(
-                "pod {uuid} has no app named {app:?}; its apps are: {}",
-                names.join(", ")
-            );
-        }
-    }
+    let manifest = pod
+        .manifest()
+        .map_err(|e| anyhow!("cannot get pod manifest: {e}"))?;
+    let names: Vec<String> = manifest.apps.iter().map(|a| a.name.to_string()).collect();
+    // The apps whose output is shown.
+    let apps = match &args.app {
+        Some(app) if !names.contains(app) => bail!(
+            "pod {uuid} has no app named {app:?}; its apps are: {}",
+            names.join(", ")
+        ),
+        Some(app) => vec![app.clone()],
+        None => names,
+    };
     let journal = pod.path().join(JOURNALD_DIR).join("log/journal");
     if !journal.is_dir() {
         let since = match &args.since {
             Some(s) => Some(parse_since(s)?),
             None => None,
-        };
-        let apps: Vec<String> = match &args.app {
-            Some(app) => vec![app.clone()],
-            None => pod
-                .manifest()
-                .map_err(|e| anyhow!("cannot get pod manifest: {e}"))?
-                .apps
-                .iter()
-                .map(|a| a.name.to_string())
-                .collect(),
         };
         return follow_files(ctx, &pod, &apps, since.as_deref(), args.lines, args.follow);
     }
