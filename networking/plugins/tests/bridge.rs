@@ -103,6 +103,14 @@ impl Drop for Side {
     }
 }
 
+/// The host end of the veth, from an ADD result (bridge, host, container).
+fn host_veth(result: &Value) -> String {
+    result["interfaces"][1]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn inet_view(addr_json: &Value) -> Value {
     Value::Array(
         addr_json
@@ -153,14 +161,7 @@ fn same_as_reference() {
     assert_eq!(ra.code, 0, "ours: {}", ra.stdout);
     assert_eq!(rb.code, 0, "ref: {}", rb.stdout);
     let (ja, jb) = (ra.json(), rb.json());
-    let veth_a = ja["interfaces"][1]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let veth_b = jb["interfaces"][1]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let (veth_a, veth_b) = (host_veth(&ja), host_veth(&jb));
     // With isGateway both pin the bridge's own MAC instead of letting it
     // follow the lowest port MAC.
     for j in [&ja, &jb] {
@@ -441,13 +442,7 @@ fn vlan_access_ports_and_gateway_as_the_reference() {
     assert_eq!(ra.code, 0, "ours: {}", ra.stdout);
     assert_eq!(rb.code, 0, "ref: {}", rb.stdout);
     let (ja, jb) = (ra.json(), rb.json());
-    let veth = |j: &Value| {
-        j["interfaces"][1]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (veth_a, veth_b) = (veth(&ja), veth(&jb));
+    let (veth_a, veth_b) = (host_veth(&ja), host_veth(&jb));
     let mask = |s: &Side, v: &Value, veth: &str| {
         let mut v = s.normalize(v, veth);
         for i in v["interfaces"].as_array_mut().into_iter().flatten() {
