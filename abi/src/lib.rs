@@ -6,6 +6,7 @@
 //! This crate does no I/O beyond (de)serialising; everything else depends on it.
 
 pub mod app_log;
+pub mod calendar;
 pub mod net_info;
 pub mod pod_dir;
 pub mod runtime_config;

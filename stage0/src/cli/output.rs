@@ -112,7 +112,7 @@ pub fn humanize_bytes(n: u64) -> String {
 pub fn full_time(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = d.as_secs() as i64;
-    let (y, mo, da) = civil_from_days(secs.div_euclid(86_400));
+    let (y, mo, da) = abi::calendar::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     // .999 prints up to three fractional digits with trailing zeros removed.
@@ -123,20 +123,6 @@ pub fn full_time(t: SystemTime) -> String {
         format!(".{millis:03}").trim_end_matches('0').to_string()
     };
     format!("{y:04}-{mo:02}-{da:02} {h:02}:{mi:02}:{s:02}{frac} +0000 UTC")
-}
-
-/// Days since 1970-01-01 to a (year, month, day) civil date.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Nanoseconds since the epoch, as rkt's JSON formats print times.
