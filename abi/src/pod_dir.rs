@@ -47,6 +47,9 @@ pub const SHARED_VOLUMES: &str = "sharedVolumes";
 /// `run/` and the journal files in `log/journal/<pod machine id>/`, outside
 /// the stage1 rootfs so that they stay readable when no overlay is mounted.
 pub const JOURNALD_DIR: &str = "journald";
+/// The pod journal's files (`<pod machine id>/system.journal` below it):
+/// journald's `/var/log/journal`, the pod root's too.
+pub const JOURNAL_FILES: &str = "journald/log/journal";
 
 /// Inside the stage1 rootfs: where app `<app>` lives (`opt/stage2/<app>`).
 pub fn app_dir(app: &str) -> String {

@@ -131,6 +131,16 @@ fn each_pod_has_a_journal_that_journalctl_reads_by_machine_and_app() {
         .rkt(&rkt, &["logs", "--app=web", "--lines=1", &two_uuid])
         .expect_code(0);
     assert_eq!(last.stdout.lines().count(), 1, "{last}");
+    // --since means the same as for log files (UTC or an age), passed on
+    // to journalctl as an absolute time.
+    let recent = host
+        .rkt(&rkt, &["logs", "--since=-1h", &two_uuid])
+        .expect_code(0);
+    assert_eq!(recent.stdout.lines().count(), 4, "{recent}");
+    let future = host
+        .rkt(&rkt, &["logs", "--since=2100-01-01 00:00:00", &two_uuid])
+        .expect_code(0);
+    assert_eq!(future.stdout, "", "{future}");
     let nope = host
         .rkt(&rkt, &["logs", "--app=nope", &two_uuid])
         .expect_code(254);
@@ -315,6 +325,21 @@ fn without_journald_rkt_logs_reads_the_apps_log_files() {
         .run(&["logs", "--since=yesterday", &uuid])
         .expect_code(254);
     assert!(bad.stderr.contains("invalid --since"), "{bad}");
+
+    // A pod whose app printed nothing: no output, and a note saying why.
+    let quiet_save = format!("--uuid-file-save={}", rkt.root().join("quiet").display());
+    rkt.ok(&[
+        "run",
+        &s1,
+        &quiet_save,
+        "--net=none",
+        BUSYBOX,
+        "--exec=/bin/true",
+    ]);
+    let quiet = std::fs::read_to_string(rkt.root().join("quiet")).unwrap();
+    let none = rkt.ok(&["logs", &quiet]);
+    assert_eq!(none.stdout, "", "{none}");
+    assert!(none.stderr.contains("has no logged output"), "{none}");
 
     // --follow prints what comes and returns once the pod has ended.
     let pod = BgPod::start(

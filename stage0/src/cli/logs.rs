@@ -8,11 +8,13 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::{Duration, SystemTime};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use abi::app_log::{log_name, parse_entry, parse_time, rfc3339_nanos, rotated_name, LOGS_DIR};
-use abi::pod_dir::JOURNALD_DIR;
+use abi::pod_dir::JOURNAL_FILES;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use stage0::pod::lifecycle::{Pod, PodState};
@@ -31,8 +33,8 @@ pub struct LogsArgs {
     /// show only the last N lines (0 shows all)
     #[arg(long, short = 'n', default_value_t = 0, value_name = "N")]
     lines: u64,
-    /// show output since this time, in journalctl's forms
-    /// ("2026-12-05 10:00:00", "-1h", "today")
+    /// show output since this time: a UTC time ("2026-12-05 10:00:00") or
+    /// an age ("-1h"; s, m, h, d)
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
     /// read pod UUID from file instead of argument
@@ -58,13 +60,16 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
         Some(app) => vec![app.clone()],
         None => names,
     };
-    let journal = pod.path().join(JOURNALD_DIR).join("log/journal");
+    // One meaning for both kinds of log (journalctl alone would read a
+    // time as local and take its own words like "today").
+    let since = match &args.since {
+        Some(s) => Some(parse_since(s)?),
+        None => None,
+    };
+    let journal = pod.path().join(JOURNAL_FILES);
     if !journal.is_dir() {
-        let since = match &args.since {
-            Some(s) => Some(parse_since(s)?),
-            None => None,
-        };
-        return follow_files(ctx, &pod, &apps, since.as_deref(), args.lines, args.follow);
+        let since = since.map(rfc3339_nanos);
+        return follow_files(pod, &apps, since.as_deref(), args.lines, args.follow);
     }
     let mut journalctl = Command::new("journalctl");
     journalctl
@@ -76,8 +81,12 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
     if args.lines > 0 {
         journalctl.arg(format!("--lines={}", args.lines));
     }
-    if let Some(since) = &args.since {
-        journalctl.arg(format!("--since={since}"));
+    if let Some(since) = since {
+        let secs = since
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        journalctl.arg(format!("--since=@{secs}"));
     }
     match &args.app {
         Some(app) => journalctl.arg(format!("RKT_APP_NAME={app}")),
@@ -92,8 +101,8 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
 }
 
 /// `--since` for the log files: `YYYY-MM-DD HH:MM:SS` (UTC, optionally
-/// with `T`, a fraction and `Z`) or `-N[smhd]` ago; as a log time string.
-fn parse_since(text: &str) -> Result<String> {
+/// with `T`, a fraction and `Z`) or `-N[smhd]` ago.
+fn parse_since(text: &str) -> Result<SystemTime> {
     let relative = text.strip_prefix('-').and_then(|rest| {
         let (n, unit) = rest.split_at(rest.len().checked_sub(1)?);
         let n: u64 = n.parse().ok()?;
@@ -107,32 +116,35 @@ fn parse_since(text: &str) -> Result<String> {
         SystemTime::now().checked_sub(Duration::from_secs(secs))
     });
     match relative.or_else(|| parse_time(text)) {
-        Some(t) => Ok(rfc3339_nanos(t)),
+        Some(t) => Ok(t),
         None => bail!(
             "invalid --since={text:?}; use a UTC time like \"2026-12-05 10:00:00\" or an age like -1h (s, m, h, d)"
         ),
     }
 }
 
-/// One app's log files and how far they have been read.
+/// One app's log files and how far they have been read, by inode: a
+/// rotation renames `<app>.log` to `<app>.log.1`, which keeps its offset,
+/// and starts a new `<app>.log` from 0.
 struct AppFiles {
     app: String,
-    /// `<app>.log.1` then `<app>.log`, with the offset read up to.
-    files: Vec<(std::path::PathBuf, u64)>,
+    /// `<app>.log.1` then `<app>.log`.
+    files: [std::path::PathBuf; 2],
+    read_up_to: HashMap<u64, u64>,
 }
 
 impl AppFiles {
     /// Complete entries appended since the last call, as (time, line).
     fn read_new(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (path, offset) in &mut self.files {
-            let Ok(mut file) = std::fs::File::open(&*path) else {
+        for path in &self.files {
+            let Ok(mut file) = std::fs::File::open(path) else {
                 continue;
             };
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if len < *offset {
-                *offset = 0; // rotated: a new file
-            }
+            let Ok(meta) = file.metadata() else {
+                continue;
+            };
+            let offset = self.read_up_to.entry(meta.ino()).or_insert(0);
             let mut text = String::new();
             if file.seek(SeekFrom::Start(*offset)).is_err()
                 || file.read_to_string(&mut text).is_err()
@@ -153,13 +165,16 @@ impl AppFiles {
         }
         out
     }
+
+    fn exists(&self) -> bool {
+        self.files.iter().any(|f| f.exists())
+    }
 }
 
 /// Prints the apps' log entries in time order (the last `lines`, from
 /// `since`), then, with `follow`, new ones until the pod stops running.
 fn follow_files(
-    ctx: &Context,
-    pod: &Pod,
+    mut pod: Pod,
     apps: &[String],
     since: Option<&str>,
     lines: u64,
@@ -170,12 +185,18 @@ fn follow_files(
         .iter()
         .map(|app| AppFiles {
             app: app.clone(),
-            files: vec![
-                (dir.join(rotated_name(app)), 0),
-                (dir.join(log_name(app)), 0),
-            ],
+            files: [dir.join(rotated_name(app)), dir.join(log_name(app))],
+            read_up_to: HashMap::new(),
         })
         .collect();
+    if !follow && !sources.iter().any(AppFiles::exists) {
+        // Not an error: the apps may have printed nothing.
+        eprintln!(
+            "pod {} has no logged output: its apps printed nothing, or it kept no logs (--interactive pods, stage1s other than ns)",
+            pod.uuid()
+        );
+        return Ok(0);
+    }
     let print = |mut entries: Vec<(String, String)>, skip_to_last: Option<u64>| {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(since) = since {
@@ -197,11 +218,9 @@ fn follow_files(
     if !print(first, Some(lines)) || !follow {
         return Ok(0);
     }
-    let uuid = pod.uuid().to_string();
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        let running =
-            Pod::load_prefix(&ctx.data_dir, &uuid).is_ok_and(|p| p.state() == PodState::Running);
+        let running = pod.refresh().is_ok() && pod.state() == PodState::Running;
         let new: Vec<_> = sources.iter_mut().flat_map(AppFiles::read_new).collect();
         if !print(new, None) || !running {
             return Ok(0);

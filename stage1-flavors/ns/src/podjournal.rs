@@ -31,7 +31,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use abi::pod_dir::JOURNALD_DIR;
+use abi::pod_dir::{JOURNALD_DIR, JOURNAL_FILES};
 use nix::mount::MsFlags;
 use stage1_common::journal::{Journal, HOST_SOCKET};
 
@@ -137,7 +137,7 @@ pub fn pod_machine_id(uuid: &str) -> Option<String> {
 
 /// Below the pod directory: what journald sees as `/var/log/journal`.
 pub fn journal_root(pod_dir: &Path) -> PathBuf {
-    pod_dir.join(JOURNALD_DIR).join("log/journal")
+    pod_dir.join(JOURNAL_FILES)
 }
 
 impl PodJournal {
@@ -351,10 +351,7 @@ pub fn unlink_from_host(uuid: &str) -> Result<(), PodJournalError> {
         return Ok(());
     };
     let link = Path::new(HOST_JOURNAL).join(&id);
-    let ours = Path::new(uuid)
-        .join(JOURNALD_DIR)
-        .join("log/journal")
-        .join(&id);
+    let ours = Path::new(uuid).join(JOURNAL_FILES).join(&id);
     if !std::fs::read_link(&link).is_ok_and(|t| t.ends_with(&ours)) {
         return Ok(());
     }
