@@ -251,6 +251,15 @@ fn failure(plugin: &str, command: CniCommand, status: &str, out: &[u8], err: &[u
     }
 }
 
+/// Whether a plugin's configuration `raw` declares CNI capability `cap`
+/// (`"capabilities": {cap: true}`): only then does it get that argument.
+pub fn declares_capability(raw: &Map<String, Value>, cap: &str) -> bool {
+    raw.get("capabilities")
+        .and_then(|c| c.get(cap))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
 /// What plugin `index` of `net` gets on stdin: its own object with the
 /// network's `name` and `cniVersion`, the previous plugin's result when
 /// chained (`prevResult`), and `runtimeConfig` with the capability
@@ -266,12 +275,7 @@ pub fn plugin_input(
     obj.insert("cniVersion".into(), Value::String(net.cni_version.clone()));
     let runtime_config: Map<String, Value> = capability_args
         .iter()
-        .filter(|(cap, _)| {
-            obj.get("capabilities")
-                .and_then(|c| c.get(cap.as_str()))
-                .and_then(Value::as_bool)
-                == Some(true)
-        })
+        .filter(|(cap, _)| declares_capability(&obj, cap))
         .map(|(cap, v)| (cap.clone(), v.clone()))
         .collect();
     if runtime_config.is_empty() {

@@ -22,7 +22,7 @@ use thiserror::Error;
 use crate::chain::{self, ChainError};
 use crate::conf::{self, ConfError, NetConf};
 use crate::netns::{self, NetnsError};
-use crate::plugin::{Attachment, PluginRunner};
+use crate::plugin::{declares_capability, Attachment, PluginRunner};
 use crate::portfwd::{self, Backend, Forward, PortError};
 use crate::request::NetRequest;
 
@@ -393,13 +393,7 @@ const PORT_MAPPINGS: &str = "portMappings";
 
 /// Whether a plugin of `net` declares capability `cap`.
 fn declares(net: &NetConf, cap: &str) -> bool {
-    net.plugins.iter().any(|p| {
-        p.raw
-            .get("capabilities")
-            .and_then(|c| c.get(cap))
-            .and_then(Value::as_bool)
-            == Some(true)
-    })
+    net.plugins.iter().any(|p| declares_capability(&p.raw, cap))
 }
 
 /// The forwards as CNI's `portMappings` capability argument.
