@@ -622,3 +622,71 @@ fn fetch_by_name_follows_the_pull_policy() {
         .expect_code(254)
         .expect_stderr("not found in the store");
 }
+
+/// Executables are rendered so that running one maps only the code it
+/// touches: a fault maps the whole page-cache folio, and a folio is as
+/// large as the write that made it, so they are written 64 KiB (the
+/// kernel's fault-around window) at a time. Touching a page of the
+/// rendered busybox must map at most those 16 pages, not the hundreds of
+/// the large folios a plain copy makes (a pod supervisor's RSS doubled).
+#[test]
+fn rendered_executables_map_no_more_than_the_fault_around_window() {
+    use std::os::fd::AsRawFd;
+    let rkt = Rkt::new();
+    let key = rkt.fetch(&image("busybox.aci"));
+    let (tree, _) = trees(&rkt)
+        .into_iter()
+        .find(|(_, k)| *k == key)
+        .expect("busybox tree");
+    let exe = fs::File::open(tree.join("rootfs/bin/busybox")).unwrap();
+    let len = exe.metadata().unwrap().len() as usize;
+    assert!(
+        len > 1 << 20,
+        "busybox is {len} bytes: too small to tell folios apart"
+    );
+    // The fault-around window is aligned in the address space: map the
+    // file at a 64 KiB-aligned address so the window covers one folio.
+    const WINDOW: usize = 64 << 10;
+    // SAFETY: reserving fresh address space, then mapping the file read-only
+    // over an aligned part of that reservation; both unmapped below.
+    let (reserved, addr) = unsafe {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let reserved = libc::mmap(
+            std::ptr::null_mut(),
+            len + WINDOW,
+            libc::PROT_NONE,
+            flags,
+            -1,
+            0,
+        );
+        assert_ne!(reserved, libc::MAP_FAILED);
+        let aligned = (reserved as usize).next_multiple_of(WINDOW) as *mut libc::c_void;
+        let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
+        (
+            reserved,
+            libc::mmap(aligned, len, libc::PROT_READ, flags, exe.as_raw_fd(), 0),
+        )
+    };
+    assert_ne!(addr, libc::MAP_FAILED);
+    let pages = len / 4096;
+    let touched: Vec<usize> = (0..8).map(|i| i * pages / 8).collect();
+    for page in &touched {
+        // SAFETY: `page` pages into a mapping of `len` bytes.
+        let _ = unsafe { std::ptr::read_volatile((addr as *const u8).add(page * 4096)) };
+    }
+    let mut entries = vec![0u8; pages * 8];
+    let pagemap = fs::File::open("/proc/self/pagemap").unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&pagemap, &mut entries, (addr as u64 / 4096) * 8)
+        .unwrap();
+    // SAFETY: unmapping the reservation (and the file mapping inside it).
+    unsafe { libc::munmap(reserved, len + WINDOW) };
+    let mapped = entries
+        .chunks_exact(8)
+        .filter(|e| u64::from_le_bytes((*e).try_into().unwrap()) >> 63 == 1)
+        .count();
+    assert!(
+        (touched.len()..=16 * touched.len()).contains(&mapped),
+        "touching {} pages of the rendered busybox mapped {mapped} pages, more than 16 each",
+        touched.len()
+    );
+}
