@@ -30,6 +30,15 @@ impl Db {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // Every rkt command is a short-lived last connection: by default it
+        // would checkpoint (two fsyncs) and delete the WAL and shared-memory
+        // files on close, only for the next command to create them again.
+        // Commits checkpoint on their own once the WAL reaches 1000 pages.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(err)?;
         let db = Db {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
