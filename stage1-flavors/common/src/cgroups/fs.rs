@@ -162,6 +162,19 @@ pub(crate) fn wait_empty(dirs: &[PathBuf], kill_stragglers: bool) -> Result<(), 
     }
 }
 
+/// Removes every cgroup in and below `dirs`, children first, if none has a
+/// process left: the common case of a pod whose processes have all exited
+/// costs one walk instead of reading every cgroup.procs first. `false` at
+/// the first cgroup that could not go (left for the careful path).
+pub(crate) fn remove_if_empty(dirs: &[PathBuf]) -> bool {
+    dirs.iter().all(|dir| {
+        subtree(dir).iter().all(|cg| match fs::remove_dir(cg) {
+            Ok(()) => true,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        })
+    })
+}
+
 /// Removes `dir` and every cgroup below it with rmdir, children first.
 /// Missing directories are fine (cleanup is idempotent); every failure is
 /// collected rather than stopping at the first.

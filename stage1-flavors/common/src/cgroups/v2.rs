@@ -223,6 +223,9 @@ impl CgroupManager for V2Manager {
             return Ok(());
         }
         let dirs = [dir.clone()];
+        if cgfs::remove_if_empty(&dirs) {
+            return Ok(());
+        }
         let mut errors = Vec::new();
         let mut emptied = true;
         match cgfs::subtree_procs(&dirs) {
