@@ -7,6 +7,7 @@
 
 pub mod app_log;
 pub mod calendar;
+pub mod metadata;
 pub mod net_info;
 pub mod pod_dir;
 pub mod runtime_config;

@@ -4,4 +4,5 @@
 pub mod config;
 pub mod fetch;
 pub mod pod;
+pub mod services;
 pub mod store;

@@ -17,6 +17,7 @@ mod isolator_flags;
 mod launch;
 mod list;
 mod logs;
+mod metadata_service;
 mod output;
 mod pod_flags;
 mod prepare;
@@ -103,6 +104,8 @@ commands! {
     App(app::AppArgs) => "app",
     /// Operate on image(s) in the local store
     Image(image::ImageArgs) => "image",
+    /// Run the metadata service (pod introspection and identity for apps)
+    MetadataService(metadata_service::MetadataServiceArgs) => "metadata-service",
     /// Print configuration for each stage in JSON format
     Config(config::ConfigArgs) => "config",
     /// Output shell completion code for the specified shell

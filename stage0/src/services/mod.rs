@@ -1,0 +1,3 @@
+//! The long-running services: `rkt metadata-service` (and its clients).
+
+pub mod metadata;
