@@ -156,6 +156,12 @@ impl PodNetwork {
         Some((ip, host_if))
     }
 
+    /// Where the pod reaches the host on its forwardable network (rkt's
+    /// "host IP" for the metadata service): that network's gateway.
+    pub fn forwardable_gateway(&self) -> Option<IpAddr> {
+        first_gateway(self.results.get(self.forwardable?)?)
+    }
+
     /// Forwards `forwards` to the pod's forwardable address (recorded
     /// first, so gc removes the rules whatever happens next).
     pub fn forward_ports(
@@ -468,6 +474,26 @@ pub fn first_address(result: &Value) -> Option<(IpAddr, u8)> {
         .or_else(|| result["ip6"]["ip"].as_str().and_then(parse))
 }
 
+/// The gateway of a CNI result's first address that has one (IPv4
+/// first), in every result layout: where the pod reaches the host.
+pub fn first_gateway(result: &Value) -> Option<IpAddr> {
+    let listed: Vec<IpAddr> = result["ips"]
+        .as_array()
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| ip["gateway"].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    listed
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(listed.first())
+        .copied()
+        .or_else(|| result["ip4"]["gateway"].as_str()?.parse().ok())
+        .or_else(|| result["ip6"]["gateway"].as_str()?.parse().ok())
+}
+
 /// A prefix length as a netmask address (rkt writes `mask` that way).
 fn prefix_mask(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
@@ -501,6 +527,12 @@ mod tests {
         );
         assert_eq!(first_address(&v01), Some(("10.1.2.3".parse().unwrap(), 16)));
         assert_eq!(first_address(&json!({})), None);
+        let gw = json!({"ips": [{"address": "fd00::5/64", "gateway": "fd00::1"},
+                                {"address": "10.0.0.5/24", "gateway": "10.0.0.1"}]});
+        assert_eq!(first_gateway(&gw), Some("10.0.0.1".parse().unwrap()));
+        let gw01 = json!({"ip4": {"ip": "10.1.2.3/16", "gateway": "10.1.0.1"}});
+        assert_eq!(first_gateway(&gw01), Some("10.1.0.1".parse().unwrap()));
+        assert_eq!(first_gateway(&v1), None);
         let dual = json!({"ips": [{"address": "fd00::5/64"}, {"address": "10.0.0.5/24"}]});
         assert_eq!(
             first_address(&dual),

@@ -7,6 +7,7 @@
 
 pub mod fixtures;
 pub mod journald;
+pub mod metadata;
 pub mod pods;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,7 @@ pub struct Opts {
     pub content: Option<String>,
     pub check_tty: bool,
     pub get_http: Option<String>,
+    pub print_app_annotation: Option<String>,
     pub serve_http: Option<String>,
     /// Echo every UDP datagram to its sender (until the serve timeout).
     pub serve_udp_echo: Option<String>,
@@ -71,6 +72,7 @@ impl Opts {
                 "file-name" => o.file_name = Some(value()?),
                 "content" => o.content = Some(value()?),
                 "get-http" => o.get_http = Some(value()?),
+                "print-app-annotation" => o.print_app_annotation = Some(value()?),
                 "serve-http" => o.serve_http = Some(value()?),
                 "serve-udp-echo" => o.serve_udp_echo = Some(value()?),
                 "serve-http-timeout" => o.serve_http_timeout = number(name, &value()?)?,

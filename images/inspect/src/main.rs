@@ -98,6 +98,9 @@ fn run(o: &Opts) -> Result<(), String> {
     if o.check_tty {
         files::check_tty();
     }
+    if let Some(name) = &o.print_app_annotation {
+        net::print_app_annotation(name)?;
+    }
     if let Some(url) = &o.get_http {
         net::get_http(url)?;
     }

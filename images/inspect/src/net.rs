@@ -72,8 +72,8 @@ unsafe fn ipv4(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
 }
 
-/// GETs `url` (`http://host[:port]/path`) and prints the body.
-pub fn get_http(url: &str) -> Result<(), String> {
+/// The body of a 200 answer to a GET of `url` (`http://host[:port]/path`).
+pub fn fetch_http(url: &str) -> Result<String, String> {
     let (host, port, path) = parse_url(url)?;
     let addr = (host.as_str(), port)
         .to_socket_addrs()
@@ -95,6 +95,25 @@ pub fn get_http(url: &str) -> Result<(), String> {
     if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("{url}: {status}"));
     }
+    Ok(body.to_string())
+}
+
+/// Prints the app's annotation `name` as the metadata service tells it
+/// (`$AC_METADATA_URL`, `$AC_APP_NAME`), as rkt's inspect did.
+pub fn print_app_annotation(name: &str) -> Result<(), String> {
+    let base = std::env::var("AC_METADATA_URL")
+        .map_err(|_| "AC_METADATA_URL is not set: run the pod with --mds-register".to_string())?;
+    let app = std::env::var("AC_APP_NAME").map_err(|_| "AC_APP_NAME is not set".to_string())?;
+    let value = fetch_http(&format!(
+        "{base}/acMetadata/v1/apps/{app}/annotations/{name}"
+    ))?;
+    println!("Annotation {name}={value}");
+    Ok(())
+}
+
+/// GETs `url` and prints the body (with a final newline).
+pub fn get_http(url: &str) -> Result<(), String> {
+    let body = fetch_http(url)?;
     print!("{body}");
     if !body.ends_with('\n') {
         println!();

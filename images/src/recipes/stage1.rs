@@ -125,6 +125,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::EventHandlers,
             Feature::Mutable,
             Feature::PrivateUsers,
+            Feature::MetadataService,
         ],
         files: &[
             ("etc/rkt/net.d/99-default.conf", DEFAULT_NET),

@@ -1,6 +1,7 @@
 //! The common tail of `run` and `run-prepared`: turn runtime flags into the
 //! stage1 `run` arguments, mount the pod and exec stage1.
 
+use abi::pod_dir;
 use abi::schema::PodManifest;
 use abi::stage1::{Feature, RunArgs};
 use anyhow::{Context as _, Result};
@@ -11,7 +12,9 @@ use stage0::pod::lifecycle::Pod;
 use stage0::pod::manifest::MUTABLE_ANNOTATION;
 use stage0::pod::stage1::Stage1Image;
 use stage0::pod::userns;
+use stage0::services::metadata::client;
 use std::os::fd::AsFd;
+use std::path::Path;
 
 use super::pod_flags::{effective_net, RuntimeFlags};
 use super::Context;
@@ -29,6 +32,38 @@ pub fn overlay_choice(ctx: &Context, no_overlay: bool) -> bool {
             false
         }
     }
+}
+
+/// Registers the pod and its apps' image manifests with the metadata
+/// service under a new token, which stage1 puts in the apps' URL. The
+/// marker is written first, so gc unregisters even a half-done
+/// registration.
+fn register_with_metadata_service(pod: &Pod, manifest: &PodManifest) -> Result<String> {
+    std::fs::write(pod.path().join(pod_dir::MDS_REGISTERED), b"")
+        .context("cannot mark the pod as registered with the metadata service")?;
+    let mut apps = Vec::new();
+    for app in &manifest.apps {
+        let name = app.name.as_str();
+        let path = pod
+            .path()
+            .join(pod_dir::APPS_INFO_DIR)
+            .join(name)
+            .join("manifest");
+        let image = std::fs::read(&path)
+            .with_context(|| format!("cannot read the image manifest of app {name:?}"))?;
+        apps.push((name.to_string(), image));
+    }
+    let token = client::new_token();
+    let body = std::fs::read(pod.path().join(pod_dir::POD_MANIFEST))
+        .context("cannot read the pod manifest")?;
+    client::register_pod(
+        Path::new(abi::metadata::REGISTRATION_SOCKET),
+        pod.uuid(),
+        &token,
+        &body,
+        &apps,
+    )?;
+    Ok(token)
 }
 
 /// Mounts the pod, writes stage0's files and execs stage1. Returns only on error.
@@ -54,7 +89,10 @@ pub fn launch(
         net: effective_net(stage1, rt),
         interactive: rt.interactive,
         private_users: userns::read(pod.path())?.map(|r| r.to_string()),
-        mds_token: None,
+        mds_token: match rt.mds_register {
+            true => Some(register_with_metadata_service(pod, manifest)?),
+            false => None,
+        },
         local_config: ctx.local_config.display().to_string(),
         hostname: rt.hostname.clone(),
         dns_conf_mode: plan.mode,

@@ -154,7 +154,9 @@ impl RuntimeFlags {
             bail!("--interactive can only be used with exactly one app, the pod has {apps}");
         }
         if self.mds_register {
-            bail!("--mds-register: the metadata service is not available in this build yet; run without it");
+            stage0::services::metadata::client::probe(std::path::Path::new(
+                abi::metadata::REGISTRATION_SOCKET,
+            ))?;
         }
         self.dns_flags().plan()?;
         self.ipc_mode()?;

@@ -147,6 +147,21 @@ pub fn plan_app(
     })
 }
 
+/// Tells a planned app where the metadata service is (`AC_METADATA_URL`,
+/// known once the pod's network is up), in its env file too (for `enter`).
+pub fn set_metadata_url(
+    app: &mut AppLaunch,
+    stage1_rootfs: &Path,
+    url: &str,
+) -> Result<(), PlanError> {
+    let path = env::env_file_path(stage1_rootfs, &app.name);
+    let mut environment = env::Environment::read_file(&path)?;
+    environment.set("AC_METADATA_URL", url);
+    environment.write_file(&path)?;
+    app.env = environment.to_strings();
+    Ok(())
+}
+
 /// The app's cgroup limits from its resource isolators.
 fn resources(isolators: &[IsolatorValue]) -> Resources {
     let mut r = Resources::default();

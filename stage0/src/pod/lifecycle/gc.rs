@@ -73,8 +73,22 @@ impl Pod {
                 Err(e) => warnings.push(format!("skipping stage1 GC: {e}")),
             }
         }
+        if self.path.join(pod_dir::MDS_REGISTERED).exists() {
+            warnings.extend(self.unregister_from_metadata_service());
+        }
         remove_pod_dir_safely(&self.path, mounts)?;
         Ok(warnings)
+    }
+
+    /// Removes a pod run with `--mds-register` from the metadata service; a
+    /// service that no longer knows it (restarted since) is fine.
+    fn unregister_from_metadata_service(&self) -> Option<String> {
+        let socket = std::path::Path::new(abi::metadata::REGISTRATION_SOCKET);
+        match crate::services::metadata::client::unregister_pod(socket, &self.uuid) {
+            Ok(()) => None,
+            Err(crate::services::metadata::MetadataError::Refused { status: 404, .. }) => None,
+            Err(e) => Some(format!("pod {}: {e}", self.uuid)),
+        }
     }
 
     /// Removes a pod this process failed to prepare (still locked by us), so

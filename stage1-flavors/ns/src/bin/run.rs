@@ -7,6 +7,7 @@
 //! "running", until the supervisor exits; the apps never inherit it.
 
 use std::io::stdin;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -34,7 +35,7 @@ use stage1_common::pod::Pod;
 use stage1_common::{lockfd, status};
 use stage1_ns::machine;
 use stage1_ns::namespaces::{self, NetMode};
-use stage1_ns::plan::{plan_app, PodPaths};
+use stage1_ns::plan::{self, plan_app, PodPaths};
 use stage1_ns::podjournal::PodJournal;
 use stage1_ns::podroot;
 use stage1_ns::signals::{self, BlockedSignals, FORWARDED};
@@ -135,6 +136,12 @@ fn run() -> Result<i32> {
         None => (None, Vec::new()),
     };
     drop(host_mounts);
+    if let Some(token) = &args.mds_token {
+        if let Err(e) = tell_metadata_url(&mut apps, &stage1_rootfs, network.as_ref(), token) {
+            let _ = cgroup.destroy();
+            return Err(e);
+        }
+    }
     let code = run_pod(
         &pod,
         &args,
@@ -163,6 +170,28 @@ fn run() -> Result<i32> {
         eprintln!("stage1: cannot remove the pod's cgroups: {e}");
     }
     code
+}
+
+/// Gives every app `AC_METADATA_URL`: the metadata service's port on the
+/// host as the pod reaches it (the forwardable network's gateway; the
+/// loopback address on the host's network), with the pod's token.
+fn tell_metadata_url(
+    apps: &mut [AppLaunch],
+    stage1_rootfs: &Path,
+    network: Option<&PodNetwork>,
+    token: &str,
+) -> Result<()> {
+    let host = match network {
+        Some(network) => network.forwardable_gateway().context(
+            "--mds-register: the pod's network gives it no gateway to reach the metadata service on the host; use a network with a gateway (such as default)",
+        )?,
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let url = abi::metadata::app_url(host, token);
+    for app in apps {
+        plan::set_metadata_url(app, stage1_rootfs, &url)?;
+    }
+    Ok(())
 }
 
 /// Creates the pod cgroup and every app's leaf with its limits, and records
