@@ -48,7 +48,9 @@ pub struct GlobalArgs {
 #[derive(Debug)]
 pub struct Context {
     pub data_dir: PathBuf,
+    pub system_config: PathBuf,
     pub local_config: PathBuf,
+    pub user_config: Option<PathBuf>,
     pub insecure: InsecureOptions,
     pub debug: bool,
     config: Config,
@@ -77,7 +79,9 @@ impl Context {
         };
         Ok(Context {
             data_dir,
+            system_config: g.system_config,
             local_config: g.local_config,
+            user_config,
             insecure,
             debug: g.debug,
             config,

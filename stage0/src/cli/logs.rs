@@ -4,20 +4,16 @@
 //! requested one (rkt #3082), and rkt's docs sent them to
 //! `journalctl -M rkt-<uuid>`, which only works while the pod runs.
 
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::time::{Duration, SystemTime};
 
-use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use abi::app_log::{log_name, parse_entry, parse_time, rfc3339_nanos, rotated_name, LOGS_DIR};
-use abi::pod_dir::JOURNAL_FILES;
+use abi::app_log::{parse_time, rfc3339_nanos};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use stage0::pod::lifecycle::{Pod, PodState};
+use stage0::pod::logs::{journal_command, select, AppLogFiles, Entry, LogQuery};
 
 use super::status::pod_from_args;
 use super::Context;
@@ -66,33 +62,16 @@ pub fn run(ctx: &Context, args: LogsArgs) -> Result<i32> {
         Some(s) => Some(parse_since(s)?),
         None => None,
     };
-    let journal = pod.path().join(JOURNAL_FILES);
-    if !journal.is_dir() {
+    let query = LogQuery {
+        app: args.app.clone(),
+        lines: args.lines,
+        since,
+        until: None,
+        follow: args.follow,
+    };
+    let Some(mut journalctl) = journal_command(&pod, &query) else {
         let since = since.map(rfc3339_nanos);
         return follow_files(pod, &apps, since.as_deref(), args.lines, args.follow);
-    }
-    let mut journalctl = Command::new("journalctl");
-    journalctl
-        .arg(format!("--directory={}", journal.display()))
-        .args(["--no-pager", "--quiet"]);
-    if args.follow {
-        journalctl.arg("--follow");
-    }
-    if args.lines > 0 {
-        journalctl.arg(format!("--lines={}", args.lines));
-    }
-    if let Some(since) = since {
-        let secs = since
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        journalctl.arg(format!("--since=@{secs}"));
-    }
-    match &args.app {
-        Some(app) => journalctl.arg(format!("RKT_APP_NAME={app}")),
-        // The apps' output lines and what they logged through /dev/log,
-        // not the pod journald's own notices.
-        None => journalctl.args([&format!("RKT_POD_UUID={uuid}"), "+", "_TRANSPORT=syslog"]),
     };
     let err = journalctl.exec();
     bail!(
@@ -123,54 +102,6 @@ fn parse_since(text: &str) -> Result<SystemTime> {
     }
 }
 
-/// One app's log files and how far they have been read, by inode: a
-/// rotation renames `<app>.log` to `<app>.log.1`, which keeps its offset,
-/// and starts a new `<app>.log` from 0.
-struct AppFiles {
-    app: String,
-    /// `<app>.log.1` then `<app>.log`.
-    files: [std::path::PathBuf; 2],
-    read_up_to: HashMap<u64, u64>,
-}
-
-impl AppFiles {
-    /// Complete entries appended since the last call, as (time, line).
-    fn read_new(&mut self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for path in &self.files {
-            let Ok(mut file) = std::fs::File::open(path) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else {
-                continue;
-            };
-            let offset = self.read_up_to.entry(meta.ino()).or_insert(0);
-            let mut text = String::new();
-            if file.seek(SeekFrom::Start(*offset)).is_err()
-                || file.read_to_string(&mut text).is_err()
-            {
-                continue;
-            }
-            // Only whole entries; a line being written waits for the next read.
-            let complete = text.rfind('\n').map_or(0, |i| i + 1);
-            *offset += complete as u64;
-            for line in text[..complete].lines() {
-                if let Some(e) = parse_entry(line) {
-                    out.push((
-                        e.time.to_string(),
-                        format!("{} {}: {}", e.time, self.app, e.line),
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    fn exists(&self) -> bool {
-        self.files.iter().any(|f| f.exists())
-    }
-}
-
 /// Prints the apps' log entries in time order (the last `lines`, from
 /// `since`), then, with `follow`, new ones until the pod stops running.
 fn follow_files(
@@ -180,16 +111,8 @@ fn follow_files(
     lines: u64,
     follow: bool,
 ) -> Result<i32> {
-    let dir = pod.stage1_runtime_path(LOGS_DIR);
-    let mut sources: Vec<AppFiles> = apps
-        .iter()
-        .map(|app| AppFiles {
-            app: app.clone(),
-            files: [dir.join(rotated_name(app)), dir.join(log_name(app))],
-            read_up_to: HashMap::new(),
-        })
-        .collect();
-    if !follow && !sources.iter().any(AppFiles::exists) {
+    let mut sources = AppLogFiles::of(&pod, apps);
+    if !follow && !sources.iter().any(AppLogFiles::exists) {
         // Not an error: the apps may have printed nothing.
         eprintln!(
             "pod {} has no logged output: its apps printed nothing, or it kept no logs (--interactive pods, stage1s other than ns)",
@@ -197,32 +120,24 @@ fn follow_files(
         );
         return Ok(0);
     }
-    let print = |mut entries: Vec<(String, String)>, skip_to_last: Option<u64>| {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Some(since) = since {
-            entries.retain(|e| e.0.as_str() >= since);
-        }
-        let skip = match skip_to_last {
-            Some(n) if n > 0 => entries.len().saturating_sub(n as usize),
-            _ => 0,
-        };
+    let print = |entries: Vec<Entry>, last: u64| {
         let mut out = std::io::stdout().lock();
-        for (_, line) in &entries[skip..] {
+        for (_, line) in select(entries, since, None, last) {
             if writeln!(out, "{line}").is_err() {
                 return false; // the reader went away
             }
         }
         out.flush().is_ok()
     };
-    let first: Vec<_> = sources.iter_mut().flat_map(AppFiles::read_new).collect();
-    if !print(first, Some(lines)) || !follow {
+    let first: Vec<_> = sources.iter_mut().flat_map(AppLogFiles::read_new).collect();
+    if !print(first, lines) || !follow {
         return Ok(0);
     }
     loop {
         std::thread::sleep(Duration::from_millis(250));
         let running = pod.refresh().is_ok() && pod.state() == PodState::Running;
-        let new: Vec<_> = sources.iter_mut().flat_map(AppFiles::read_new).collect();
-        if !print(new, None) || !running {
+        let new: Vec<_> = sources.iter_mut().flat_map(AppLogFiles::read_new).collect();
+        if !print(new, 0) || !running {
             return Ok(0);
         }
     }

@@ -2,6 +2,7 @@
 //! error-output conventions (254 and a one-line `<subcommand>: ...` message on
 //! our own errors, 2 for a missing subcommand).
 
+mod api_service;
 mod app;
 mod apps;
 mod cat_manifest;
@@ -104,6 +105,8 @@ commands! {
     App(app::AppArgs) => "app",
     /// Operate on image(s) in the local store
     Image(image::ImageArgs) => "image",
+    /// Run the API service (read-only gRPC, v1alpha)
+    ApiService(api_service::ApiServiceArgs) => "api-service",
     /// Run the metadata service (pod introspection and identity for apps)
     MetadataService(metadata_service::MetadataServiceArgs) => "metadata-service",
     /// Print configuration for each stage in JSON format

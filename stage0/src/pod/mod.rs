@@ -4,6 +4,7 @@ pub mod attach;
 pub mod dns;
 pub mod launch;
 pub mod lifecycle;
+pub mod logs;
 pub mod manifest;
 pub mod mounts;
 pub mod options;

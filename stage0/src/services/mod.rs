@@ -1,3 +1,5 @@
-//! The long-running services: `rkt metadata-service` (and its clients).
+//! The long-running services: `rkt metadata-service` (and its clients) and
+//! `rkt api-service`.
 
+pub mod api;
 pub mod metadata;
