@@ -15,14 +15,18 @@ STATIC := target/$(TRIPLE)/release
 IMAGES := target/images
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Debian packages the build, the demo and the tests need (checked by command or file).
-APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables
-BENCH_PACKAGES := crun runc hyperfine
+APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables protobuf-compiler python3-venv curl
+BENCH_PACKAGES := crun runc hyperfine wrk
+# An independent gRPC client for the api-service tests: Python's grpcio,
+# its stubs generated from the shipped .proto by grpcio-tools (from PyPI).
+GRPC_VENV := target/grpc-venv
+GRPC_TOOLS := grpcio-tools==1.85.1 grpcio==1.85.3
 
 STAGE1_FLAVORS := fly ns
 STAGE1_IMAGES := $(foreach f,$(STAGE1_FLAVORS),$(RELEASE)/stage1-$(f).aci)
 TEST_IMAGES := $(IMAGES)/busybox.aci $(IMAGES)/inspect.aci
 
-.PHONY: all setup build static images demo test unit-test functional-test lint bench install clean
+.PHONY: all setup test-setup build static images demo test unit-test functional-test lint bench install clean
 
 all: build images
 
@@ -35,6 +39,13 @@ setup:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+
+test-setup: setup
+	@if [ ! -f $(GRPC_VENV)/.installed ]; then \
+		echo "setup: installing $(GRPC_TOOLS) into $(GRPC_VENV)"; \
+		rm -rf $(GRPC_VENV) && python3 -m venv $(GRPC_VENV) && \
+		$(GRPC_VENV)/bin/pip install -q $(GRPC_TOOLS) && touch $(GRPC_VENV)/.installed; \
+	fi
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -54,7 +65,7 @@ images: build static
 demo: setup all
 	@./scripts/demo.sh
 
-test: setup all lint unit-test functional-test
+test: test-setup all lint unit-test functional-test
 
 unit-test:
 	$(CARGO) test --release --no-fail-fast --workspace --exclude functional-tests
@@ -66,7 +77,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: setup all
+bench: test-setup all
 	@missing=""; for p in $(BENCH_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \

@@ -5,6 +5,7 @@
 //! beside it, the test images in `target/images/`); a missing one fails the
 //! test loudly rather than skipping it.
 
+pub mod api;
 pub mod fixtures;
 pub mod journald;
 pub mod metadata;

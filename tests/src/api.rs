@@ -1,0 +1,178 @@
+//! A real `rkt api-service` and an independent client for it: Python's
+//! grpcio (installed by `make test-setup` into target/grpc-venv) with stubs
+//! that grpcio-tools generates from the shipped .proto.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::pods::{free_port, wait_until};
+use crate::Rkt;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The venv's python; missing is a setup failure, said loudly.
+pub fn python() -> PathBuf {
+    let python = repo().join("target/grpc-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test-setup` (installs grpcio-tools from PyPI)",
+        python.display()
+    );
+    python
+}
+
+/// Stubs generated once per test run from stage0/proto/v1alpha/api.proto.
+pub fn stubs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rkt-api-stubs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let proto = repo().join("stage0/proto");
+        let out = Command::new(python())
+            .args(["-m", "grpc_tools.protoc"])
+            .arg(format!("-I{}", proto.display()))
+            .arg(format!("--python_out={}", dir.display()))
+            .arg(format!("--grpc_python_out={}", dir.display()))
+            .arg("v1alpha/api.proto")
+            .output()
+            .expect("running grpc_tools.protoc");
+        assert!(
+            out.status.success(),
+            "protoc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn client_script() -> PathBuf {
+    repo().join("tests/grpc/client.py")
+}
+
+/// A running `rkt api-service` on a free loopback port.
+pub struct ApiService {
+    child: Child,
+    pub addr: String,
+}
+
+impl ApiService {
+    pub fn start(rkt: &Rkt) -> ApiService {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = rkt
+            .command()
+            .args(["api-service", &format!("--listen={addr}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting rkt api-service");
+        let up = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "rkt api-service did not listen on {addr}");
+        ApiService { child, addr }
+    }
+
+    /// A unary call, or a stream that fails at once: the response (or
+    /// `{"error", "details"}`) as JSON.
+    pub fn call(&self, method: &str, request: &Value) -> Value {
+        let out = Command::new(python())
+            .arg(client_script())
+            .arg(stubs())
+            .arg(&self.addr)
+            .arg(method)
+            .arg(request.to_string())
+            .output()
+            .expect("running the Python client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // A stream that failed at once printed READY before its error.
+        let answer = stdout.trim().lines().last().unwrap_or("");
+        serde_json::from_str(answer).unwrap_or_else(|_| {
+            panic!(
+                "{method} {request}: no JSON answer: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// A stream, read in the background; returns once the call is
+    /// established on the server.
+    pub fn stream(&self, method: &str, request: &Value, until: Option<&str>) -> Stream {
+        let mut cmd = Command::new(python());
+        cmd.arg(client_script())
+            .arg(stubs())
+            .arg(&self.addr)
+            .arg(method)
+            .arg(request.to_string())
+            .args(["--timeout", "60"]);
+        if let Some(t) = until {
+            cmd.args(["--stream-until", t]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("running the Python client");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let ready = first.trim() == "READY";
+        let stream = Stream { child, stdout };
+        assert!(ready, "{method}: the stream did not start: {first}");
+        stream
+    }
+}
+
+impl Drop for ApiService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A streaming call's client process.
+pub struct Stream {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Stream {
+    /// The responses up to and including the first `done` accepts (or
+    /// until the stream ends).
+    pub fn read_until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut line = String::new();
+        while self.stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            let v = serde_json::from_str(line.trim()).unwrap_or(Value::String(line.clone()));
+            line.clear();
+            let stop = done(&v);
+            out.push(v);
+            if stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Every response until the stream ends (the client stops at its
+    /// `until` event type, or the server closes the stream).
+    pub fn responses(mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut line = String::new();
+        while self.stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            out.push(serde_json::from_str(line.trim()).unwrap_or(Value::String(line.clone())));
+            line.clear();
+        }
+        let _ = self.child.wait();
+        out
+    }
+}
