@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 rkt=$PWD/target/release/rkt
 fly="--stage1-path=$PWD/target/release/stage1-fly.aci"
 ns="--stage1-path=$PWD/target/release/stage1-ns.aci"
-sections=" ${BENCH_SECTIONS:-1 2 3 4 5} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6} "
 work=$(mktemp -d /tmp/rkt-bench.XXXXXX)
 cleanup() {
 	"$rkt" --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
@@ -280,4 +280,54 @@ for f in "$work/c50"/*.uuid; do
 done
 printf '   %d pods at once on default: %d distinct addresses, %d reached the host, %.1f s wall; after gc: %s\n' \
 	"$n50" "$addrs" "$reached" "$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')" "$([ $left -eq 0 ] && echo 'nothing left' || echo "$left things left")"
+fi
+
+# --- 6. services: metadata-service throughput; ListPods over 1000 pods
+if want 6; then
+echo "== services"
+if curl -s -o /dev/null --unix-socket /run/rkt/metadata-svc.sock http://localhost/ 2>/dev/null; then
+	echo "   a metadata service already runs on this host; skipping its benchmark" >&2
+else
+	"$rkt" metadata-service >"$work/mds.log" 2>&1 &
+	mds=$!
+	for _ in $(seq 100); do [ -S /run/rkt/metadata-svc.sock ] && break; sleep 0.05; done
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	token=$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	printf '{"acVersion":"0.8.11","acKind":"PodManifest","apps":[],"annotations":[]}' >"$work/pm.json"
+	curl -s --unix-socket /run/rkt/metadata-svc.sock -X PUT --data-binary @"$work/pm.json" \
+		"http://localhost/pods/$uuid?token=$token" >/dev/null
+	wrk -t2 -c64 -d10s --latency "http://127.0.0.1:18112/$token/acMetadata/v1/pod/uuid" >"$work/wrk.out"
+	kill "$mds"; wait "$mds" 2>/dev/null || true
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk.out")
+	p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.out")
+	p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
+	errors=$(grep -E 'Non-2xx|Socket errors' "$work/wrk.out" || echo "no errors")
+	echo "   metadata service, GET /pod/uuid, wrk -t2 -c64 -d10s: $rps requests/s, p50 $p50, p99 $p99 ($errors)"
+fi
+# 1000 exited ns pods, then ListPods with detail from the Python client.
+n=${BENCH_API_PODS:-1000}
+ns_key=$(R --insecure-options=image fetch --full target/release/stage1-ns.aci 2>/dev/null)
+seq "$n" | xargs -P2 -I{} "$rkt" --dir="$work/data" --local-config="$work/etc" --system-config="$work/sys" \
+	run --insecure-options=image --stage1-hash="$ns_key" --net=none example.com/busybox --exec /bin/true >/dev/null 2>&1 || true
+port=15997
+R api-service --listen=127.0.0.1:$port >"$work/api.log" 2>&1 &
+api=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+stubs="$work/stubs"
+mkdir -p "$stubs"
+target/grpc-venv/bin/python -m grpc_tools.protoc -Istage0/proto --python_out="$stubs" --grpc_python_out="$stubs" v1alpha/api.proto
+for detail in true false; do
+	target/grpc-venv/bin/python tests/grpc/client.py "$stubs" 127.0.0.1:$port ListPods "{\"detail\": $detail}" \
+		--print-seconds pods --repeat 11 >"$work/listpods-$detail.json"
+done
+kill "$api"; wait "$api" 2>/dev/null || true
+python3 - "$work/listpods-true.json" "$work/listpods-false.json" <<'EOF_API'
+import json, sys
+d, s = (json.load(open(f)) for f in sys.argv[1:])
+print(f"   ListPods over {d['count']} pods (median of 11, Python grpcio client): "
+      f"detail {d['seconds'] * 1000:.1f} ms, summary {s['seconds'] * 1000:.1f} ms")
+EOF_API
+t0=$(now)
+R gc --grace-period=0s >/dev/null 2>&1 || true
+printf "   rkt gc of those pods: %.2f s\n" "$(elapsed "$t0" "$(now)")"
 fi
