@@ -37,7 +37,8 @@ pub struct Config {
 
 struct Api {
     data_dir: PathBuf,
-    store: Option<Arc<Store>>,
+    /// `Err` (why) when the store could not be opened at start.
+    store: Result<Arc<Store>, String>,
     info: Info,
 }
 
@@ -51,7 +52,26 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(internal)?
 }
 
+/// A pods directory this user cannot read is a permission problem, said
+/// as one.
+fn pods_error(e: crate::pod::lifecycle::PodError) -> Status {
+    let text = e.to_string();
+    if text.contains("Permission denied") {
+        Status::permission_denied(format!(
+            "{text}: run the api service as root or as a user of the data directory's group"
+        ))
+    } else {
+        Status::internal(text)
+    }
+}
+
 impl Api {
+    fn store(&self) -> Result<&Store, Status> {
+        self.store
+            .as_deref()
+            .map_err(|why| Status::unavailable(format!("the image store cannot be read: {why}")))
+    }
+
     fn pod(&self, id: &str) -> Result<Pod, Status> {
         if !is_uuid(id) {
             return Err(Status::invalid_argument(format!(
@@ -85,10 +105,10 @@ impl PublicApi for Arc<Api> {
         let api = self.clone();
         let pods = blocking(move || {
             let mut cache = ImageCache::default();
-            let all = Pod::list(&api.data_dir).map_err(internal)?;
+            let all = Pod::list(&api.data_dir).map_err(pods_error)?;
             Ok(all
                 .iter()
-                .map(|p| pods::describe(p, req.detail, api.store.as_deref(), &mut cache))
+                .map(|p| pods::describe(p, req.detail, api.store.as_deref().ok(), &mut cache))
                 .filter(|p| {
                     req.filters.is_empty() || req.filters.iter().any(|f| pods::matches(p, f))
                 })
@@ -109,7 +129,7 @@ impl PublicApi for Arc<Api> {
             Ok(pods::describe(
                 &pod,
                 true,
-                api.store.as_deref(),
+                api.store.as_deref().ok(),
                 &mut ImageCache::default(),
             ))
         })
@@ -124,9 +144,7 @@ impl PublicApi for Arc<Api> {
         let req = req.into_inner();
         let api = self.clone();
         let images = blocking(move || {
-            let Some(store) = api.store.as_deref() else {
-                return Ok(Vec::new());
-            };
+            let store = api.store()?;
             Ok(images::all(store)
                 .map_err(internal)?
                 .iter()
@@ -145,10 +163,7 @@ impl PublicApi for Arc<Api> {
         let id = req.into_inner().id;
         let api = self.clone();
         let image = blocking(move || {
-            let store = api
-                .store
-                .as_deref()
-                .ok_or_else(|| Status::not_found("the image store is empty"))?;
+            let store = api.store()?;
             let key = store.resolve_key(&id).map_err(|e| match e {
                 StoreError::NotFound(_) => Status::not_found(format!("no image {id} in the store")),
                 e => Status::invalid_argument(e.to_string()),
@@ -176,7 +191,7 @@ impl PublicApi for Arc<Api> {
         let api = self.clone();
         let snap = {
             let api = api.clone();
-            move || events::snapshot(&api.data_dir, api.store.as_deref())
+            move || events::snapshot(&api.data_dir, api.store.as_deref().ok())
         };
         // The baseline is taken before the stream is handed back: whatever
         // happens after the call is reported.
@@ -334,7 +349,12 @@ pub fn serve(config: Config) -> Result<(), ApiError> {
 
 async fn serve_async(config: Config) -> Result<(), ApiError> {
     let listeners = listeners(config.listen.as_deref()).await?;
-    let store = Store::open(&config.data_dir).ok().map(Arc::new);
+    let store = Store::open(&config.data_dir).map(Arc::new).map_err(|e| {
+        eprintln!(
+            "api service: cannot open the image store: {e}; image calls will answer UNAVAILABLE"
+        );
+        e.to_string()
+    });
     let api = Arc::new(Api {
         data_dir: config.data_dir,
         store,
