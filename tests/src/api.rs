@@ -66,6 +66,27 @@ pub struct ApiService {
 }
 
 impl ApiService {
+    /// The service as systemd starts it: `systemd-socket-activate` owns the
+    /// listening socket and starts `rkt api-service` on the first
+    /// connection, passing the socket (no `--listen`).
+    pub fn start_socket_activated(rkt: &Rkt) -> ApiService {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new("systemd-socket-activate")
+            .args(["-l", &addr, "--"])
+            .arg(crate::rkt_bin())
+            .args(rkt.global_args())
+            .arg("api-service")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("systemd-socket-activate (Debian's systemd package)");
+        let up = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "systemd-socket-activate did not listen on {addr}");
+        ApiService { child, addr }
+    }
+
     pub fn start(rkt: &Rkt) -> ApiService {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");

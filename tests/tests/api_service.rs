@@ -344,3 +344,17 @@ fn api_service_refuses_listen_with_socket_activation() {
     let out = functional_tests::Out::from_output(out);
     out.expect_code(254).expect_stderr("socket activation");
 }
+
+/// Socket activation: the service serves the socket systemd passes it.
+#[test]
+fn api_service_runs_socket_activated() {
+    let rkt = setup();
+    let api = ApiService::start_socket_activated(&rkt);
+    let info = api.call("GetInfo", &json!({}));
+    assert_eq!(info["info"]["api_version"], "1.0.0-alpha", "{info}");
+    let images = api.call(
+        "ListImages",
+        &json!({"filters": [{"base_names": ["busybox"]}]}),
+    );
+    assert_eq!(images["images"][0]["name"], BUSYBOX, "{images}");
+}

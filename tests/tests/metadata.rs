@@ -390,6 +390,25 @@ fn apps_on_the_host_network_use_the_loopback_address() {
         "{out}"
     );
     assert!(out.stdout.ends_with(&uuid), "{out}");
+    // run-prepared registers too.
+    let s1 = stage1_flag();
+    let script = "wget -q -O - $AC_METADATA_URL/acMetadata/v1/pod/uuid";
+    let prepared = rkt
+        .ok(&[
+            "prepare",
+            "--quiet",
+            &s1,
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            script,
+        ])
+        .stdout
+        .trim()
+        .to_string();
+    let out = rkt.run(&["run-prepared", "--mds-register", "--net=host", &prepared]);
+    assert_eq!(out.expect_code(0).stdout, prepared);
     rkt.ok(&["gc", "--grace-period=0s"]);
 }
 
@@ -433,4 +452,63 @@ fn mds_register_needs_a_running_service_and_a_network() {
         "",
         "no pod was made"
     );
+}
+
+/// Socket activation: systemd (here `systemd-socket-activate`, from
+/// Debian's systemd) owns the registration socket and starts the service
+/// on the first connection; the service leaves the socket in place.
+#[test]
+fn metadata_service_runs_socket_activated() {
+    let rkt = Rkt::new();
+    let _turn = metadata::exclusive();
+    assert!(
+        !metadata::listening(),
+        "a metadata service is running on this host"
+    );
+    let _ = std::fs::remove_file(metadata::SOCKET);
+    std::fs::create_dir_all("/run/rkt").unwrap();
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .args(["-l", metadata::SOCKET, "--"])
+        .arg(functional_tests::rkt_bin())
+        .args(rkt.global_args())
+        .arg("metadata-service")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (Debian's systemd package)");
+    let up = functional_tests::pods::wait_until(Duration::from_secs(10), || {
+        std::path::Path::new(metadata::SOCKET).exists()
+    });
+    assert!(
+        up,
+        "systemd-socket-activate did not create {}",
+        metadata::SOCKET
+    );
+    let pod = rkt.root().join("pod.json");
+    std::fs::write(
+        &pod,
+        r#"{"acVersion":"0.8.11","acKind":"PodManifest","apps":[]}"#,
+    )
+    .unwrap();
+    let put = register(
+        "PUT",
+        &format!("/pods/{UUID}?token=activated0001"),
+        Some(&pod),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    let up = functional_tests::pods::wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", PORT)).is_ok()
+    });
+    assert!(up, "the activated service does not listen on {PORT}");
+    assert_answer(&get("activated0001", "/pod/uuid"), 200, TEXT, UUID);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(activator.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = activator.wait();
+    assert!(
+        std::path::Path::new(metadata::SOCKET).exists(),
+        "the activated socket is systemd's to remove"
+    );
+    let _ = std::fs::remove_file(metadata::SOCKET);
 }
