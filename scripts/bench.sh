@@ -314,7 +314,9 @@ ns_key=$(R --insecure-options=image fetch --full target/release/stage1-ns.aci 2>
 seq "$n" | xargs -P2 -I{} "$rkt" --dir="$work/data" --local-config="$work/etc" --system-config="$work/sys" \
 	run --insecure-options=image --stage1-hash="$ns_key" --net=none example.com/busybox --exec /bin/true >/dev/null 2>&1 || true
 port=15997
-R api-service --listen=127.0.0.1:$port >"$work/api.log" 2>&1 &
+# Not through R: $! must be the service itself, for the kill below.
+"$rkt" --dir="$work/data" --local-config="$work/etc" --system-config="$work/sys" \
+	api-service --listen=127.0.0.1:$port >"$work/api.log" 2>&1 &
 api=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
 stubs="$work/stubs"
@@ -324,7 +326,11 @@ for detail in true false; do
 	target/grpc-venv/bin/python tests/grpc/client.py "$stubs" 127.0.0.1:$port ListPods "{\"detail\": $detail}" \
 		--print-seconds pods --repeat 11 >"$work/listpods-$detail.json"
 done
-kill "$api"; wait "$api" 2>/dev/null || true
+if ! kill "$api" 2>/dev/null; then
+	echo "   the api service died during the benchmark:" >&2
+	sed 's/^/     /' "$work/api.log" >&2
+fi
+wait "$api" 2>/dev/null || true
 python3 - "$work/listpods-true.json" "$work/listpods-false.json" <<'EOF_API'
 import json, sys
 d, s = (json.load(open(f)) for f in sys.argv[1:])
