@@ -258,6 +258,13 @@ fn api_service_answers_an_independent_client() {
         .responses();
     let text = logs.iter().map(Value::to_string).collect::<String>();
     assert!(text.contains("hello-from-the-api"), "{logs:?}");
+    let no_app = api.call("GetLogs", &json!({"pod_id": exited, "app_name": "nope"}));
+    assert_eq!(error(&no_app), "NOT_FOUND", "{no_app}");
+    let gone = api.call(
+        "GetLogs",
+        &json!({"pod_id": "0f6ba1c2-33d4-4e5f-8a9b-0c1d2e3f4a5b"}),
+    );
+    assert_eq!(error(&gone), "NOT_FOUND", "{gone}");
     let bad = api.call("InspectPod", &json!({"id": ""}));
     assert_eq!(error(&bad), "INVALID_ARGUMENT");
 

@@ -141,6 +141,31 @@ fn each_pod_has_a_journal_that_journalctl_reads_by_machine_and_app() {
         .rkt(&rkt, &["logs", "--since=2100-01-01 00:00:00", &two_uuid])
         .expect_code(0);
     assert_eq!(future.stdout, "", "{future}");
+    // The API's GetLogs reads the same journal (Python grpcio client).
+    let api = functional_tests::api::ApiService::start(&rkt);
+    let lines = |req: serde_json::Value| -> Vec<String> {
+        api.stream("GetLogs", &req, None)
+            .responses()
+            .iter()
+            .flat_map(|r| r["lines"].as_array().cloned().unwrap_or_default())
+            .map(|l| l.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let all = lines(serde_json::json!({"pod_id": two_uuid}));
+    for line in ["two-web-1", "two-web-2", "two-partial", "two-db-1"] {
+        assert!(
+            all.iter().any(|l| l.contains(line)),
+            "GetLogs: {line} missing: {all:?}"
+        );
+    }
+    let db = lines(serde_json::json!({"pod_id": two_uuid, "app_name": "db"}));
+    assert!(
+        db.iter().any(|l| l.contains("two-db-1")) && !db.iter().any(|l| l.contains("two-web")),
+        "{db:?}"
+    );
+    let last = lines(serde_json::json!({"pod_id": two_uuid, "app_name": "web", "lines": 1}));
+    assert_eq!(last.len(), 1, "{last:?}");
+    drop(api);
     let nope = host
         .rkt(&rkt, &["logs", "--app=nope", &two_uuid])
         .expect_code(254);
