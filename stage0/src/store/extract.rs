@@ -318,15 +318,15 @@ impl Extractor {
         let mut off = e.data_offset as i64;
         let mut left = e.size as usize;
         let mut hasher = self.digests.as_ref().map(|_| Xxh3::new());
-        let chunk = if e.mode & 0o111 != 0 {
-            EXEC_WRITE_CHUNK
-        } else {
-            COPY_BUF
-        };
-        // Up to the next multiple of `chunk` in the file, so that a short
-        // write does not misalign the folios after it.
+        let executable = e.mode & 0o111 != 0;
+        // Executables: up to the next multiple of the chunk in the file, so
+        // that a short write does not misalign the folios after it. Other
+        // files: as much as the kernel takes in one call.
         let size = e.size as usize;
-        let piece = |left: usize| left.min(chunk - (size - left) % chunk);
+        let piece = |left: usize| match executable {
+            true => left.min(EXEC_WRITE_CHUNK - (size - left) % EXEC_WRITE_CHUNK),
+            false => left,
+        };
         if let (Data::Blob(blob), None) = (&data, &hasher) {
             while left > 0 {
                 match sys::copy_file_range(*blob, &mut off, f, piece(left)) {

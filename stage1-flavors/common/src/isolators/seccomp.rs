@@ -926,6 +926,34 @@ mod tests {
         assert!(default.len() < 500, "{} instructions", default.len());
     }
 
+    /// A list long enough that a subtree is out of a conditional jump's
+    /// reach: the `JA` form must decide like the list too.
+    #[test]
+    fn long_branches_take_the_ja_form() {
+        let syscalls: BTreeMap<String, i64> = (0..900)
+            .filter(|n| n % 3 != 0)
+            .map(|n| (format!("call{n}"), n))
+            .collect();
+        let f = SeccompFilter {
+            mode: FilterMode::Whitelist,
+            syscalls,
+            deny: DenyAction::Errno(1),
+        };
+        let program = f.compile().unwrap();
+        assert!(
+            program.0.iter().any(|i| i.code == BPF_JMP | BPF_JA),
+            "no long jump in {} instructions",
+            program.len()
+        );
+        for nr in 0..1024u32 {
+            let expected = match nr < 900 && nr % 3 != 0 {
+                true => SECCOMP_RET_ALLOW,
+                false => SECCOMP_RET_ERRNO | 1,
+            };
+            assert_eq!(run(&program, AUDIT_ARCH_X86_64, nr), expected, "call {nr}");
+        }
+    }
+
     #[test]
     fn bad_input() {
         let e = seccomp_filter(&[remove(&["mkdirx"], None)], false).unwrap_err();
