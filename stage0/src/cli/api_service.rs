@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
+use stage0::services::activation::listen_fds;
 use stage0::services::api::proto::GlobalFlags;
 use stage0::services::api::server::{serve, Config, DEFAULT_LISTEN};
 
@@ -16,7 +17,9 @@ pub struct ApiServiceArgs {
 }
 
 pub fn run(ctx: &Context, args: ApiServiceArgs) -> Result<i32> {
-    let activated = std::env::var_os("LISTEN_FDS").is_some();
+    // With socket activation the sockets come from systemd; a bad
+    // LISTEN_FDS is reported by the service.
+    let activated = !matches!(listen_fds(), Ok(None));
     serve(Config {
         data_dir: ctx.data_dir.clone(),
         global_flags: GlobalFlags {

@@ -146,13 +146,26 @@ impl Registry {
         if let Some(other) = maps.by_token.get(token).filter(|p| p.uuid != uuid) {
             return Err(RegistryError::TokenInUse(other.uuid.clone()));
         }
+        // A retried registration keeps the apps registered so far that the
+        // manifest still has.
+        let apps = maps
+            .by_token
+            .get(token)
+            .map(|old| {
+                old.apps
+                    .iter()
+                    .filter(|(name, _)| manifest.app(name).is_some())
+                    .map(|(name, app)| (name.clone(), app.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let entry = PodEntry {
             uuid: uuid.clone(),
             uuid_bytes,
             manifest,
             manifest_json,
             annotations,
-            apps: HashMap::new(),
+            apps,
         };
         maps.token_of.insert(uuid, token.to_string());
         maps.by_token.insert(token.to_string(), Arc::new(entry));

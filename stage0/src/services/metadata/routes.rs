@@ -190,11 +190,12 @@ pub fn registration(registry: &Registry, req: &Request) -> Reply {
         }
         ("PUT", Some((uuid, app))) => registry.register_app(uuid, app, req.body),
         ("DELETE", None) => registry.unregister(rest),
-        (method, _) => {
-            return Reply::error(
-                405,
-                format!("{method} is not allowed here; use PUT or DELETE"),
-            )
+        (method, app) => {
+            let allowed = match app {
+                None => "PUT or DELETE",
+                Some(_) => "PUT",
+            };
+            return Reply::error(405, format!("{method} is not allowed here; use {allowed}"));
         }
     };
     match result {

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,13 +24,17 @@ use super::identity::Signer;
 use super::registry::Registry;
 use super::routes::{self, Reply, Request};
 use super::MetadataError;
+use crate::services::activation::{listen_fds, LISTEN_FDS_START};
 
-/// Largest request body: a pod or image manifest, or a form to sign.
-const MAX_BODY: usize = 1 << 20;
-/// A connection must send a request head within this long.
+/// Largest registration body: a pod or image manifest.
+const MAX_REGISTRATION_BODY: usize = 1 << 20;
+/// Largest body from a pod: a form to sign or verify.
+const MAX_PUBLIC_BODY: usize = 64 << 10;
+/// A connection must send a request head, and then its body, within this
+/// long each.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// First descriptor passed by systemd socket activation.
-const LISTEN_FDS_START: RawFd = 3;
+/// Connections open at once per listener; more are closed at once.
+const MAX_CONNECTIONS: usize = 16_384;
 
 /// Where the service listens.
 pub struct Listen {
@@ -39,7 +43,12 @@ pub struct Listen {
     pub port: u16,
 }
 
-type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+/// What a listener answers, and how large a body it takes.
+#[derive(Clone)]
+struct Endpoint {
+    handler: Arc<dyn Fn(&Request) -> Reply + Send + Sync>,
+    max_body: usize,
+}
 
 /// Serves until SIGINT or SIGTERM.
 pub fn serve(listen: &Listen) -> Result<(), MetadataError> {
@@ -55,18 +64,25 @@ pub fn serve(listen: &Listen) -> Result<(), MetadataError> {
 async fn serve_async(listen: &Listen) -> Result<(), MetadataError> {
     let registry = Arc::new(Registry::default());
     let signer = Arc::new(Signer::random());
-    let (unix, created) = registration_listener(&listen.socket)?;
+    // TCP first: a port in use then leaves no socket file behind.
     let tcp = TcpListener::bind(("0.0.0.0", listen.port))
         .await
         .map_err(|source| MetadataError::Listen {
             what: format!("TCP port {}", listen.port),
             source,
         })?;
-    let register: Handler = {
-        let registry = registry.clone();
-        Arc::new(move |req| routes::registration(&registry, req))
+    let (unix, created) = registration_listener(&listen.socket)?;
+    let register = Endpoint {
+        handler: {
+            let registry = registry.clone();
+            Arc::new(move |req| routes::registration(&registry, req))
+        },
+        max_body: MAX_REGISTRATION_BODY,
     };
-    let public: Handler = Arc::new(move |req| routes::public(&registry, &signer, req));
+    let public = Endpoint {
+        handler: Arc::new(move |req| routes::public(&registry, &signer, req)),
+        max_body: MAX_PUBLIC_BODY,
+    };
     eprintln!(
         "metadata service running: registration on {}, pods on 0.0.0.0:{}",
         created
@@ -98,10 +114,7 @@ fn registration_listener(path: &Path) -> Result<(UnixListener, Option<PathBuf>),
         what: format!("the registration socket {}", path.display()),
         source,
     };
-    if let Some(count) = activated_fds()? {
-        if count < 1 {
-            return Err(MetadataError::Activation("LISTEN_FDS is 0".into()));
-        }
+    if listen_fds().map_err(MetadataError::Activation)?.is_some() {
         // SAFETY: systemd passed descriptor 3 to this process for it to
         // own; nothing else in the process uses it.
         let std = unsafe { std::os::unix::net::UnixListener::from_raw_fd(LISTEN_FDS_START) };
@@ -119,38 +132,36 @@ fn registration_listener(path: &Path) -> Result<(UnixListener, Option<PathBuf>),
     }
     // A socket left by a service that died: nobody answers on it.
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(listen_err)?;
-    // Only root registers pods: anyone else could make up a pod.
+    // Only root registers pods: anyone else could make up a pod. The
+    // socket is created 0600 (umask), not made so after it is reachable.
+    let old_mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old_mask);
+    let listener = bound.map_err(listen_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(listen_err)?;
     Ok((listener, Some(path.to_path_buf())))
 }
 
-/// `LISTEN_FDS` when it is meant for this process (`LISTEN_PID`).
-fn activated_fds() -> Result<Option<i32>, MetadataError> {
-    let Ok(fds) = std::env::var("LISTEN_FDS") else {
-        return Ok(None);
-    };
-    if let Ok(pid) = std::env::var("LISTEN_PID") {
-        if pid.trim() != std::process::id().to_string() {
-            return Ok(None);
-        }
-    }
-    fds.trim()
-        .parse()
-        .map(Some)
-        .map_err(|_| MetadataError::Activation(format!("LISTEN_FDS={fds:?} is not a number")))
-}
-
-async fn accept_loop<F, Fut, S, A>(accept: F, handler: Handler)
+async fn accept_loop<F, Fut, S, A>(accept: F, endpoint: Endpoint)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = std::io::Result<(S, A)>>,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, handler.clone()));
+                // Over the cap the connection is closed at once: one client
+                // holding thousands cannot take the descriptors of others.
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let endpoint = endpoint.clone();
+                tokio::spawn(async move {
+                    serve_connection(stream, endpoint).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // Out of descriptors, most likely: give the open
@@ -162,11 +173,11 @@ where
     }
 }
 
-async fn serve_connection<S>(stream: S, handler: Handler)
+async fn serve_connection<S>(stream: S, endpoint: Endpoint)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| answer(req, handler.clone()));
+    let service = service_fn(move |req| answer(req, endpoint.clone()));
     let _ = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
@@ -176,21 +187,35 @@ where
 
 async fn answer(
     req: hyper::Request<Incoming>,
-    handler: Handler,
+    endpoint: Endpoint,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let method = req.method().as_str().to_string();
     let uri = req.uri().clone();
-    let reply = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => handler(&Request {
+    let body = Limited::new(req.into_body(), endpoint.max_body).collect();
+    let reply = match tokio::time::timeout(HEAD_TIMEOUT, body).await {
+        Ok(Ok(body)) => (endpoint.handler)(&Request {
             method: &method,
             path: uri.path(),
             query: uri.query(),
             body: &body.to_bytes(),
         }),
-        Err(_) => Reply {
+        Ok(Err(_)) => Reply {
             status: 413,
             content_type: routes::TEXT,
-            body: format!("request body over {MAX_BODY} bytes, or cut short\n").into_bytes(),
+            body: format!(
+                "request body over {} bytes, or cut short\n",
+                endpoint.max_body
+            )
+            .into_bytes(),
+        },
+        Err(_) => Reply {
+            status: 408,
+            content_type: routes::TEXT,
+            body: format!(
+                "request body not sent within {} s\n",
+                HEAD_TIMEOUT.as_secs()
+            )
+            .into_bytes(),
         },
     };
     // rkt's log line for every request.
