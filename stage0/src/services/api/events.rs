@@ -25,17 +25,19 @@ pub struct Snapshot {
     pub images: BTreeMap<String, String>,
 }
 
-/// Takes a snapshot of `data_dir`'s pods and the store's images.
-pub fn snapshot(data_dir: &Path, store: Option<&Store>) -> Snapshot {
+/// Takes a snapshot of `data_dir`'s pods and the store's images. A read
+/// that fails fails the whole snapshot: a partial one would report
+/// everything it missed as gone.
+pub fn snapshot(data_dir: &Path, store: Option<&Store>) -> Result<Snapshot, String> {
     let mut snap = Snapshot::default();
-    for pod in Pod::list(data_dir).unwrap_or_default() {
+    for pod in Pod::list(data_dir).map_err(|e| e.to_string())? {
         let state = pod.state();
         let mut p = PodSnap {
             state: Some(state),
             ..Default::default()
         };
         if state == PodState::Running || state.is_after_run() {
-            for app in pod.app_names().unwrap_or_default() {
+            for app in pod.app_names().map_err(|e| e.to_string())? {
                 if pod.app_started(&app) {
                     p.apps_started.insert(app.clone());
                 }
@@ -47,11 +49,11 @@ pub fn snapshot(data_dir: &Path, store: Option<&Store>) -> Snapshot {
         snap.pods.insert(pod.uuid().to_string(), p);
     }
     if let Some(store) = store {
-        for image in store.list().unwrap_or_default() {
+        for image in store.list().map_err(|e| e.to_string())? {
             snap.images.insert(image.key.to_string(), image.name);
         }
     }
-    snap
+    Ok(snap)
 }
 
 fn event(kind: EventType, id: &str, from: &str, time: i64, data: Vec<KeyValue>) -> Event {

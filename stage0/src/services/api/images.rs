@@ -17,17 +17,11 @@ pub struct StoredImage {
 
 /// Every image in the store, with its manifest.
 pub fn all(store: &Store) -> Result<Vec<StoredImage>, crate::store::StoreError> {
-    let mut out = Vec::new();
-    for info in store.list()? {
-        let raw_manifest = store.raw_manifest(&info.key).unwrap_or_default();
-        let manifest = ImageManifest::from_json(&raw_manifest).ok();
-        out.push(StoredImage {
-            info,
-            manifest,
-            raw_manifest,
-        });
-    }
-    Ok(out)
+    Ok(store
+        .list()?
+        .into_iter()
+        .map(|info| StoredImage::load(store, info))
+        .collect())
 }
 
 fn pairs<'a>(list: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<KeyValue> {
@@ -39,6 +33,17 @@ fn pairs<'a>(list: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<KeyValue> {
 }
 
 impl StoredImage {
+    /// The image `info` describes, with its manifest from `store`.
+    pub fn load(store: &Store, info: ImageInfo) -> StoredImage {
+        let raw_manifest = store.raw_manifest(&info.key).unwrap_or_default();
+        let manifest = ImageManifest::from_json(&raw_manifest).ok();
+        StoredImage {
+            info,
+            manifest,
+            raw_manifest,
+        }
+    }
+
     pub fn to_proto(&self, detail: bool) -> proto::Image {
         let m = self.manifest.as_ref();
         proto::Image {
@@ -128,16 +133,7 @@ impl ImageCache {
             let store = store?;
             let key = ImageKey::parse(id)?;
             let info = store.info(&key).ok()?;
-            let raw_manifest = store.raw_manifest(&key).unwrap_or_default();
-            let manifest = ImageManifest::from_json(&raw_manifest).ok();
-            Some(
-                StoredImage {
-                    info,
-                    manifest,
-                    raw_manifest,
-                }
-                .to_proto(true),
-            )
+            Some(StoredImage::load(store, info).to_proto(true))
         });
         found.clone().unwrap_or_else(|| proto::Image {
             id: id.to_string(),

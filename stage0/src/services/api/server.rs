@@ -20,9 +20,13 @@ use super::images::{self, ImageCache};
 use super::proto::public_api_server::{PublicApi, PublicApiServer};
 use super::proto::*;
 use super::{events, pods, ApiError, API_VERSION};
-use crate::pod::lifecycle::{is_uuid, Pod, PodState};
+use crate::pod::lifecycle::{is_uuid, Pod, PodError, PodState};
 use crate::pod::logs::{journal_command, select, AppLogFiles, LogQuery};
+use crate::services::activation::{listen_fds, LISTEN_FDS_START};
 use crate::store::{Store, StoreError};
+
+/// Consecutive failed looks (5 s) before an event stream gives up.
+const MAX_FAILED_LOOKS: u32 = 20;
 
 /// How often the event and log streams look for news.
 const POLL: Duration = Duration::from_millis(250);
@@ -35,8 +39,12 @@ pub struct Config {
     pub listen: Option<String>,
 }
 
+/// Log streams open at once (each holds a thread, and maybe a journalctl).
+const MAX_LOG_STREAMS: usize = 64;
+
 struct Api {
     data_dir: PathBuf,
+    log_streams: Arc<tokio::sync::Semaphore>,
     /// `Err` (why) when the store could not be opened at start.
     store: Result<Arc<Store>, String>,
     info: Info,
@@ -52,16 +60,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(internal)?
 }
 
-/// A pods directory this user cannot read is a permission problem, said
-/// as one.
-fn pods_error(e: crate::pod::lifecycle::PodError) -> Status {
-    let text = e.to_string();
-    if text.contains("Permission denied") {
-        Status::permission_denied(format!(
-            "{text}: run the api service as root or as a user of the data directory's group"
-        ))
-    } else {
-        Status::internal(text)
+/// A pod error as a status: missing pods are NOT_FOUND, a pods directory
+/// this user cannot read is PERMISSION_DENIED with the fix.
+fn pods_error(e: PodError) -> Status {
+    match &e {
+        PodError::NotFound(_) | PodError::NoMatch(_) | PodError::Gone(_) => {
+            Status::not_found(e.to_string())
+        }
+        PodError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            Status::permission_denied(format!(
+                "{e}: run the api service as root or as a user of the data directory's group"
+            ))
+        }
+        _ => Status::internal(e.to_string()),
     }
 }
 
@@ -78,8 +89,7 @@ impl Api {
                 "{id:?} is not a pod UUID"
             )));
         }
-        Pod::load(&self.data_dir, id)
-            .map_err(|_| Status::not_found(format!("no pod {id} on this host")))
+        Pod::load(&self.data_dir, id).map_err(pods_error)
     }
 }
 
@@ -168,12 +178,8 @@ impl PublicApi for Arc<Api> {
                 StoreError::NotFound(_) => Status::not_found(format!("no image {id} in the store")),
                 e => Status::invalid_argument(e.to_string()),
             })?;
-            Ok(images::all(store)
-                .map_err(internal)?
-                .into_iter()
-                .find(|i| i.info.key == key)
-                .ok_or_else(|| Status::not_found(format!("no image {id} in the store")))?
-                .to_proto(true))
+            let info = store.info(&key).map_err(internal)?;
+            Ok(images::StoredImage::load(store, info).to_proto(true))
         })
         .await?;
         Ok(Response::new(InspectImageResponse { image: Some(image) }))
@@ -197,16 +203,30 @@ impl PublicApi for Arc<Api> {
         // happens after the call is reported.
         let mut last = tokio::task::spawn_blocking(snap.clone())
             .await
-            .map_err(internal)?;
+            .map_err(internal)?
+            .map_err(Status::unavailable)?;
         tokio::spawn(async move {
+            // A look that fails is skipped (the next one reports what
+            // changed); failing for this long ends the stream with the reason.
+            let mut failures = 0;
             loop {
                 tokio::time::sleep(POLL).await;
                 if tx.is_closed() {
                     return;
                 }
-                let Ok(now) = tokio::task::spawn_blocking(snap.clone()).await else {
-                    return;
+                let now = match tokio::task::spawn_blocking(snap.clone()).await {
+                    Ok(Ok(now)) => now,
+                    Ok(Err(_)) if failures < MAX_FAILED_LOOKS => {
+                        failures += 1;
+                        continue;
+                    }
+                    Ok(Err(why)) => {
+                        let _ = tx.send(Err(Status::unavailable(why))).await;
+                        return;
+                    }
+                    Err(_) => return,
                 };
+                failures = 0;
                 let found: Vec<Event> = events::diff(&last, &now, events::now_secs())
                     .into_iter()
                     .filter(|e| events::wanted(e, &filter))
@@ -271,14 +291,26 @@ impl PublicApi for Arc<Api> {
             until: secs(req.until_time),
             follow: req.follow,
         };
+        let permit = self.log_streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{MAX_LOG_STREAMS} log streams are open; close one or try later"
+            ))
+        })?;
         let (tx, rx) = mpsc::channel(16);
-        std::thread::spawn(move || stream_logs(pod, apps, query, tx));
+        std::thread::spawn(move || {
+            stream_logs(pod, apps, query, tx);
+            drop(permit);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-/// Sends the pod's log lines to `tx` until done (or, following, until the
-/// pod stops or the client goes away). Runs on its own thread.
+/// Lines per `GetLogsResponse`: gRPC clients refuse messages over 4 MiB.
+const LINES_PER_RESPONSE: usize = 1000;
+
+/// Sends the pod's log lines to `tx` until done: at the end of the log,
+/// or, following, once the pod stops running or the client goes away.
+/// Runs on its own thread, which ends in every case.
 fn stream_logs(
     mut pod: Pod,
     apps: Vec<String>,
@@ -286,10 +318,14 @@ fn stream_logs(
     tx: mpsc::Sender<Result<GetLogsResponse, Status>>,
 ) {
     let send = |lines: Vec<String>| {
-        lines.is_empty() || tx.blocking_send(Ok(GetLogsResponse { lines })).is_ok()
+        lines.chunks(LINES_PER_RESPONSE).all(|chunk| {
+            tx.blocking_send(Ok(GetLogsResponse {
+                lines: chunk.to_vec(),
+            }))
+            .is_ok()
+        })
     };
     if let Some(mut cmd) = journal_command(&pod, &query) {
-        use std::io::BufRead;
         let child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -303,11 +339,31 @@ fn stream_logs(
                 return;
             }
         };
-        let stdout = child.stdout.take().expect("piped");
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if !send(vec![line]) {
+        // journalctl's lines arrive through a reader thread, so this one
+        // can notice a client that left, or a pod that stopped, while the
+        // journal is quiet.
+        let lines = read_lines(child.stdout.take().expect("piped"));
+        // Following: once the pod has stopped, what journalctl still has
+        // is sent, up to the first quiet poll.
+        let mut stopping = false;
+        loop {
+            match lines.recv_timeout(POLL) {
+                Ok(line) => {
+                    let mut batch = vec![line];
+                    batch.extend(lines.try_iter().take(LINES_PER_RESPONSE));
+                    if !send(batch) {
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if stopping => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if tx.is_closed() {
                 break;
+            }
+            if query.follow && !stopping && !still_running(&mut pod) {
+                stopping = true;
             }
         }
         let _ = child.kill();
@@ -328,13 +384,33 @@ fn stream_logs(
     }
     loop {
         std::thread::sleep(POLL);
-        let running = pod.refresh().is_ok() && pod.state() == PodState::Running;
+        let running = still_running(&mut pod);
         let new = sources.iter_mut().flat_map(AppLogFiles::read_new).collect();
         let new: Vec<String> = lines(new).into_iter().map(|e| e.1).collect();
         if !send(new) || !running || tx.is_closed() {
             return;
         }
     }
+}
+
+fn still_running(pod: &mut Pod) -> bool {
+    pod.refresh().is_ok() && pod.state() == PodState::Running
+}
+
+/// The lines of `out`, read on a thread of their own (which ends at EOF,
+/// when the process is killed).
+fn read_lines(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Serves until SIGINT or SIGTERM.
@@ -357,6 +433,7 @@ async fn serve_async(config: Config) -> Result<(), ApiError> {
     });
     let api = Arc::new(Api {
         data_dir: config.data_dir,
+        log_streams: Arc::new(tokio::sync::Semaphore::new(MAX_LOG_STREAMS)),
         store,
         info: Info {
             rkt_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -422,41 +499,24 @@ impl MapValues for tokio_stream::StreamMap<usize, TcpListenerStream> {
 
 /// systemd's descriptors (from 3) when socket-activated, else `listen`.
 async fn listeners(listen: Option<&str>) -> Result<Vec<tokio::net::TcpListener>, ApiError> {
-    let activated =
-        match std::env::var("LISTEN_FDS") {
-            Ok(n)
-                if std::env::var("LISTEN_PID")
-                    .map_or(true, |p| p.trim() == std::process::id().to_string()) =>
-            {
-                Some(n.trim().parse::<i32>().map_err(|_| {
-                    ApiError::Activation(format!("LISTEN_FDS={n:?} is not a number"))
-                })?)
-            }
-            _ => None,
-        };
+    let activated = listen_fds().map_err(ApiError::Activation)?;
     match (activated, listen) {
         (Some(_), Some(_)) => Err(ApiError::Activation(
             "--listen cannot be used with socket activation; the sockets come from systemd".into(),
         )),
-        (Some(n), None) => {
-            if n < 1 {
-                return Err(ApiError::Activation("LISTEN_FDS is 0".into()));
-            }
-            (3..3 + n)
-                .map(|fd| {
-                    // SAFETY: systemd passed these descriptors to this
-                    // process for it to own; nothing else uses them.
-                    let std = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-                    std.set_nonblocking(true)
-                        .and_then(|()| tokio::net::TcpListener::from_std(std))
-                        .map_err(|e| {
-                            ApiError::Activation(format!(
-                                "descriptor {fd} is not a TCP socket: {e}"
-                            ))
-                        })
-                })
-                .collect()
-        }
+        (Some(n), None) => (LISTEN_FDS_START..LISTEN_FDS_START + n)
+            .map(|fd| {
+                // SAFETY: systemd passed these descriptors to this process
+                // for it to own; nothing else uses them.
+                let std = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+                std.local_addr()
+                    .and_then(|_| std.set_nonblocking(true))
+                    .and_then(|()| tokio::net::TcpListener::from_std(std))
+                    .map_err(|e| {
+                        ApiError::Activation(format!("descriptor {fd} is not a TCP socket: {e}"))
+                    })
+            })
+            .collect(),
         (None, listen) => {
             let addr = listen.unwrap_or(DEFAULT_LISTEN);
             let l = tokio::net::TcpListener::bind(addr)
