@@ -137,7 +137,17 @@ fn run() -> Result<i32> {
     };
     drop(host_mounts);
     if let Some(token) = &args.mds_token {
-        if let Err(e) = tell_metadata_url(&mut apps, &stage1_rootfs, network.as_ref(), token) {
+        let told = match net {
+            NetMode::None => Err(anyhow::anyhow!(
+                "--mds-token with --net=none: the pod could not reach the metadata service; give it a network"
+            )),
+            _ => tell_metadata_url(&mut apps, &stage1_rootfs, network.as_ref(), token),
+        };
+        if let Err(e) = told {
+            // As at the pod's end: no forward may outlive its reservation.
+            if network.is_some() {
+                let _ = podnet::stop_forwarding(&pod.dir, &args.uuid);
+            }
             let _ = cgroup.destroy();
             return Err(e);
         }
@@ -185,8 +195,12 @@ fn tell_metadata_url(
         Some(network) => network.forwardable_gateway().context(
             "--mds-register: the pod's network gives it no gateway to reach the metadata service on the host; use a network with a gateway (such as default)",
         )?,
+        // The host's network (--net=none is refused by the caller).
         None => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
+    if host.is_ipv6() {
+        bail!("--mds-register: the pod's network has only an IPv6 gateway ({host}) and the metadata service listens on IPv4; use a network with IPv4");
+    }
     let url = abi::metadata::app_url(host, token);
     for app in apps {
         plan::set_metadata_url(app, stage1_rootfs, &url)?;
