@@ -365,3 +365,49 @@ fn api_service_runs_socket_activated() {
     );
     assert_eq!(images["images"][0]["name"], BUSYBOX, "{images}");
 }
+
+/// A followed GetLogs stream ends when the pod stops, with every line.
+#[test]
+fn get_logs_follow_ends_when_the_pod_stops() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=none",
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo first-line; sleep 2; echo last-line",
+        ],
+    );
+    let api = ApiService::start(&rkt);
+    let started = std::time::Instant::now();
+    let lines: Vec<String> = api
+        .stream(
+            "GetLogs",
+            &json!({"pod_id": pod.uuid, "follow": true}),
+            None,
+        )
+        .responses()
+        .iter()
+        .flat_map(|r| r["lines"].as_array().cloned().unwrap_or_default())
+        .map(|l| l.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.ends_with("busybox: first-line")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with("busybox: last-line")),
+        "{lines:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the stream outlived the pod"
+    );
+    drop(pod);
+    rkt.ok(&["gc", "--grace-period=0s"]);
+}
