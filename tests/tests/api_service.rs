@@ -280,11 +280,7 @@ fn listen_events_streams_a_pods_life() {
     let api = ApiService::start(&rkt);
     let nonsense = api.call("ListenEvents", &json!({"filter": {"types": [77]}}));
     assert_eq!(error(&nonsense), "INVALID_ARGUMENT", "{nonsense}");
-    let mut stream = api.stream(
-        "ListenEvents",
-        &json!({}),
-        Some("EVENT_TYPE_POD_GARBAGE_COLLECTED"),
-    );
+    let mut stream = api.stream("ListenEvents", &json!({}), Some("EVENT_TYPE_IMAGE_REMOVED"));
     let s1 = stage1_flag();
     let (out, uuid) = run_pod(
         &rkt,
@@ -311,7 +307,48 @@ fn listen_events_streams_a_pods_life() {
     // The exit is seen while the pod is still there, then the collection.
     let mut responses = stream.read_until(has("EVENT_TYPE_POD_EXITED"));
     rkt.ok(&["gc", "--grace-period=0s"]);
+    let uuid_gone = uuid.clone();
+    responses.extend(stream.read_until(move |r: &Value| {
+        r["events"].as_array().is_some_and(|es| {
+            es.iter().any(|e| {
+                e["type"] == "EVENT_TYPE_POD_GARBAGE_COLLECTED" && e["id"] == uuid_gone.as_str()
+            })
+        })
+    }));
+    // An image comes and goes.
+    let aci = annotated_image(&rkt);
+    let image_id = rkt.fetch(&aci);
+    responses.extend(stream.read_until(|r: &Value| {
+        r["events"]
+            .as_array()
+            .is_some_and(|es| es.iter().any(|e| e["type"] == "EVENT_TYPE_IMAGE_IMPORTED"))
+    }));
+    rkt.ok(&["image", "rm", &image_id]);
     responses.extend(stream.responses());
+    let image_events: Vec<(String, String)> = responses
+        .iter()
+        .flat_map(|r| r["events"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["id"] == image_id.as_str())
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["from"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        image_events,
+        vec![
+            (
+                "EVENT_TYPE_IMAGE_IMPORTED".to_string(),
+                "example.com/annotated".to_string()
+            ),
+            (
+                "EVENT_TYPE_IMAGE_REMOVED".to_string(),
+                "example.com/annotated".to_string()
+            ),
+        ]
+    );
     let events: Vec<Value> = responses
         .iter()
         .flat_map(|r| r["events"].as_array().cloned().unwrap_or_default())
@@ -336,6 +373,68 @@ fn listen_events_streams_a_pods_life() {
     let order = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
     assert!(order("EVENT_TYPE_POD_STARTED") < order("EVENT_TYPE_POD_EXITED"));
     assert!(order("EVENT_TYPE_POD_EXITED") < order("EVENT_TYPE_POD_GARBAGE_COLLECTED"));
+}
+
+/// An image with annotations, named example.com/annotated.
+fn annotated_image(rkt: &Rkt) -> std::path::PathBuf {
+    let mut manifest = functional_tests::fixtures::app_manifest("example.com/annotated", "2.0");
+    manifest.annotations = vec![abi::schema::Annotation {
+        name: abi::schema::AcIdentifier::new("tier").unwrap(),
+        value: "gold".into(),
+    }];
+    functional_tests::fixtures::build_aci(rkt, "annotated.aci", manifest, &[("hello", b"hi")])
+}
+
+/// The image filters not covered above: annotations, and the import-time
+/// window on both sides.
+#[test]
+fn image_filters_on_annotations_and_import_time() {
+    let rkt = setup();
+    let id = rkt.fetch(&annotated_image(&rkt));
+    let api = ApiService::start(&rkt);
+    let names = |filters: Value| -> Vec<String> {
+        let a = api.call("ListImages", &json!({"filters": filters}));
+        let mut v: Vec<String> = a["images"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| i["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let annotated = vec!["example.com/annotated".to_string()];
+    assert_eq!(
+        names(json!([{"annotations": [{"Key": "tier", "value": "gold"}]}])),
+        annotated
+    );
+    assert!(names(json!([{"annotations": [{"Key": "tier", "value": "silver"}]}])).is_empty());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let window = |after: i64, before: i64| {
+        names(
+            json!([{"ids": [id.clone()], "imported_after": after.to_string(), "imported_before": before.to_string()}]),
+        )
+    };
+    assert_eq!(window(now - 3600, now + 3600), annotated);
+    assert!(
+        window(now + 3600, now + 7200).is_empty(),
+        "imported_after in the future"
+    );
+    assert!(
+        window(now - 7200, now - 3600).is_empty(),
+        "imported_before in the past"
+    );
+    let image = api.call("InspectImage", &json!({"id": id}));
+    assert_eq!(
+        image["image"]["annotations"],
+        json!([{"Key": "tier", "value": "gold"}])
+    );
+    assert_eq!(image["image"]["version"], "2.0");
 }
 
 /// `--listen` and socket activation exclude each other, as in rkt.
