@@ -399,6 +399,18 @@ fn without_journald_rkt_logs_reads_the_apps_log_files() {
         .map(|l| l.rsplit(' ').next().unwrap_or(""))
         .collect();
     assert_eq!(got, ["first", "second"], "{followed}");
+    let followed_uuid = pod.uuid.clone();
     drop(pod);
     rkt.ok(&["gc", "--grace-period=0s"]);
+    // A collected pod, and one that never was: clear errors.
+    for gone in [
+        followed_uuid.as_str(),
+        "0f6ba1c2-33d4-4e5f-8a9b-0c1d2e3f4a5b",
+    ] {
+        let out = rkt.run(&["logs", gone]).expect_code(254);
+        assert!(
+            out.stderr.contains(gone) || out.stderr.contains("no matches"),
+            "{out}"
+        );
+    }
 }
