@@ -10,13 +10,11 @@
 //! are bound (not listened on) by `run` for the pod's life, so neither a
 //! host service nor another pod can hold them at the same time.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use abi::schema::{ExposedPort, Port};
 use cni_plugins::nft_forward::{self, interface_name, PortRule};
+use cni_plugins::{sysctl, tool};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -240,10 +238,7 @@ pub enum Backend {
 impl Backend {
     /// nftables where `nft` is installed, iptables otherwise.
     pub fn detect() -> Backend {
-        let has_nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-            .iter()
-            .any(|p| Path::new(p).exists());
-        match has_nft {
+        match tool::find_bin("nft").is_ok() {
             true => Backend::Nft,
             false => Backend::Iptables,
         }
@@ -280,8 +275,8 @@ pub fn apply(
     };
     let guard_if = host_if.and_then(interface_name);
     if let Some(iface) = guard_if {
-        let knob = format!("/proc/sys/net/ipv4/conf/{iface}/route_localnet");
-        std::fs::write(&knob, "1").map_err(|e| PortError::Apply {
+        let knob = format!("net/ipv4/conf/{iface}/route_localnet");
+        sysctl::set(&knob, "1").map_err(|e| PortError::Apply {
             tool: "sysctl",
             detail: format!("{knob}: {e}"),
         })?;
@@ -351,39 +346,20 @@ pub fn remove(backend: Backend, uuid: &str) -> Result<(), PortError> {
 }
 
 fn iptables(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("iptables")
-        .arg("--wait")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-    }
+    let mut all = vec!["--wait"];
+    all.extend_from_slice(args);
+    tool::run("iptables", &all, None)
+        .map(drop)
+        .map_err(|e| e.detail())
 }
 
 fn run_with_input(tool: &'static str, args: &[&str], input: &str) -> Result<(), PortError> {
-    let fail = |detail: String| PortError::Apply { tool, detail };
-    let mut child = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run it: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(fail(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        )),
-    }
+    tool::run(tool, args, Some(input))
+        .map(drop)
+        .map_err(|e| PortError::Apply {
+            tool,
+            detail: e.detail(),
+        })
 }
 
 #[cfg(test)]
@@ -519,6 +495,7 @@ mod iptables_tests {
     use super::*;
     use crate::test_netns::TestNetns;
     use nix::sched::{setns, CloneFlags};
+    use std::process::Command;
 
     fn rules(table: &str) -> String {
         let out = Command::new("iptables")

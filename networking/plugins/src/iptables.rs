@@ -8,23 +8,11 @@
 //! Changes go through one `iptables-restore --noflush` run, so ADD pays for
 //! one exec instead of one per rule and a failure applies nothing.
 
-use std::io::{self, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use sha2::{Digest, Sha512};
 
 use crate::ipnet::IpNet;
-
-#[derive(Debug, thiserror::Error)]
-pub enum IptError {
-    #[error("{0} not found in PATH, /usr/sbin or /sbin")]
-    NotFound(&'static str),
-    #[error("failed to run {bin}: {source}")]
-    Exec { bin: String, source: io::Error },
-    #[error("{bin} failed: {stderr}")]
-    Failed { bin: String, stderr: String },
-}
+pub use crate::tool::ToolError as IptError;
+use crate::tool::{find_bin, run};
 
 /// The reference's chain name for an attachment.
 pub fn chain_name(network: &str, container_id: &str) -> String {
@@ -56,55 +44,12 @@ fn restore_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn find_bin(name: &'static str) -> Result<PathBuf, IptError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(
-            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .map(PathBuf::from),
-        )
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or(IptError::NotFound(name))
-}
-
 fn tools(ipv4: bool) -> (&'static str, &'static str) {
     if ipv4 {
         ("iptables", "iptables-restore")
     } else {
         ("ip6tables", "ip6tables-restore")
     }
-}
-
-fn run(bin: &'static str, args: &[&str], input: Option<&str>) -> Result<String, IptError> {
-    let path = find_bin(bin)?;
-    let err = |source| IptError::Exec {
-        bin: bin.to_string(),
-        source,
-    };
-    let mut child = Command::new(&path)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(err)?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).map_err(err)?;
-    }
-    let out = child.wait_with_output().map_err(err)?;
-    if !out.status.success() {
-        return Err(IptError::Failed {
-            bin: bin.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Applies `lines` (a `*nat` section, without its COMMIT) in one

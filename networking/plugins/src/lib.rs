@@ -26,5 +26,6 @@ pub mod nft_forward;
 pub mod portmap;
 pub mod ptp;
 pub mod sysctl;
+pub mod tool;
 pub mod types;
 pub mod veth;

@@ -8,9 +8,7 @@
 //! written in one `nft -f` batch: ADD is that batch, DEL is dropping the
 //! table. `snat` (default on) adds the loopback masquerade and guard.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,23 +123,9 @@ fn ruleset(
 
 /// Runs `nft ARGS` with `input` on stdin; its stderr on failure.
 fn nft(args: &[&str], input: &str) -> Result<(), String> {
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| format!("nft: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-    }
+    crate::tool::run("nft", args, Some(input))
+        .map(drop)
+        .map_err(|e| e.detail())
 }
 
 pub struct Portmap;
