@@ -310,7 +310,14 @@ pub fn stop_forwarding(pod_dir: &Path, uuid: &str) -> Result<(), PodNetError> {
         problem: format!("unknown tool {tool:?}"),
     })?;
     portfwd::remove(backend, uuid)?;
-    Ok(())
+    // Gone: gc, which runs this again, has nothing left to look for.
+    match std::fs::remove_file(pod_dir.join(FORWARDING)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PodNetError::Record {
+            path: pod_dir.join(FORWARDING),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Runs DEL of every recorded network in reverse (with its cached
