@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod metadata;
 pub mod net_info;
 pub mod pod_dir;
+pub mod resolv;
 pub mod runtime_config;
 pub mod schema;
 pub mod stage1;
