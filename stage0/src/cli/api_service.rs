@@ -2,9 +2,8 @@
 
 use anyhow::Result;
 use clap::Args;
-use stage0::services::activation::listen_fds;
 use stage0::services::api::proto::GlobalFlags;
-use stage0::services::api::server::{serve, Config, DEFAULT_LISTEN};
+use stage0::services::api::server::{serve, Config};
 
 use super::Context;
 
@@ -17,9 +16,6 @@ pub struct ApiServiceArgs {
 }
 
 pub fn run(ctx: &Context, args: ApiServiceArgs) -> Result<i32> {
-    // With socket activation the sockets come from systemd; a bad
-    // LISTEN_FDS is reported by the service.
-    let activated = !matches!(listen_fds(), Ok(None));
     serve(Config {
         data_dir: ctx.data_dir.clone(),
         global_flags: GlobalFlags {
@@ -34,10 +30,7 @@ pub fn run(ctx: &Context, args: ApiServiceArgs) -> Result<i32> {
             insecure_flags: ctx.insecure.to_string(),
             trust_keys_from_https: false,
         },
-        listen: match (activated, args.listen) {
-            (true, listen) => listen,
-            (false, listen) => Some(listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string())),
-        },
+        listen: args.listen,
     })?;
     Ok(0)
 }

@@ -18,15 +18,8 @@ pub const API_VERSION: &str = "1.0.0-alpha";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("starting the api service: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot listen on {what}: {source}")]
-    Listen {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("socket activation: {0}")]
-    Activation(String),
+    #[error(transparent)]
+    Start(#[from] super::StartError),
     #[error("serving gRPC: {0}")]
     Serve(String),
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use abi::app_log::rfc3339_nanos;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::images::{self, ImageCache};
@@ -23,6 +24,7 @@ use super::{events, pods, ApiError, API_VERSION};
 use crate::pod::lifecycle::{is_uuid, Pod, PodError, PodState};
 use crate::pod::logs::{journal_command, select, AppLogFiles, LogQuery};
 use crate::services::activation::{listen_fds, LISTEN_FDS_START};
+use crate::services::{shutdown_signal, StartError};
 use crate::store::{Store, StoreError};
 
 /// Consecutive failed looks (5 s) before an event stream gives up.
@@ -35,7 +37,8 @@ const POLL: Duration = Duration::from_millis(250);
 pub struct Config {
     pub data_dir: PathBuf,
     pub global_flags: GlobalFlags,
-    /// `--listen` (host:port); `None` with socket activation.
+    /// `--listen` (host:port); `None`: the sockets systemd passed, else
+    /// [`DEFAULT_LISTEN`].
     pub listen: Option<String>,
 }
 
@@ -415,12 +418,7 @@ fn read_lines(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<Strin
 
 /// Serves until SIGINT or SIGTERM.
 pub fn serve(config: Config) -> Result<(), ApiError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(ApiError::Runtime)?;
-    runtime.block_on(serve_async(config))
+    crate::services::run(serve_async(config))
 }
 
 async fn serve_async(config: Config) -> Result<(), ApiError> {
@@ -448,20 +446,15 @@ async fn serve_async(config: Config) -> Result<(), ApiError> {
         .map(|a| a.to_string())
         .collect();
     eprintln!("api service listening on {}", addrs.join(", "));
-    let incoming = futures_merge(listeners);
-    let shutdown = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    };
+    // Every listener's connections, as one stream.
+    let incoming = tokio_stream::StreamMap::from_iter(
+        listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| (i, TcpListenerStream::new(l))),
+    )
+    .map(|(_, connection)| connection);
+    let shutdown = shutdown_signal()?;
     tonic::transport::Server::builder()
         .add_service(PublicApiServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -471,37 +464,11 @@ async fn serve_async(config: Config) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn futures_merge(
-    listeners: Vec<tokio::net::TcpListener>,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::StreamMap::from_iter(
-        listeners
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| (i, TcpListenerStream::new(l))),
-    )
-    .map_values()
-}
-
-trait MapValues: Sized {
-    fn map_values(self)
-        -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>;
-}
-
-impl MapValues for tokio_stream::StreamMap<usize, TcpListenerStream> {
-    fn map_values(
-        self,
-    ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-        use tokio_stream::StreamExt;
-        self.map(|(_, s)| s)
-    }
-}
-
 /// systemd's descriptors (from 3) when socket-activated, else `listen`.
-async fn listeners(listen: Option<&str>) -> Result<Vec<tokio::net::TcpListener>, ApiError> {
-    let activated = listen_fds().map_err(ApiError::Activation)?;
+async fn listeners(listen: Option<&str>) -> Result<Vec<tokio::net::TcpListener>, StartError> {
+    let activated = listen_fds().map_err(StartError::Activation)?;
     match (activated, listen) {
-        (Some(_), Some(_)) => Err(ApiError::Activation(
+        (Some(_), Some(_)) => Err(StartError::Activation(
             "--listen cannot be used with socket activation; the sockets come from systemd".into(),
         )),
         (Some(n), None) => (LISTEN_FDS_START..LISTEN_FDS_START + n)
@@ -513,7 +480,7 @@ async fn listeners(listen: Option<&str>) -> Result<Vec<tokio::net::TcpListener>,
                     .and_then(|_| std.set_nonblocking(true))
                     .and_then(|()| tokio::net::TcpListener::from_std(std))
                     .map_err(|e| {
-                        ApiError::Activation(format!("descriptor {fd} is not a TCP socket: {e}"))
+                        StartError::Activation(format!("descriptor {fd} is not a TCP socket: {e}"))
                     })
             })
             .collect(),
@@ -521,7 +488,7 @@ async fn listeners(listen: Option<&str>) -> Result<Vec<tokio::net::TcpListener>,
             let addr = listen.unwrap_or(DEFAULT_LISTEN);
             let l = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| ApiError::Listen {
+                .map_err(|source| StartError::Listen {
                     what: addr.to_string(),
                     source,
                 })?;

@@ -12,15 +12,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("starting the metadata service: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot listen on {what}: {source}")]
-    Listen {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("socket activation: {0}")]
-    Activation(String),
+    #[error(transparent)]
+    Start(#[from] super::StartError),
     #[error("a metadata service is already listening on {0}; use that one or stop it first")]
     Running(PathBuf),
     #[error("could not reach the metadata service at {path}: {source}; start it with `rkt metadata-service` or run without --mds-register")]

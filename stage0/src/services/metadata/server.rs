@@ -18,13 +18,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::identity::Signer;
 use super::registry::Registry;
 use super::routes::{self, Reply, Request};
 use super::MetadataError;
 use crate::services::activation::{listen_fds, LISTEN_FDS_START};
+use crate::services::{shutdown_signal, StartError};
 
 /// Largest registration body: a pod or image manifest.
 const MAX_REGISTRATION_BODY: usize = 1 << 20;
@@ -53,12 +53,7 @@ struct Endpoint {
 /// Serves until SIGINT or SIGTERM.
 pub fn serve(listen: &Listen) -> Result<(), MetadataError> {
     raise_open_files_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(MetadataError::Runtime)?;
-    runtime.block_on(serve_async(listen))
+    crate::services::run(serve_async(listen))
 }
 
 async fn serve_async(listen: &Listen) -> Result<(), MetadataError> {
@@ -67,7 +62,7 @@ async fn serve_async(listen: &Listen) -> Result<(), MetadataError> {
     // TCP first: a port in use then leaves no socket file behind.
     let tcp = TcpListener::bind(("0.0.0.0", listen.port))
         .await
-        .map_err(|source| MetadataError::Listen {
+        .map_err(|source| StartError::Listen {
             what: format!("TCP port {}", listen.port),
             source,
         })?;
@@ -91,13 +86,11 @@ async fn serve_async(listen: &Listen) -> Result<(), MetadataError> {
             .display(),
         listen.port
     );
-    let mut term = signal(SignalKind::terminate()).map_err(MetadataError::Runtime)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(MetadataError::Runtime)?;
+    let shutdown = shutdown_signal()?;
     tokio::select! {
         _ = accept_loop(|| unix.accept(), register) => {}
         _ = accept_loop(|| tcp.accept(), public) => {}
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = shutdown => {}
     }
     eprintln!("metadata service exiting");
     if let Some(path) = created {
@@ -110,16 +103,16 @@ async fn serve_async(listen: &Listen) -> Result<(), MetadataError> {
 /// (left in place at exit), else a new socket at `path` (removed at exit;
 /// returned as the second value).
 fn registration_listener(path: &Path) -> Result<(UnixListener, Option<PathBuf>), MetadataError> {
-    let listen_err = |source| MetadataError::Listen {
+    let listen_err = |source| StartError::Listen {
         what: format!("the registration socket {}", path.display()),
         source,
     };
-    if listen_fds().map_err(MetadataError::Activation)?.is_some() {
+    if listen_fds().map_err(StartError::Activation)?.is_some() {
         // SAFETY: systemd passed descriptor 3 to this process for it to
         // own; nothing else in the process uses it.
         let std = unsafe { std::os::unix::net::UnixListener::from_raw_fd(LISTEN_FDS_START) };
         std.local_addr().map_err(|e| {
-            MetadataError::Activation(format!("descriptor 3 is not a unix socket: {e}"))
+            StartError::Activation(format!("descriptor 3 is not a unix socket: {e}"))
         })?;
         std.set_nonblocking(true).map_err(listen_err)?;
         return Ok((UnixListener::from_std(std).map_err(listen_err)?, None));
