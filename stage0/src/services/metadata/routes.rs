@@ -3,7 +3,7 @@
 //! stage0 calls over the unix socket (appc.md §7, rkt.md §8).
 
 use super::identity::Signer;
-use super::registry::{parse_uuid, PodEntry, Registry, RegistryError};
+use super::registry::{parse_uuid, AppEntry, PodEntry, Registry, RegistryError};
 use abi::schema::{AcIdentifier, AcName};
 
 pub const JSON: &str = "application/json";
@@ -80,32 +80,32 @@ pub fn public(registry: &Registry, signer: &Signer, req: &Request) -> Reply {
         );
     };
     let segments: Vec<&str> = rest.split('/').collect();
-    let get = req.method == "GET" || req.method == "HEAD";
-    match (segments.as_slice(), get, req.method == "POST") {
-        (["pod", "annotations"], true, _) => Reply::ok(JSON, pod.annotations.clone()),
-        (["pod", "annotations", name], true, _) => {
-            single_annotation(pod.annotation(name), name, "Pod")
+    let signing = matches!(segments.as_slice(), ["pod", "hmac", "sign" | "verify"]);
+    match (req.method, segments.as_slice()) {
+        ("POST", ["pod", "hmac", "sign"]) => sign(&pod, signer, req),
+        ("POST", ["pod", "hmac", "verify"]) => verify(signer, req),
+        (method, _) if signing => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
-        (["pod", "manifest"], true, _) => Reply::ok(JSON, pod.manifest_json.clone()),
-        (["pod", "uuid"], true, _) => Reply::ok(TEXT, pod.uuid.clone()),
-        (["apps", app, tail @ ..], true, _) if !tail.is_empty() => app_get(&pod, app, tail),
-        (["pod", "hmac", "sign"], _, true) => sign(&pod, signer, req),
-        (["pod", "hmac", "verify"], _, true) => verify(signer, req),
-        (["pod", "hmac", "sign" | "verify"], ..) => {
-            Reply::error(405, format!("{} is not allowed here; use POST", req.method))
-        }
-        (_, false, _) if is_get_path(&segments) => {
-            Reply::error(405, format!("{} is not allowed here; use GET", req.method))
-        }
-        _ => Reply::error(404, format!("no metadata at {PREFIX}{rest}")),
+        (method, path) => match (get(&pod, path), matches!(method, "GET" | "HEAD")) {
+            (Some(reply), true) => reply,
+            (Some(_), false) => Reply::error(405, format!("{method} is not allowed here; use GET")),
+            (None, _) => Reply::error(404, format!("no metadata at {PREFIX}{rest}")),
+        },
     }
 }
 
-fn is_get_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        ["pod", "annotations"] | ["pod", "annotations", _] | ["pod", "manifest"] | ["pod", "uuid"]
-    ) || matches!(segments, ["apps", _, tail @ ..] if !tail.is_empty())
+/// The answer to a GET of `path` (below the prefix), `None` where the API
+/// has nothing.
+fn get(pod: &PodEntry, path: &[&str]) -> Option<Reply> {
+    Some(match path {
+        ["pod", "annotations"] => Reply::ok(JSON, pod.annotations.clone()),
+        ["pod", "annotations", name] => single_annotation(pod.annotation(name), name, "Pod"),
+        ["pod", "manifest"] => Reply::ok(JSON, pod.manifest_json.clone()),
+        ["pod", "uuid"] => Reply::ok(TEXT, pod.uuid.clone()),
+        ["apps", app, tail @ ..] => return app_get(pod, app, tail),
+        _ => return None,
+    })
 }
 
 fn single_annotation(value: Option<&str>, name: &str, whose: &str) -> Reply {
@@ -121,23 +121,26 @@ fn single_annotation(value: Option<&str>, name: &str, whose: &str) -> Reply {
     }
 }
 
-fn app_get(pod: &PodEntry, app: &str, tail: &[&str]) -> Reply {
-    if AcName::new(app).is_err() {
-        return Reply::error(400, format!("App name {app:?} is not a valid AC Name"));
-    }
-    let Some(entry) = pod.app(app) else {
-        return Reply::error(404, format!("app {app:?} not found in pod {}", pod.uuid));
+fn app_get(pod: &PodEntry, app: &str, tail: &[&str]) -> Option<Reply> {
+    let answer: Box<dyn Fn(&AppEntry) -> Reply> = match *tail {
+        ["annotations"] => Box::new(|e| Reply::ok(JSON, e.annotations.clone())),
+        ["annotations", name] => {
+            Box::new(move |e| single_annotation(e.annotation(name), name, "App"))
+        }
+        ["image", "manifest"] => Box::new(|e| Reply::ok(JSON, e.image_manifest.clone())),
+        ["image", "id"] => Box::new(|e| Reply::ok(TEXT, e.image_id.clone())),
+        _ => return None,
     };
-    match tail {
-        ["annotations"] => Reply::ok(JSON, entry.annotations.clone()),
-        ["annotations", name] => single_annotation(entry.annotation(name), name, "App"),
-        ["image", "manifest"] => Reply::ok(JSON, entry.image_manifest.clone()),
-        ["image", "id"] => Reply::ok(TEXT, entry.image_id.clone()),
-        _ => Reply::error(
-            404,
-            format!("no metadata at {PREFIX}apps/{app}/{}", tail.join("/")),
-        ),
+    if AcName::new(app).is_err() {
+        return Some(Reply::error(
+            400,
+            format!("App name {app:?} is not a valid AC Name"),
+        ));
     }
+    Some(match pod.app(app) {
+        Some(entry) => answer(entry),
+        None => Reply::error(404, format!("app {app:?} not found in pod {}", pod.uuid)),
+    })
 }
 
 fn sign(pod: &PodEntry, signer: &Signer, req: &Request) -> Reply {
