@@ -1,6 +1,21 @@
 //! Proleptic Gregorian dates from and to days since 1970-01-01 (Howard
 //! Hinnant's algorithms), for the times rkt prints and parses without a
-//! date library.
+//! date library; and times as the integers rkt's formats carry.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nanoseconds since the epoch (0 before it), as rkt's JSON and the API
+/// carry times.
+pub fn unix_nanos(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Seconds since the epoch (0 before it).
+pub fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

@@ -125,13 +125,6 @@ pub fn full_time(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{da:02} {h:02}:{mi:02}:{s:02}{frac} +0000 UTC")
 }
 
-/// Nanoseconds since the epoch, as rkt's JSON formats print times.
-pub fn unix_nanos(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use abi::calendar::unix_nanos;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{ImageInfo, ImageKey, StoreError};
@@ -123,8 +124,8 @@ impl Db {
                 row.key.as_str(),
                 row.name,
                 row.version,
-                nanos(row.import_time),
-                nanos(row.last_used),
+                unix_nanos(row.import_time),
+                unix_nanos(row.last_used),
                 row.latest,
                 row.size as i64,
             ],
@@ -179,7 +180,7 @@ impl Db {
         self.conn()
             .execute(
                 "UPDATE aciinfo SET lastused = ?2 WHERE blobkey = ?1",
-                params![key.as_str(), nanos(when)],
+                params![key.as_str(), unix_nanos(when)],
             )
             .map_err(self.err())?;
         Ok(())
@@ -233,12 +234,6 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageInfo> {
         size: r.get::<_, i64>(6)?.max(0) as u64,
         tree_store_size: r.get::<_, i64>(7)?.max(0) as u64,
     })
-}
-
-fn nanos(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 fn from_nanos(n: i64) -> SystemTime {

@@ -8,9 +8,10 @@ use clap::Args;
 use stage0::pod::lifecycle::v1::V1App;
 
 use super::mutable_pod::MutablePod;
-use crate::cli::output::{full_time, unix_nanos};
+use crate::cli::output::full_time;
 use crate::cli::status::to_go_pretty_json;
 use crate::cli::Context;
+use abi::calendar::unix_nanos;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {

@@ -8,8 +8,9 @@ use clap::{ArgAction, Args};
 use serde::Serialize;
 use stage0::store::{ImageInfo, Store};
 
-use crate::cli::output::{full_time, humanize_bytes, humanize_since, unix_nanos, Table};
+use crate::cli::output::{full_time, humanize_bytes, humanize_since, Table};
 use crate::cli::Context;
+use abi::calendar::unix_nanos;
 
 const FIELDS: [(&str, &str); 6] = [
     ("id", "ID"),

@@ -2,8 +2,8 @@
 //! `status --format=json`. As in rkt, pod times are seconds since the epoch
 //! and app times nanoseconds.
 
+use abi::calendar::{unix_nanos, unix_secs};
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -60,18 +60,6 @@ pub struct V1Mount {
     pub read_only: bool,
 }
 
-fn secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn nanos(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 /// App state inferred from the pod's (immutable pods: all apps share the
 /// pod's life).
 fn app_state_from_pod(state: PodState) -> &'static str {
@@ -92,8 +80,8 @@ impl Pod {
             networks: self.networks(),
             app_names: Vec::new(),
             apps: Vec::new(),
-            created_at: self.created().map(secs),
-            started_at: self.started().map(secs),
+            created_at: self.created().map(unix_secs),
+            started_at: self.started().map(unix_secs),
             user_annotations: BTreeMap::new(),
             user_labels: BTreeMap::new(),
         };
@@ -101,9 +89,9 @@ impl Pod {
             return Ok(pod);
         }
         let manifest = self.manifest()?;
-        let created = self.created().map(nanos);
-        let started = self.started().map(nanos);
-        let finished = self.gc_marked().map(nanos);
+        let created = self.created().map(unix_nanos);
+        let started = self.started().map(unix_nanos);
+        let finished = self.gc_marked().map(unix_nanos);
         // Apps of a mutable pod live on their own; the others share the pod's.
         let mutable = manifest
             .annotations

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::proto::{self, Event, EventFilter, EventType, KeyValue};
 use crate::pod::lifecycle::{Pod, PodState};
@@ -165,9 +165,7 @@ pub fn check(filter: &EventFilter) -> Result<(), String> {
 }
 
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    abi::calendar::unix_secs(SystemTime::now())
 }
 
 #[cfg(test)]

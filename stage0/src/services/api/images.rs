@@ -1,8 +1,8 @@
 //! Images as the API describes them, and `ImageFilter` matching.
 
 use std::collections::HashMap;
-use std::time::UNIX_EPOCH;
 
+use abi::calendar::unix_secs;
 use abi::schema::ImageManifest;
 
 use super::proto::{self, ImageFilter, KeyValue};
@@ -56,11 +56,7 @@ impl StoredImage {
             id: self.info.key.to_string(),
             name: self.info.name.clone(),
             version: self.info.version.clone().unwrap_or_default(),
-            import_timestamp: self
-                .info
-                .import_time
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            import_timestamp: unix_secs(self.info.import_time),
             manifest: if detail {
                 self.raw_manifest.clone()
             } else {
@@ -93,11 +89,7 @@ impl StoredImage {
         let id = self.info.key.as_str();
         let name = self.info.name.as_str();
         let base = name.rsplit('/').next().unwrap_or(name);
-        let imported = self
-            .info
-            .import_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let imported = unix_secs(self.info.import_time);
         let any = |list: &[String], f: &dyn Fn(&str) -> bool| {
             list.is_empty() || list.iter().any(|s| f(s))
         };

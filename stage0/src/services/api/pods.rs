@@ -1,7 +1,9 @@
 //! Pods as the API describes them, and `PodFilter` matching.
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use abi::calendar::unix_nanos;
 
 use abi::pod_dir;
 
@@ -26,8 +28,7 @@ pub fn state(state: PodState) -> proto::PodState {
 }
 
 fn nanos(t: Option<SystemTime>) -> i64 {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64)
+    t.map_or(0, unix_nanos)
 }
 
 /// The pod as the API describes it: a summary, or with `detail` its
