@@ -16,7 +16,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn new_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::to_hex(&bytes)
 }
 
 /// A connection to the registration socket (fails clearly when no service
