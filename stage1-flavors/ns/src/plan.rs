@@ -154,10 +154,13 @@ pub fn set_metadata_url(
     stage1_rootfs: &Path,
     url: &str,
 ) -> Result<(), PlanError> {
-    let path = env::env_file_path(stage1_rootfs, &app.name);
-    let mut environment = env::Environment::read_file(&path)?;
+    // The planned environment, which its env file holds too.
+    let mut environment = env::Environment::new();
+    for (name, value) in app.env.iter().filter_map(|v| v.split_once('=')) {
+        environment.set(name, value);
+    }
     environment.set("AC_METADATA_URL", url);
-    environment.write_file(&path)?;
+    environment.write_file(&env::env_file_path(stage1_rootfs, &app.name))?;
     app.env = environment.to_strings();
     Ok(())
 }
