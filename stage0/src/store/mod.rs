@@ -26,8 +26,8 @@ use db::Db;
 
 pub use error::StoreError;
 pub use import::MAX_MANIFEST_SIZE;
-pub use key::{is_key_prefix, normalize_prefix, ImageKey, TreeId};
 pub(crate) use key::to_hex;
+pub use key::{is_key_prefix, normalize_prefix, ImageKey, TreeId};
 pub use render::{dep_list, Layer};
 
 /// Options of one import.
