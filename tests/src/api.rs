@@ -80,11 +80,7 @@ impl ApiService {
             .stderr(Stdio::null())
             .spawn()
             .expect("systemd-socket-activate (Debian's systemd package)");
-        let up = wait_until(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(&addr).is_ok()
-        });
-        assert!(up, "systemd-socket-activate did not listen on {addr}");
-        ApiService { child, addr }
+        ApiService::listening(child, addr)
     }
 
     pub fn start(rkt: &Rkt) -> ApiService {
@@ -97,22 +93,35 @@ impl ApiService {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting rkt api-service");
+        ApiService::listening(child, addr)
+    }
+
+    /// `child` (the service, or what starts it), once `addr` accepts.
+    fn listening(child: Child, addr: String) -> ApiService {
         let up = wait_until(Duration::from_secs(10), || {
             std::net::TcpStream::connect(&addr).is_ok()
         });
-        assert!(up, "rkt api-service did not listen on {addr}");
-        ApiService { child, addr }
+        let service = ApiService { child, addr };
+        assert!(up, "the api service did not listen on {}", service.addr);
+        service
+    }
+
+    /// The Python client asked for `method` with `request`.
+    fn client(&self, method: &str, request: &Value) -> Command {
+        let mut cmd = Command::new(python());
+        cmd.arg(client_script())
+            .arg(stubs())
+            .arg(&self.addr)
+            .arg(method)
+            .arg(request.to_string());
+        cmd
     }
 
     /// A unary call, or a stream that fails at once: the response (or
     /// `{"error", "details"}`) as JSON.
     pub fn call(&self, method: &str, request: &Value) -> Value {
-        let out = Command::new(python())
-            .arg(client_script())
-            .arg(stubs())
-            .arg(&self.addr)
-            .arg(method)
-            .arg(request.to_string())
+        let out = self
+            .client(method, request)
             .output()
             .expect("running the Python client");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -129,13 +138,8 @@ impl ApiService {
     /// A stream, read in the background; returns once the call is
     /// established on the server.
     pub fn stream(&self, method: &str, request: &Value, until: Option<&str>) -> Stream {
-        let mut cmd = Command::new(python());
-        cmd.arg(client_script())
-            .arg(stubs())
-            .arg(&self.addr)
-            .arg(method)
-            .arg(request.to_string())
-            .args(["--timeout", "60"]);
+        let mut cmd = self.client(method, request);
+        cmd.args(["--timeout", "60"]);
         if let Some(t) = until {
             cmd.args(["--stream-until", t]);
         }

@@ -243,6 +243,23 @@ pub fn rkt_with_test_images() -> Rkt {
     rkt
 }
 
+/// `rkt run --stage1-path=NS ARGS...` (the ns stage1): its output and the
+/// pod's UUID.
+pub fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {
+    let s1 = ns_stage1_flag();
+    let mut all = vec![s1.as_str()];
+    all.extend_from_slice(args);
+    run_pod(rkt, &all)
+}
+
+/// [`ns_run`] of one busybox app running `sh -c script`, with `pod_args`
+/// before the image.
+pub fn ns_sh(rkt: &Rkt, pod_args: &[&str], script: &str) -> (Out, String) {
+    let mut all = pod_args.to_vec();
+    all.extend_from_slice(&["example.com/busybox", "--exec=/bin/sh", "--", "-c", script]);
+    ns_run(rkt, &all)
+}
+
 /// `--stage1-path=` the ns stage1 image beside the rkt binary (trusted
 /// there without a signature).
 pub fn ns_stage1_flag() -> String {

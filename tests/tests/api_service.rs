@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use functional_tests::api::ApiService;
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
-use functional_tests::pods::{rkt_with_test_images as setup, run_pod, BgPod};
+use functional_tests::pods::{ns_sh, rkt_with_test_images as setup, BgPod};
 use functional_tests::Rkt;
 
 const BUSYBOX: &str = "example.com/busybox";
@@ -49,18 +49,7 @@ fn api_service_answers_an_independent_client() {
     let rkt = setup();
     let s1 = stage1_flag();
     // Exited, with output and an exit code.
-    let (out, exited) = run_pod(
-        &rkt,
-        &[
-            &s1,
-            "--net=none",
-            BUSYBOX,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "echo hello-from-the-api; exit 3",
-        ],
-    );
+    let (out, exited) = ns_sh(&rkt, &["--net=none"], "echo hello-from-the-api; exit 3");
     out.expect_code(3);
     // Prepared, with annotations, from a pod manifest.
     let busybox_id = rkt.fetch(&functional_tests::image("busybox.aci"));
@@ -281,19 +270,7 @@ fn listen_events_streams_a_pods_life() {
     let nonsense = api.call("ListenEvents", &json!({"filter": {"types": [77]}}));
     assert_eq!(error(&nonsense), "INVALID_ARGUMENT", "{nonsense}");
     let mut stream = api.stream("ListenEvents", &json!({}), Some("EVENT_TYPE_IMAGE_REMOVED"));
-    let s1 = stage1_flag();
-    let (out, uuid) = run_pod(
-        &rkt,
-        &[
-            &s1,
-            "--net=none",
-            BUSYBOX,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "sleep 1; exit 7",
-        ],
-    );
+    let (out, uuid) = ns_sh(&rkt, &["--net=none"], "sleep 1; exit 7");
     out.expect_code(7);
     let has = |kind: &'static str| {
         let uuid = uuid.clone();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use functional_tests::metadata::{self, curl, register, Answer, MetadataService, PORT};
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
-use functional_tests::pods::{pod_dir, rkt_with_test_images as setup, run_pod};
+use functional_tests::pods::{ns_run, ns_sh, pod_dir, rkt_with_test_images as setup};
 use functional_tests::{Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
@@ -251,13 +251,6 @@ fn raise_open_files_limit() {
     }
 }
 
-fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {
-    let s1 = stage1_flag();
-    let mut all = vec![s1.as_str()];
-    all.extend_from_slice(args);
-    run_pod(rkt, &all)
-}
-
 /// The app's URL as it printed it (`URL=...`).
 fn printed_url(out: &Out) -> String {
     out.stdout
@@ -288,18 +281,7 @@ fn apps_on_the_default_network_use_the_metadata_service() {
         wget -q -O - --post-data="uuid=$U&content=from-the-pod&signature=$E" $M/pod/hmac/verify && echo VERIFY=ok
         wget -q -O - --post-data="uuid=$U&content=forged&signature=$E" $M/pod/hmac/verify || echo FORGED=refused
     "#;
-    let (out, uuid) = ns_run(
-        &rkt,
-        &[
-            "--mds-register",
-            "--net=default",
-            BUSYBOX,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            script,
-        ],
-    );
+    let (out, uuid) = ns_sh(&rkt, &["--mds-register", "--net=default"], script);
     let out = out.expect_code(0);
     let url = printed_url(&out);
     assert!(
@@ -372,17 +354,10 @@ fn apps_on_the_default_network_use_the_metadata_service() {
 fn apps_on_the_host_network_use_the_loopback_address() {
     let rkt = setup();
     let _service = MetadataService::start(&rkt);
-    let (out, uuid) = ns_run(
+    let (out, uuid) = ns_sh(
         &rkt,
-        &[
-            "--mds-register",
-            "--net=host",
-            BUSYBOX,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "echo URL=$AC_METADATA_URL; wget -q -O - $AC_METADATA_URL/acMetadata/v1/pod/uuid",
-        ],
+        &["--mds-register", "--net=host"],
+        "echo URL=$AC_METADATA_URL; wget -q -O - $AC_METADATA_URL/acMetadata/v1/pod/uuid",
     );
     let out = out.expect_code(0);
     assert!(

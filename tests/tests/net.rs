@@ -8,20 +8,15 @@ use std::time::Duration;
 
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
-use functional_tests::pods::{free_port, pod_dir, run_pod, tcp_read, wait_until, BgPod};
+use functional_tests::pods::{
+    free_port, ns_run, ns_sh, pod_dir, run_pod, tcp_read, wait_until, BgPod,
+};
 use functional_tests::{Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
 
-fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {
-    let s1 = stage1_flag();
-    let mut all = vec![s1.as_str()];
-    all.extend_from_slice(args);
-    run_pod(rkt, &all)
-}
-
 fn sh(rkt: &Rkt, net: &str, script: &str) -> (Out, String) {
-    ns_run(rkt, &[net, BUSYBOX, "--exec=/bin/sh", "--", "-c", script])
+    ns_sh(rkt, &[net], script)
 }
 
 fn netns_path(uuid: &str) -> PathBuf {

@@ -5,26 +5,11 @@ use std::time::Duration;
 
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
-use functional_tests::pods::{pod_dir, run_pod, status, wait_until, BgPod};
+use functional_tests::pods::{ns_run, ns_sh as sh, pod_dir, status, wait_until, BgPod};
 use functional_tests::{Out, Rkt};
 
 const BUSYBOX: &str = "example.com/busybox";
 const INSPECT: &str = "example.com/inspect";
-
-/// `rkt run --stage1-path=NS ARGS...`: its output and the pod's UUID.
-fn ns_run(rkt: &Rkt, args: &[&str]) -> (Out, String) {
-    let s1 = stage1_flag();
-    let mut all = vec![s1.as_str()];
-    all.extend_from_slice(args);
-    run_pod(rkt, &all)
-}
-
-/// Runs one busybox app with `sh -c script` and returns its output.
-fn sh(rkt: &Rkt, pod_args: &[&str], script: &str) -> (Out, String) {
-    let mut all = pod_args.to_vec();
-    all.extend_from_slice(&[BUSYBOX, "--exec=/bin/sh", "--", "-c", script]);
-    ns_run(rkt, &all)
-}
 
 fn host_ns(kind: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{kind}"))
