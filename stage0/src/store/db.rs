@@ -69,6 +69,14 @@ impl Db {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
+        // The common case reads the version without taking the write lock
+        // every command would otherwise queue on.
+        let current: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if current >= SCHEMA_VERSION {
+            return Ok(());
+        }
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(self.err())?;

@@ -288,7 +288,13 @@ pub fn remount_bind(target: &Path, extra: MsFlags) -> Result<(), MountError> {
 /// `recursive` (MS_RDONLY does not propagate to submounts by itself). Flags
 /// the kernel locks (nosuid, nodev, noexec, atime) are kept.
 pub fn remount_readonly(target: &Path, recursive: bool) -> Result<(), MountError> {
-    let mut points = vec![canonical(target)];
+    // Only the recursive case compares with mountinfo, which needs the
+    // canonical path; resolving it walks every component (a readlink each).
+    let mut points = vec![if recursive {
+        canonical(target)
+    } else {
+        target.to_path_buf()
+    }];
     if recursive {
         points.extend(
             mounts_under(target, false)?

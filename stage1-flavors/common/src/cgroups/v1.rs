@@ -50,6 +50,20 @@ pub struct V1Manager {
     hierarchies: Vec<V1Hierarchy>,
 }
 
+/// `/sys/fs/cgroup/cpu` → `/sys/fs/cgroup/cpu,cpuacct`: co-mounted
+/// hierarchies are reached through symlinks next to their mount point. One
+/// readlink, where canonicalizing would read every component of the path.
+fn follow_sibling_link(path: PathBuf) -> PathBuf {
+    match std::fs::read_link(&path) {
+        Ok(target) if target.is_absolute() => target,
+        Ok(target) => match path.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        },
+        Err(_) => path,
+    }
+}
+
 /// Controllers of a hierarchy from its mount directory's name.
 fn controllers_of(dir_name: &str) -> Vec<String> {
     dir_name
@@ -74,7 +88,7 @@ impl V1Manager {
             if !is_v1_mount(&path) {
                 continue;
             }
-            let mount = std::fs::canonicalize(&path).unwrap_or(path);
+            let mount = follow_sibling_link(path);
             if hierarchies.iter().any(|h| h.mount == mount) {
                 continue;
             }
