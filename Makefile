@@ -39,6 +39,8 @@ setup:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+	@# rkt's packages made a `rkt` group: members read the data dir rkt creates.
+	@getent group rkt >/dev/null || { echo "setup: creating the rkt group"; groupadd --system rkt; }
 
 test-setup: setup
 	@if [ ! -f $(GRPC_VENV)/.installed ]; then \

@@ -2,6 +2,7 @@
 //! lifecycle. The command line (`src/cli/`, part of the binary) drives it.
 
 pub mod config;
+pub mod data_dir;
 pub mod fetch;
 pub mod pod;
 pub mod services;

@@ -96,6 +96,20 @@ impl ApiService {
         ApiService::listening(child, addr)
     }
 
+    /// The service run by `uid`:`gid` (no supplementary groups), as rkt's
+    /// unit file ran it: an unprivileged member of the data dir's group.
+    pub fn start_as(rkt: &Rkt, uid: u32, gid: u32) -> ApiService {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = crate::as_user(uid, gid)
+            .args(rkt.global_args())
+            .args(["api-service", &format!("--listen={addr}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting rkt api-service through setpriv");
+        ApiService::listening(child, addr)
+    }
+
     /// `child` (the service, or what starts it), once `addr` accepts.
     fn listening(child: Child, addr: String) -> ApiService {
         let up = wait_until(Duration::from_secs(10), || {

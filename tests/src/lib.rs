@@ -112,6 +112,20 @@ impl std::fmt::Display for Out {
 }
 
 /// One test's rkt environment: its own `--dir` and config directories.
+/// The rkt binary run as `uid`:`gid` with no supplementary groups
+/// (util-linux `setpriv`); add the global flags and arguments.
+pub fn as_user(uid: u32, gid: u32) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".to_string(),
+    ])
+    .arg(rkt_bin())
+    .stdin(Stdio::null());
+    c
+}
+
 pub struct Rkt {
     root: Option<TempDir>,
     pub dir: PathBuf,
@@ -183,6 +197,16 @@ impl Rkt {
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> Out {
         self.run(args).expect_code(0)
+    }
+
+    /// Runs rkt with `args` as `uid`:`gid` (see [`as_user`]).
+    pub fn run_as(&self, uid: u32, gid: u32, args: &[&str]) -> Out {
+        let out = as_user(uid, gid)
+            .args(self.global_args())
+            .args(args)
+            .output()
+            .expect("spawn setpriv");
+        Out::from_output(out)
     }
 
     /// Imports an unsigned image file and returns its full key.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use abi::calendar::unix_nanos;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{ImageInfo, ImageKey, StoreError};
 
@@ -53,6 +53,38 @@ impl Db {
         };
         db.migrate()?;
         Ok(db)
+    }
+
+    /// Opens the database for reading only, as a member of the data
+    /// directory's group does: no creation, no WAL switch, no migration.
+    /// The WAL and shared-memory files root's commands leave in place (see
+    /// `open`) let SQLite read without writing them.
+    pub fn open_read_only(path: &Path) -> Result<Db, StoreError> {
+        let unreadable = |why: String| StoreError::Unreadable {
+            path: path.to_path_buf(),
+            why,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unreadable(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|e| unreadable(e.to_string()))?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| unreadable(e.to_string()))?;
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::NeedsUpgrade {
+                path: path.to_path_buf(),
+                found,
+                wanted: SCHEMA_VERSION,
+            });
+        }
+        Ok(Db {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {

@@ -18,6 +18,14 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot read the image store {path} as an unprivileged user: {why}; run as root, or as a member of the data directory's group (`rkt`)")]
+    Unreadable { path: PathBuf, why: String },
+    #[error("the image store {path} is at schema version {found}, this rkt reads {wanted}; run any image command as root once to upgrade it")]
+    NeedsUpgrade {
+        path: PathBuf,
+        found: i64,
+        wanted: i64,
+    },
     #[error("no image IDs found for {0:?}; list the stored images with `rkt image list`")]
     NotFound(String),
     #[error("ambiguous image ID {0:?}: it matches several images; give more characters of the ID")]

@@ -77,6 +77,8 @@ impl Store {
     /// Opens (creating if needed) the store under `data_dir/cas` and cleans
     /// temporary files that no running import or render owns any more.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        crate::data_dir::ensure(data_dir)
+            .map_err(StoreError::io(format!("creating {}", data_dir.display())))?;
         let cas = data_dir.join("cas");
         for d in [
             "blob/sha512",
@@ -107,6 +109,26 @@ impl Store {
         let store = Store { cas, db };
         store.clean_tmp();
         Ok(store)
+    }
+
+    /// Opens an existing store for reading only: what users other than root
+    /// get from [`Store::open_for_reading`]. Nothing is created, locked or
+    /// cleaned.
+    pub fn open_read_only(data_dir: &Path) -> Result<Store, StoreError> {
+        let cas = data_dir.join("cas");
+        let db = Db::open_read_only(&cas.join("db/images.sqlite"))?;
+        Ok(Store { cas, db })
+    }
+
+    /// The store as a reading command needs it: root opens (and creates or
+    /// upgrades) it as usual; anyone else reads it as it is, which works for
+    /// members of the data directory's group (rkt's `rkt` group layout).
+    pub fn open_for_reading(data_dir: &Path) -> Result<Store, StoreError> {
+        if nix::unistd::geteuid().is_root() {
+            Store::open(data_dir)
+        } else {
+            Store::open_read_only(data_dir)
+        }
     }
 
     /// The store's root directory (`$dir/cas`).

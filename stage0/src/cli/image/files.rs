@@ -22,7 +22,7 @@ pub struct CatManifestArgs {
 }
 
 pub fn cat_manifest(ctx: &Context, args: CatManifestArgs) -> Result<i32> {
-    let store = Store::open(&ctx.data_dir)?;
+    let store = Store::open_for_reading(&ctx.data_dir)?;
     let key = resolve_image(&store, &args.image)?;
     let manifest = store.manifest(&key)?;
     let out = if args.pretty_print {
@@ -49,7 +49,7 @@ pub struct ExportArgs {
 
 /// Writes the stored (uncompressed) ACI byte for byte.
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<i32> {
-    let store = Store::open(&ctx.data_dir)?;
+    let store = Store::open_for_reading(&ctx.data_dir)?;
     let key = resolve_image(&store, &args.image)?;
     if args.output.exists() && !args.overwrite {
         bail!(

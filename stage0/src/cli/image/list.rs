@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, args: ListArgs) -> Result<i32> {
         "desc" => true,
         other => bail!("wrong sort order {other:?}; use asc or desc"),
     };
-    let store = Store::open(&ctx.data_dir)?;
+    let store = Store::open_for_reading(&ctx.data_dir)?;
     let mut images = store.list()?;
     images.sort_by(|a, b| {
         let o = sort

@@ -74,6 +74,11 @@ pub enum PodError {
     Stage1(#[from] Stage1Error),
     #[error("cannot run as unprivileged user")]
     NotSuperuser,
+    #[error("cannot read the pods directory {path}: {source}; run as root, or as a member of the data directory's group (`rkt`)")]
+    PodsUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PodError + 'a {
@@ -128,6 +133,7 @@ impl Pod {
     /// `pods/prepare/<uuid>`. The returned pod is [`PodState::Preparing`]
     /// and holds the lock.
     pub fn create(data_dir: &Path) -> Result<Pod, PodError> {
+        crate::data_dir::ensure(data_dir).map_err(io_err("cannot create directory", data_dir))?;
         for dir in StateDir::ALL {
             mkdir_all(&pods_dir(data_dir).join(dir.name()))?;
         }

@@ -26,6 +26,9 @@ pub(crate) fn list_uuids(data_dir: &Path, dirs: &[StateDir]) -> Result<BTreeSet<
         let rd = match std::fs::read_dir(&path) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(PodError::PodsUnreadable { path, source })
+            }
             Err(source) => {
                 return Err(PodError::Io {
                     what: "cannot read pods directory",

@@ -70,9 +70,10 @@ fn pods_error(e: PodError) -> Status {
         PodError::NotFound(_) | PodError::NoMatch(_) | PodError::Gone(_) => {
             Status::not_found(e.to_string())
         }
+        PodError::PodsUnreadable { .. } => Status::permission_denied(e.to_string()),
         PodError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             Status::permission_denied(format!(
-                "{e}: run the api service as root or as a user of the data directory's group"
+                "{e}; run the api service as root, or as a member of the data directory's group (`rkt`)"
             ))
         }
         _ => Status::internal(e.to_string()),
@@ -423,12 +424,14 @@ pub fn serve(config: Config) -> Result<(), ApiError> {
 
 async fn serve_async(config: Config) -> Result<(), ApiError> {
     let listeners = listeners(config.listen.as_deref()).await?;
-    let store = Store::open(&config.data_dir).map(Arc::new).map_err(|e| {
-        eprintln!(
+    let store = Store::open_for_reading(&config.data_dir)
+        .map(Arc::new)
+        .map_err(|e| {
+            eprintln!(
             "api service: cannot open the image store: {e}; image calls will answer UNAVAILABLE"
         );
-        e.to_string()
-    });
+            e.to_string()
+        });
     let api = Arc::new(Api {
         data_dir: config.data_dir,
         log_streams: Arc::new(tokio::sync::Semaphore::new(MAX_LOG_STREAMS)),
