@@ -65,6 +65,16 @@ fn members_of_the_rkt_group_read_pods_and_images_and_change_nothing() {
     member(&["image", "cat-manifest", BUSYBOX])
         .expect_code(0)
         .expect_stdout("\"ImageManifest\"");
+    let out_dir = rkt.root().join("member-out");
+    std::fs::create_dir(&out_dir).unwrap();
+    nix::unistd::chown(&out_dir, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let exported = out_dir.join("busybox.aci");
+    member(&["image", "export", BUSYBOX, exported.to_str().unwrap()]).expect_code(0);
+    assert_eq!(
+        functional_tests::sha512_file(&exported),
+        functional_tests::sha512_file(&functional_tests::image("busybox.aci")),
+        "the export is the imported ACI"
+    );
 
     // Changing anything stays root's.
     for args in [

@@ -60,6 +60,8 @@ pub struct ImageInfo {
 pub struct Store {
     cas: PathBuf,
     db: Db,
+    /// Opened by a member of the data dir's group (see `open_read_only`).
+    read_only: bool,
 }
 
 const TREE_ROOTFS: &str = "rootfs";
@@ -106,7 +108,11 @@ impl Store {
         if let Err(e) = sys::set_topdir(&cas.join("tmp")) {
             tracing::trace!("cannot mark {}/tmp as a top directory: {e}", cas.display());
         }
-        let store = Store { cas, db };
+        let store = Store {
+            cas,
+            db,
+            read_only: false,
+        };
         store.clean_tmp();
         Ok(store)
     }
@@ -117,7 +123,11 @@ impl Store {
     pub fn open_read_only(data_dir: &Path) -> Result<Store, StoreError> {
         let cas = data_dir.join("cas");
         let db = Db::open_read_only(&cas.join("db/images.sqlite"))?;
-        Ok(Store { cas, db })
+        Ok(Store {
+            cas,
+            db,
+            read_only: true,
+        })
     }
 
     /// The store as a reading command needs it: root opens (and creates or
@@ -420,6 +430,10 @@ impl Store {
 
     /// Records that the image was just used.
     pub fn touch(&self, key: &ImageKey) -> Result<(), StoreError> {
+        // A reader outside root cannot record it; the use still happened.
+        if self.read_only {
+            return Ok(());
+        }
         self.db.touch(key, SystemTime::now())
     }
 
