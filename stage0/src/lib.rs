@@ -7,3 +7,4 @@ pub mod fetch;
 pub mod pod;
 pub mod services;
 pub mod store;
+pub mod trust;

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod fixtures;
+pub mod gpg;
 pub mod journald;
 pub mod metadata;
 pub mod pods;

@@ -63,7 +63,7 @@ impl Context {
     pub fn new(g: GlobalArgs) -> Result<Self> {
         let insecure = InsecureOptions::parse(&g.insecure_options)?;
         if g.trust_keys_from_https {
-            bail!("--trust-keys-from-https: discovering and trusting keys over https is not available in this build yet; add keys with `rkt trust` when it is, or use --insecure-options=image");
+            bail!("--trust-keys-from-https: discovering and trusting keys over https is not available in this build yet; add the publisher's key with `rkt trust --prefix=PREFIX KEYFILE`");
         }
         let user_config = g.user_config.filter(|p| !p.as_os_str().is_empty());
         let mut dirs: Vec<&std::path::Path> = vec![&g.system_config, &g.local_config];
@@ -86,6 +86,11 @@ impl Context {
             debug: g.debug,
             config,
         })
+    }
+
+    /// The keys trusted to sign images (system and local config dirs).
+    pub fn keystore(&self) -> stage0::trust::Keystore {
+        stage0::trust::Keystore::new(&self.system_config, &self.local_config)
     }
 
     /// The merged system/local/user configuration.

@@ -29,6 +29,7 @@ mod run;
 mod run_prepared;
 mod status;
 mod stop;
+mod trust;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -105,6 +106,8 @@ commands! {
     App(app::AppArgs) => "app",
     /// Operate on image(s) in the local store
     Image(image::ImageArgs) => "image",
+    /// Trust a key for image verification
+    Trust(trust::TrustArgs) => "trust",
     /// Run the API service (read-only gRPC, v1alpha)
     ApiService(api_service::ApiServiceArgs) => "api-service",
     /// Run the metadata service (pod introspection and identity for apps)

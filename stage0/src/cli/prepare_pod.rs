@@ -115,7 +115,8 @@ fn prepare(
 
     let store = Store::open(&ctx.data_dir)?;
     let config = ctx.config();
-    let fetcher = Fetcher::new(&store, ctx.insecure, policy, ctx.debug);
+    let fetcher =
+        Fetcher::new(&store, ctx.insecure, policy, ctx.debug).with_keystore(ctx.keystore());
     let stage1_req = Stage1Request {
         url: flags.stage1_url.clone(),
         path: flags.stage1_path.clone(),

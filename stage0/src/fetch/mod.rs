@@ -4,12 +4,14 @@ mod image_ref;
 
 use std::fmt;
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::config::InsecureOptions;
-use crate::store::{dep_list, ImageKey, ImportOptions, Store, StoreError};
+use crate::store::{dep_list, peek_manifest, ImageKey, ImportOptions, Store, StoreError};
+use crate::trust::{verify_detached, Keystore, TrustError};
 
 pub use image_ref::{parse_image_ref, ImageRef};
 
@@ -69,8 +71,14 @@ pub enum FetchError {
     Unsigned { path: PathBuf, sig: PathBuf },
     #[error("signature file {0}: not found; pass an existing file to --signature")]
     SignatureMissing(PathBuf),
-    #[error("image file {path} has a signature ({sig}) but verification of signatures is not available yet; pass --insecure-options=image to fetch it without verification")]
-    VerificationUnavailable { path: PathBuf, sig: PathBuf },
+    #[error("cannot read signature file {path}: {source}")]
+    ReadSignature {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     #[error("image {image}: dependency {dep} not found in the store; fetch it first with `rkt fetch FILE`")]
     MissingDependency { image: String, dep: String },
 }
@@ -82,6 +90,8 @@ pub struct Fetcher<'a> {
     insecure: InsecureOptions,
     pull_policy: PullPolicy,
     debug: bool,
+    /// Where signatures are checked; none trusts no key.
+    keystore: Option<Keystore>,
 }
 
 impl<'a> Fetcher<'a> {
@@ -96,7 +106,14 @@ impl<'a> Fetcher<'a> {
             insecure,
             pull_policy,
             debug,
+            keystore: None,
         }
+    }
+
+    /// Checks signatures against `keystore`'s trusted keys.
+    pub fn with_keystore(mut self, keystore: Keystore) -> Self {
+        self.keystore = Some(keystore);
+        self
     }
 
     pub fn store(&self) -> &'a Store {
@@ -150,44 +167,76 @@ impl<'a> Fetcher<'a> {
     /// A local file is always imported, whatever the pull policy (rkt §5.1).
     fn fetch_file(&self, path: &Path, signature: Option<&Path>) -> Result<ImageKey, FetchError> {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        self.check_signature(&abs, signature)?;
         let file = File::open(&abs).map_err(|source| FetchError::Open {
             path: abs.clone(),
             source,
         })?;
         self.diag(&format!("using image from file {}", abs.display()));
-        Ok(self.store.import(file, &ImportOptions::default())?)
+        let Some(sig) = self.signature_of(&abs, signature)? else {
+            return Ok(self.store.import(file, &ImportOptions::default())?);
+        };
+        let mut copy = self.store.private_copy(file)?;
+        self.verify(&mut copy, &sig)?;
+        Ok(self.store.import(copy, &ImportOptions::default())?)
     }
 
-    /// Without `--insecure-options=image` a file needs a signature, and
-    /// signature verification does not exist yet.
-    fn check_signature(&self, path: &Path, signature: Option<&Path>) -> Result<(), FetchError> {
+    /// The signature file to check, or none with `--insecure-options=image`.
+    fn signature_of(
+        &self,
+        path: &Path,
+        signature: Option<&Path>,
+    ) -> Result<Option<PathBuf>, FetchError> {
         if self.insecure.image {
             eprintln!("image: warning: image signature verification has been disabled");
-            return Ok(());
+            return Ok(None);
         }
-        let sig = match signature {
-            Some(s) => {
-                if !s.exists() {
-                    return Err(FetchError::SignatureMissing(s.to_path_buf()));
-                }
-                s.to_path_buf()
-            }
+        match signature {
+            Some(s) if !s.exists() => Err(FetchError::SignatureMissing(s.to_path_buf())),
+            Some(s) => Ok(Some(s.to_path_buf())),
             None => {
                 let sig = asc_path(path);
-                if !sig.exists() {
-                    return Err(FetchError::Unsigned {
+                if sig.exists() {
+                    Ok(Some(sig))
+                } else {
+                    Err(FetchError::Unsigned {
                         path: path.to_path_buf(),
                         sig,
-                    });
+                    })
                 }
-                sig
             }
+        }
+    }
+
+    /// Checks `sig` over `image` (left at its start) against the keys
+    /// trusted for the name the image's manifest gives.
+    fn verify(&self, image: &mut File, sig: &Path) -> Result<(), FetchError> {
+        let signature = std::fs::read(sig).map_err(|source| FetchError::ReadSignature {
+            path: sig.to_path_buf(),
+            source,
+        })?;
+        let rewind = |f: &mut File| {
+            f.seek(SeekFrom::Start(0))
+                .map_err(StoreError::io("reading the image"))
         };
-        Err(FetchError::VerificationUnavailable {
-            path: path.to_path_buf(),
-            sig,
-        })
+        let name = peek_manifest(&*image)?.name.as_str().to_string();
+        rewind(image)?;
+        let keyring = match &self.keystore {
+            Some(ks) => ks.keyring(&name)?,
+            None => Default::default(),
+        };
+        let signer = verify_detached(
+            &name,
+            &keyring,
+            &*image,
+            &signature,
+            &sig.display().to_string(),
+        )?;
+        rewind(image)?;
+        eprintln!("image: signature verified:");
+        for id in &signer.identities {
+            eprintln!("  {id}");
+        }
+        Ok(())
     }
 
     /// Names come from the store; remote discovery is not implemented yet, so

@@ -33,7 +33,9 @@ fn files_need_a_signature_unless_insecure() {
         .fetch(file.to_str().unwrap(), None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not available yet"), "{err}");
+    // A file that is not a signature is refused before anything is stored.
+    assert!(err.contains("app.aci.asc"), "{err}");
+    assert!(s.find_by_name("example.com/app", &[]).unwrap().is_none());
 
     let f = Fetcher::new(&s, insecure(), PullPolicy::Never, false);
     let key = f.fetch(file.to_str().unwrap(), None).unwrap();

@@ -65,6 +65,12 @@ pub(crate) fn copy_stream(
     out: &mut File,
     tree: Option<&Path>,
 ) -> Result<Copied, StoreError> {
+    let mut decoder = decompressor(&mut reader)?;
+    pipeline(&mut decoder, out, tree)
+}
+
+/// The uncompressed tar stream of an image file, whatever its compression.
+fn decompressor<'r>(mut reader: impl Read + 'r) -> Result<Box<dyn Read + 'r>, StoreError> {
     let mut head = Vec::with_capacity(512);
     (&mut reader)
         .take(512)
@@ -72,13 +78,39 @@ pub(crate) fn copy_stream(
         .map_err(StoreError::io("reading the image"))?;
     let kind = detect(&head).ok_or(StoreError::UnknownFileType)?;
     let input = BufReader::with_capacity(256 << 10, io::Cursor::new(head).chain(reader));
-    let mut decoder: Box<dyn Read> = match kind {
+    Ok(match kind {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
         Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
         Compression::Tar => Box::new(input),
-    };
-    pipeline(&mut decoder, out, tree)
+    })
+}
+
+/// The manifest of the image file read from `reader`, reading no further
+/// than its entry (usually the first): what an image claims to be before it
+/// is trusted and imported.
+pub fn peek_manifest(reader: impl Read) -> Result<ImageManifest, StoreError> {
+    let bad = |e: io::Error| StoreError::InvalidAci(format!("bad tar archive: {e}"));
+    let mut archive = tar::Archive::new(decompressor(reader)?);
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if archive::clean_path(&entry.path_bytes())? != "manifest" {
+            continue;
+        }
+        if entry.size() > MAX_MANIFEST_SIZE {
+            return Err(StoreError::InvalidManifest(format!(
+                "it is {} bytes; the limit is {MAX_MANIFEST_SIZE}",
+                entry.size()
+            )));
+        }
+        let mut raw = Vec::new();
+        (&mut entry)
+            .take(MAX_MANIFEST_SIZE)
+            .read_to_end(&mut raw)
+            .map_err(StoreError::io("reading the image manifest"))?;
+        return parse_manifest(&raw);
+    }
+    Err(StoreError::InvalidAci("no image manifest found".into()))
 }
 
 /// Runs the decompressor here and, on scoped threads, the hashing, the blob

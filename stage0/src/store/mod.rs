@@ -16,7 +16,7 @@ mod sys;
 mod treehash;
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -25,7 +25,7 @@ use abi::schema::ImageManifest;
 use db::Db;
 
 pub use error::StoreError;
-pub use import::MAX_MANIFEST_SIZE;
+pub use import::{peek_manifest, MAX_MANIFEST_SIZE};
 pub(crate) use key::to_hex;
 pub use key::{is_key_prefix, normalize_prefix, ImageKey, TreeId};
 pub use render::{dep_list, Layer};
@@ -139,6 +139,28 @@ impl Store {
         } else {
             Store::open_read_only(data_dir)
         }
+    }
+
+    /// An unnamed copy of `reader` in the store's tmp dir (`O_TMPFILE`),
+    /// positioned at its start: nobody else can change it, so the bytes a
+    /// signature was checked against are the bytes imported.
+    pub fn private_copy(&self, mut reader: impl Read) -> Result<File, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.tmp_dir();
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(&dir)
+            .map_err(StoreError::io(format!(
+                "creating a file in {}",
+                dir.display()
+            )))?;
+        io::copy(&mut reader, &mut file).map_err(StoreError::io("copying the image"))?;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(StoreError::io("copying the image"))?;
+        Ok(file)
     }
 
     /// The store's root directory (`$dir/cas`).

@@ -61,7 +61,8 @@ pub fn run(ctx: &Context, args: AddArgs) -> Result<i32> {
     let _lock = mp.lock()?;
 
     let store = Store::open(&ctx.data_dir)?;
-    let fetcher = Fetcher::new(&store, ctx.insecure, PullPolicy::New, ctx.debug);
+    let fetcher = Fetcher::new(&store, ctx.insecure, PullPolicy::New, ctx.debug)
+        .with_keystore(ctx.keystore());
     let signature = spec.flags.signature.as_deref().map(Path::new);
     let key = fetcher.fetch_with_deps(&spec.image, signature)?;
     let image = store.manifest(&key)?;
