@@ -1,5 +1,6 @@
 //! Image fetching (local files and the store now; HTTPS, discovery and docker later).
 
+mod http;
 mod image_ref;
 
 use std::fmt;
@@ -10,10 +11,13 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::config::InsecureOptions;
-use crate::store::{dep_list, peek_manifest, ImageKey, ImportOptions, Store, StoreError};
+use crate::store::{dep_list, peek_manifest, ImageKey, ImportOptions, Remote, Store, StoreError};
 use crate::trust::{verify_detached, Keystore, TrustError};
 
+pub use http::HttpError;
 pub use image_ref::{parse_image_ref, ImageRef};
+
+use http::Http;
 
 /// When to go to the image's source instead of using the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +61,16 @@ pub enum FetchError {
     NotFound(String),
     #[error("{0:?}: --pull-policy=update looks the name up remotely (appc discovery), which is not available yet; use --pull-policy=new to take it from the store")]
     DiscoveryUnavailable(String),
-    #[error("{0:?}: fetching images over http(s) is not supported yet; download the ACI and fetch the file")]
-    UrlUnsupported(String),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("image {0} is not in the store and --pull-policy=never forbids fetching it")]
+    NotCached(String),
+    #[error("no signature for {url} at {sig_url} ({why}); ask the publisher to sign it, give one with --signature, or pass --insecure-options=image to skip verification")]
+    UrlUnsigned {
+        url: String,
+        sig_url: String,
+        why: String,
+    },
     #[error("{0:?}: docker images are not supported yet; convert the image to an ACI and fetch the file")]
     DockerUnsupported(String),
     #[error("cannot open image file {path}: {source}")]
@@ -159,7 +171,7 @@ impl<'a> Fetcher<'a> {
             ImageRef::Hash(h) => Ok(self.store.resolve_key(h)?),
             ImageRef::Path(p) => self.fetch_file(p, signature),
             ImageRef::Name { name, labels } => self.fetch_name(name, labels, shown),
-            ImageRef::Url(u) => Err(FetchError::UrlUnsupported(u.clone())),
+            ImageRef::Url(u) => self.fetch_url(u, signature),
             ImageRef::Docker(d) => Err(FetchError::DockerUnsupported(d.clone())),
         }
     }
@@ -176,7 +188,7 @@ impl<'a> Fetcher<'a> {
             return Ok(self.store.import(file, &ImportOptions::default())?);
         };
         let mut copy = self.store.private_copy(file)?;
-        self.verify(&mut copy, &sig)?;
+        self.verify_file(&mut copy, &sig)?;
         Ok(self.store.import(copy, &ImportOptions::default())?)
     }
 
@@ -207,13 +219,18 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// Checks `sig` over `image` (left at its start) against the keys
-    /// trusted for the name the image's manifest gives.
-    fn verify(&self, image: &mut File, sig: &Path) -> Result<(), FetchError> {
+    /// Checks the signature file `sig` over `image` (see [`Self::verify`]).
+    fn verify_file(&self, image: &mut File, sig: &Path) -> Result<(), FetchError> {
         let signature = std::fs::read(sig).map_err(|source| FetchError::ReadSignature {
             path: sig.to_path_buf(),
             source,
         })?;
+        self.verify(image, &signature, &sig.display().to_string())
+    }
+
+    /// Checks `signature` (from `what`) over `image` (left at its start)
+    /// against the keys trusted for the name the image's manifest gives.
+    fn verify(&self, image: &mut File, signature: &[u8], what: &str) -> Result<(), FetchError> {
         let rewind = |f: &mut File| {
             f.seek(SeekFrom::Start(0))
                 .map_err(StoreError::io("reading the image"))
@@ -224,19 +241,139 @@ impl<'a> Fetcher<'a> {
             Some(ks) => ks.keyring(&name)?,
             None => Default::default(),
         };
-        let signer = verify_detached(
-            &name,
-            &keyring,
-            &*image,
-            &signature,
-            &sig.display().to_string(),
-        )?;
+        let signer = verify_detached(&name, &keyring, &*image, signature, what)?;
         rewind(image)?;
         eprintln!("image: signature verified:");
         for id in &signer.identities {
             eprintln!("  {id}");
         }
         Ok(())
+    }
+
+    /// An image at an http(s) URL: from the store when the pull policy
+    /// and the cache headers recorded for the URL allow it, else
+    /// downloaded (conditionally, with the recorded ETag), its signature
+    /// (`<url minus .aci>.aci.asc`) checked, and imported.
+    fn fetch_url(&self, url: &str, signature: Option<&Path>) -> Result<ImageKey, FetchError> {
+        let cached = self.store.remote(url)?;
+        let now = std::time::SystemTime::now();
+        match (&cached, self.pull_policy) {
+            (Some(c), PullPolicy::New | PullPolicy::Never) => {
+                self.diag(&format!("using image from local store for url {url}"));
+                return Ok(c.key.clone());
+            }
+            (Some(c), PullPolicy::Update) if c.is_fresh(now) => {
+                self.diag(&format!(
+                    "using image from local store for url {url} (fresh for {} s)",
+                    c.max_age
+                ));
+                return Ok(c.key.clone());
+            }
+            (None, PullPolicy::Never) => return Err(FetchError::NotCached(url.to_string())),
+            _ => {}
+        }
+        let http = Http::new(&self.insecure);
+        http.check_scheme(url)?;
+        let sig_url = asc_url(url);
+        // rkt's order: the signature first; a 202 defers it until after
+        // the image (servers that sign on demand).
+        let mut signature = match self.signature_source(signature)? {
+            SignatureSource::Skip => None,
+            SignatureSource::File(sig) => Some(Signature::File(sig)),
+            SignatureSource::Remote => Some(self.get_signature(&http, url, &sig_url)?),
+        };
+        self.diag(&format!("fetching image from {url}"));
+        let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
+        let response = http.get(url, etag)?;
+        if let (304, Some(mut c)) = (response.status, cached) {
+            self.diag(&format!("{url} is unchanged; using the stored image"));
+            c.downloaded = now;
+            c.max_age = response.max_age;
+            self.store.set_remote(url, Some(&sig_url), &c)?;
+            return Ok(c.key);
+        }
+        let (etag, max_age) = (response.etag.clone(), response.max_age);
+        let body = response
+            .body
+            .into_with_config()
+            .limit(MAX_IMAGE_BYTES)
+            .reader();
+        let mut image = self.store.private_copy(body).map_err(|e| match e {
+            StoreError::Io { source, .. }
+                if source
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<ureq::Error>())
+                    .is_some_and(|e| matches!(e, ureq::Error::BodyExceedsLimit(_))) =>
+            {
+                FetchError::Http(HttpError::TooLarge {
+                    url: url.to_string(),
+                    limit: MAX_IMAGE_BYTES,
+                })
+            }
+            other => FetchError::Store(other),
+        })?;
+        if let Some(Signature::Deferred) = signature {
+            signature = Some(match self.get_signature(&http, url, &sig_url)? {
+                Signature::Deferred => {
+                    return Err(FetchError::UrlUnsigned {
+                        url: url.to_string(),
+                        sig_url,
+                        why: "still deferred (202) after the image was downloaded".into(),
+                    })
+                }
+                other => other,
+            });
+        }
+        match signature {
+            Some(Signature::File(path)) => self.verify_file(&mut image, &path)?,
+            Some(Signature::Bytes(bytes)) => self.verify(&mut image, &bytes, &sig_url)?,
+            Some(Signature::Deferred) | None => {}
+        }
+        let key = self.store.import(image, &ImportOptions::default())?;
+        self.store.set_remote(
+            url,
+            Some(&sig_url),
+            &Remote {
+                key: key.clone(),
+                etag,
+                max_age,
+                downloaded: now,
+            },
+        )?;
+        Ok(key)
+    }
+
+    /// Where the signature comes from, by the flags.
+    fn signature_source(&self, signature: Option<&Path>) -> Result<SignatureSource, FetchError> {
+        if self.insecure.image {
+            eprintln!("image: warning: image signature verification has been disabled");
+            return Ok(SignatureSource::Skip);
+        }
+        match signature {
+            Some(s) if !s.exists() => Err(FetchError::SignatureMissing(s.to_path_buf())),
+            Some(s) => Ok(SignatureSource::File(s.to_path_buf())),
+            None => Ok(SignatureSource::Remote),
+        }
+    }
+
+    fn get_signature(
+        &self,
+        http: &Http,
+        url: &str,
+        sig_url: &str,
+    ) -> Result<Signature, FetchError> {
+        self.diag(&format!("downloading signature from {sig_url}"));
+        match http.get_small(sig_url, MAX_SIGNATURE_BYTES) {
+            Ok((202, _)) => Ok(Signature::Deferred),
+            Ok((_, bytes)) => Ok(Signature::Bytes(bytes)),
+            // The server is there and has no signature for it.
+            Err(e) if e.status().is_some() => Err(FetchError::UrlUnsigned {
+                url: url.to_string(),
+                sig_url: sig_url.to_string(),
+                why: e.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Names come from the store; remote discovery is not implemented yet, so
@@ -271,6 +408,30 @@ impl<'a> Fetcher<'a> {
     pub fn pull_policy(&self) -> PullPolicy {
         self.pull_policy
     }
+}
+
+/// The largest image body taken from a server (one that sends endless
+/// bytes stops here rather than at a full disk).
+const MAX_IMAGE_BYTES: u64 = 32 << 30;
+/// Signatures are a few hundred bytes; keyrings in them are refused.
+const MAX_SIGNATURE_BYTES: u64 = 1 << 20;
+
+enum SignatureSource {
+    Skip,
+    File(PathBuf),
+    Remote,
+}
+
+enum Signature {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+    /// The server answered 202: ask again after the image.
+    Deferred,
+}
+
+/// `<url minus .aci>.aci.asc`, where rkt looks for an image's signature.
+pub fn asc_url(url: &str) -> String {
+    format!("{}.aci.asc", url.strip_suffix(".aci").unwrap_or(url))
 }
 
 /// `<file minus .aci>.aci.asc`, where rkt looks for a file's signature.

@@ -252,6 +252,80 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The cache row of an image fetched from `url`.
+    pub fn remote(&self, url: &str) -> Result<Option<Remote>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT blobkey, etag, cachemaxage, downloadtime FROM remote WHERE aciurl = ?1",
+                [url],
+                |r| {
+                    let key: String = r.get(0)?;
+                    Ok((key, r.get(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                },
+            )
+            .optional()
+            .map_err(self.err())
+            .map(|row| {
+                row.and_then(|(key, etag, max_age, downloaded)| {
+                    Some(Remote {
+                        key: ImageKey::parse(&key)?,
+                        etag,
+                        max_age: max_age.max(0) as u64,
+                        downloaded: from_nanos(downloaded),
+                    })
+                })
+            })
+    }
+
+    /// Records (or refreshes) what `url` gave.
+    pub fn set_remote(
+        &self,
+        url: &str,
+        sig_url: Option<&str>,
+        remote: &Remote,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO remote (aciurl, sigurl, etag, blobkey, cachemaxage, downloadtime)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(aciurl) DO UPDATE SET sigurl = excluded.sigurl,
+                    etag = excluded.etag, blobkey = excluded.blobkey,
+                    cachemaxage = excluded.cachemaxage, downloadtime = excluded.downloadtime",
+                params![
+                    url,
+                    sig_url,
+                    remote.etag,
+                    remote.key.as_str(),
+                    remote.max_age.min(i64::MAX as u64) as i64,
+                    unix_nanos(remote.downloaded),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+/// What an http(s) URL last gave (rkt's `remote` table).
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub key: ImageKey,
+    pub etag: Option<String>,
+    /// `Cache-Control: max-age` of that answer, in seconds.
+    pub max_age: u64,
+    pub downloaded: SystemTime,
+}
+
+impl Remote {
+    /// Still fresh by its max-age.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.max_age > 0
+            && now
+                .duration_since(self.downloaded)
+                .is_ok_and(|age| age.as_secs() < self.max_age)
+    }
+}
+
 const SELECT: &str =
     "SELECT blobkey, name, version, importtime, lastused, latest, size, treestoresize FROM aciinfo";
 

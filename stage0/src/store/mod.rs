@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use abi::schema::ImageManifest;
 
 use db::Db;
+pub use db::Remote;
 
 pub use error::StoreError;
 pub use import::{peek_manifest, MAX_MANIFEST_SIZE};
@@ -161,6 +162,24 @@ impl Store {
         file.seek(io::SeekFrom::Start(0))
             .map_err(StoreError::io("copying the image"))?;
         Ok(file)
+    }
+
+    /// What `url` last gave, if that image is still stored.
+    pub fn remote(&self, url: &str) -> Result<Option<Remote>, StoreError> {
+        Ok(self
+            .db
+            .remote(url)?
+            .filter(|r| self.blob_path(&r.key).exists()))
+    }
+
+    /// Records what `url` gave (its signature from `sig_url`).
+    pub fn set_remote(
+        &self,
+        url: &str,
+        sig_url: Option<&str>,
+        remote: &Remote,
+    ) -> Result<(), StoreError> {
+        self.db.set_remote(url, sig_url, remote)
     }
 
     /// The store's root directory (`$dir/cas`).

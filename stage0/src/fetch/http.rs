@@ -1,0 +1,220 @@
+//! HTTP(S) for fetching images, their signatures and discovery pages: one
+//! blocking client (stage0 is a short-lived command), TLS with rustls and the
+//! host's CA bundle, bodies read raw (no transparent decompression: the bytes
+//! of an image are what its signature covers).
+
+use std::time::Duration;
+
+use thiserror::Error;
+use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+
+use crate::config::InsecureOptions;
+
+/// Where the host's CA certificates are (Debian's ca-certificates);
+/// `SSL_CERT_FILE` overrides it, as for OpenSSL and Go.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_REDIRECTS: u32 = 10;
+
+#[derive(Debug, Error)]
+pub enum HttpError {
+    #[error(
+        "{url}: plain http is refused; use https, or pass --insecure-options=http to allow it"
+    )]
+    PlainHttp { url: String },
+    #[error("{url}: {why}")]
+    Request { url: String, why: String },
+    #[error("{url}: the server answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: more than {limit} bytes; refusing the rest")]
+    TooLarge { url: String, limit: u64 },
+}
+
+impl HttpError {
+    /// The HTTP status of a refused request, if that is what failed.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// An answer with a body, and the caching headers rkt records.
+pub struct Response {
+    pub status: u16,
+    pub etag: Option<String>,
+    /// `Cache-Control: max-age`, in seconds (0 when absent).
+    pub max_age: u64,
+    pub body: ureq::Body,
+}
+
+pub struct Http {
+    agent: ureq::Agent,
+    allow_http: bool,
+}
+
+impl Http {
+    /// A client that verifies certificates against the host's CA bundle
+    /// unless `--insecure-options=tls`, and refuses plain http (also in
+    /// redirects) unless `--insecure-options=http`.
+    pub fn new(insecure: &InsecureOptions) -> Http {
+        let tls = if insecure.tls {
+            TlsConfig::builder().disable_verification(true).build()
+        } else {
+            TlsConfig::builder().root_certs(host_roots()).build()
+        };
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .https_only(!insecure.http)
+            .http_status_as_error(false)
+            .max_redirects(MAX_REDIRECTS)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            .user_agent(concat!("rkt/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Http {
+            agent: config.into(),
+            allow_http: insecure.http,
+        }
+    }
+
+    /// Refuses a plain-http URL unless allowed.
+    pub fn check_scheme(&self, url: &str) -> Result<(), HttpError> {
+        if url.starts_with("http://") && !self.allow_http {
+            return Err(HttpError::PlainHttp {
+                url: url.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// GET `url`, conditional on `etag` when given: a 304 (what the caller
+    /// has is current, with fresh cache headers) or a 2xx; other statuses
+    /// are errors.
+    pub fn get(&self, url: &str, etag: Option<&str>) -> Result<Response, HttpError> {
+        self.check_scheme(url)?;
+        let mut request = self.agent.get(url);
+        if let Some(tag) = etag {
+            request = request.header("If-None-Match", tag);
+        }
+        let response = request.call().map_err(|e| HttpError::Request {
+            url: url.to_string(),
+            why: describe(&e),
+        })?;
+        let status = response.status().as_u16();
+        let not_modified = status == 304 && etag.is_some();
+        if !(200..300).contains(&status) && !not_modified {
+            return Err(HttpError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let etag = header("etag");
+        let max_age = header("cache-control")
+            .as_deref()
+            .and_then(max_age)
+            .unwrap_or(0);
+        Ok(Response {
+            status,
+            etag,
+            max_age,
+            body: response.into_body(),
+        })
+    }
+
+    /// GET a small document (signature, key, discovery page) of at most
+    /// `limit` bytes.
+    pub fn get_small(&self, url: &str, limit: u64) -> Result<(u16, Vec<u8>), HttpError> {
+        let response = self.get(url, None)?;
+        let status = response.status;
+        let body = read_limited(response.body, url, limit)?;
+        Ok((status, body))
+    }
+}
+
+/// All of `body`, refusing more than `limit` bytes.
+pub fn read_limited(body: ureq::Body, url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
+    body.into_with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => HttpError::TooLarge {
+                url: url.to_string(),
+                limit,
+            },
+            other => HttpError::Request {
+                url: url.to_string(),
+                why: describe(&other),
+            },
+        })
+}
+
+/// The reason a request failed, in words a user can act on.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::TooManyRedirects => {
+            format!("more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+        }
+        ureq::Error::RequireHttpsOnly(_) => {
+            "redirected to plain http; pass --insecure-options=http to follow it".into()
+        }
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => tls_failed(e),
+        ureq::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            tls_failed(io)
+        }
+        other => other.to_string(),
+    }
+}
+
+fn tls_failed(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "TLS failed ({e}); if the server's certificate is not from a CA in {CA_BUNDLE} (or $SSL_CERT_FILE), add its CA there, or pass --insecure-options=tls"
+    )
+}
+
+/// `max-age=N` of a Cache-Control value.
+fn max_age(cache_control: &str) -> Option<u64> {
+    cache_control
+        .split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|v| v.trim_matches('"').parse().ok())
+}
+
+fn host_roots() -> RootCerts {
+    let path = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| CA_BUNDLE.into());
+    let pem = std::fs::read(&path).unwrap_or_default();
+    let certs: Vec<_> = parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c.to_owned()),
+            _ => None,
+        })
+        .collect();
+    RootCerts::new_with_certs(&certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=300"), Some(300));
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=\"60\", private"), Some(60));
+    }
+}

@@ -1,0 +1,232 @@
+//! Fetching images by URL from a local HTTPS server with a CA of the test's
+//! own (trusted through `SSL_CERT_FILE`): signatures from `.aci.asc` beside
+//! the image, rkt's HTTP cache (ETag, Cache-Control max-age) and pull
+//! policies, and the refusals: untrusted certificates, plain http, missing
+//! signatures, redirect loops, endless bodies.
+
+use std::path::PathBuf;
+
+use functional_tests::gpg::{Gpg, Key};
+use functional_tests::http::{HttpServer, TestCa};
+use functional_tests::{image, Out, Rkt};
+
+const NAME: &str = "example.com/busybox";
+
+/// A served directory with busybox.aci, its signature by `key`, and the
+/// key trusted for example.com in `rkt`.
+fn served(rkt: &Rkt, gpg: &Gpg, key: &Key) -> PathBuf {
+    let www = rkt.root().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let aci = www.join("busybox.aci");
+    std::fs::copy(image("busybox.aci"), &aci).unwrap();
+    gpg.sign(key, &aci, &www.join("busybox.aci.asc"), None);
+    let key_file = gpg.export(key, &rkt.root().join("signer.asc"));
+    rkt.ok(&[
+        "trust",
+        "--prefix=example.com",
+        "--skip-fingerprint-review",
+        key_file.to_str().unwrap(),
+    ]);
+    www
+}
+
+/// rkt with `SSL_CERT_FILE` pointing at the test CA.
+fn rkt_with_ca(rkt: &Rkt, ca: &TestCa, args: &[&str]) -> Out {
+    let out = rkt
+        .command()
+        .env("SSL_CERT_FILE", &ca.ca_pem)
+        .args(args)
+        .output()
+        .unwrap();
+    Out::from_output(out)
+}
+
+fn setup() -> (Rkt, Gpg, Key, TestCa) {
+    let rkt = Rkt::new();
+    let gpg = Gpg::new();
+    let key = gpg.new_key("Test Signer", "signer@example.com", "ed25519", "1y", None);
+    let ca = TestCa::new(&rkt.root().join("ca"));
+    (rkt, gpg, key, ca)
+}
+
+fn gets(server: &HttpServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET "))
+        .collect()
+}
+
+#[test]
+fn a_signed_image_is_fetched_over_https_and_cached() {
+    let (rkt, gpg, key, ca) = setup();
+    let www = served(&rkt, &gpg, &key);
+    let server = HttpServer::start(&www, Some(&ca));
+    let url = server.url("busybox.aci");
+
+    let out = rkt_with_ca(&rkt, &ca, &["fetch", "--full", &url]).expect_code(0);
+    let fetched = out.stdout.trim().to_string();
+    out.expect_stderr("signature verified:")
+        .expect_stderr("Test Signer <signer@example.com>");
+    assert_eq!(
+        gets(&server),
+        ["GET /busybox.aci.asc 200", "GET /busybox.aci 200"],
+        "the signature, then the image"
+    );
+    assert_eq!(fetched, rkt.fetch(&image("busybox.aci")), "the same image");
+
+    // `fetch` (pull policy update) asks again, with the ETag: 304, same key.
+    server.clear_requests();
+    let again = rkt_with_ca(&rkt, &ca, &["fetch", "--full", &url]).expect_code(0);
+    assert_eq!(again.stdout.trim(), fetched);
+    assert!(
+        gets(&server).contains(&"GET /busybox.aci 304".to_string()),
+        "{:?}",
+        gets(&server)
+    );
+
+    // `run` (pull policy new) takes the stored image without asking.
+    server.clear_requests();
+    let stage1 = functional_tests::pods::ns_stage1_flag();
+    rkt_with_ca(
+        &rkt,
+        &ca,
+        &[
+            "run",
+            &stage1,
+            &url,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo from-https",
+        ],
+    )
+    .expect_code(0)
+    .expect_stdout("from-https");
+    assert!(gets(&server).is_empty(), "{:?}", gets(&server));
+
+    // With Cache-Control: max-age, a fetch within it does not ask at all.
+    std::fs::write(
+        www.join("busybox.aci.headers"),
+        "Cache-Control: max-age=3600\n",
+    )
+    .unwrap();
+    rkt_with_ca(&rkt, &ca, &["fetch", &url]).expect_code(0);
+    server.clear_requests();
+    rkt_with_ca(&rkt, &ca, &["fetch", &url]).expect_code(0);
+    assert!(gets(&server).is_empty(), "{:?}", gets(&server));
+
+    // After `image rm`, never means never.
+    rkt.ok(&["image", "rm", NAME]);
+    rkt_with_ca(&rkt, &ca, &["fetch", "--pull-policy=never", &url])
+        .expect_code(254)
+        .expect_stderr("--pull-policy=never");
+}
+
+#[test]
+fn certificates_and_plain_http_need_explicit_consent() {
+    let (rkt, gpg, key, ca) = setup();
+    let www = served(&rkt, &gpg, &key);
+    let server = HttpServer::start(&www, Some(&ca));
+    let url = server.url("busybox.aci");
+
+    // The host's CAs do not know the test CA.
+    rkt.run(&["fetch", &url])
+        .expect_code(254)
+        .expect_stderr("TLS")
+        .expect_stderr("--insecure-options=tls");
+    rkt.run(&["--insecure-options=tls", "fetch", &url])
+        .expect_code(0)
+        .expect_stderr("signature verified:");
+
+    let plain = HttpServer::start(&www, None);
+    let plain_url = plain.url("busybox.aci");
+    plain.clear_requests();
+    rkt.run(&["fetch", &plain_url])
+        .expect_code(254)
+        .expect_stderr("--insecure-options=http");
+    assert!(gets(&plain).is_empty(), "nothing was asked over plain http");
+    rkt.run(&["--insecure-options=http", "fetch", &plain_url])
+        .expect_code(0);
+
+    // An https URL redirected to plain http is refused too.
+    let redirected = server.url(&format!("redirect?to={plain_url}"));
+    rkt_with_ca(
+        &rkt,
+        &ca,
+        &["--insecure-options=image", "fetch", &redirected],
+    )
+    .expect_code(254)
+    .expect_stderr("plain http");
+}
+
+#[test]
+fn bad_servers_get_clear_errors_and_nothing_is_stored() {
+    let (rkt, gpg, key, ca) = setup();
+    let www = served(&rkt, &gpg, &key);
+    let server = HttpServer::start(&www, Some(&ca));
+    let fetch = |path: &str| rkt_with_ca(&rkt, &ca, &["fetch", &server.url(path)]);
+
+    // No signature beside the image.
+    std::fs::copy(image("busybox.aci"), www.join("unsigned.aci")).unwrap();
+    fetch("unsigned.aci")
+        .expect_code(254)
+        .expect_stderr("no signature for")
+        .expect_stderr("404");
+
+    // A signature that never ends.
+    std::fs::copy(image("busybox.aci"), www.join("endless.aci")).unwrap();
+    std::fs::write(www.join("endless.aci.asc.redirect"), "/endless").unwrap();
+    fetch("endless.aci")
+        .expect_code(254)
+        .expect_stderr("more than 1048576 bytes");
+
+    // A redirect loop, a missing image.
+    rkt_with_ca(
+        &rkt,
+        &ca,
+        &["--insecure-options=image", "fetch", &server.url("loop")],
+    )
+    .expect_code(254)
+    .expect_stderr("redirect loop");
+    rkt_with_ca(
+        &rkt,
+        &ca,
+        &[
+            "--insecure-options=image",
+            "fetch",
+            &server.url("missing.aci"),
+        ],
+    )
+    .expect_code(254)
+    .expect_stderr("404");
+
+    // A signature by a key nobody trusted.
+    let stranger = gpg.new_key("Stranger", "stranger@example.com", "ed25519", "1y", None);
+    std::fs::copy(image("busybox.aci"), www.join("stranger.aci")).unwrap();
+    gpg.sign(
+        &stranger,
+        &www.join("stranger.aci"),
+        &www.join("stranger.aci.asc"),
+        None,
+    );
+    fetch("stranger.aci")
+        .expect_code(254)
+        .expect_stderr(&stranger.fingerprint);
+
+    let listed = rkt.ok(&["image", "list", "--no-legend"]).stdout;
+    assert!(!listed.contains(NAME), "nothing was stored: {listed}");
+
+    // A server that defers the signature (202) gives it after the image.
+    server.clear_requests();
+    std::fs::write(www.join("busybox.aci.asc.status"), "202\n200\n").unwrap();
+    fetch("busybox.aci").expect_code(0);
+    assert_eq!(
+        gets(&server),
+        [
+            "GET /busybox.aci.asc 202",
+            "GET /busybox.aci 200",
+            "GET /busybox.aci.asc 200"
+        ]
+    );
+}
