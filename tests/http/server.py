@@ -3,8 +3,8 @@
 
     server.py ROOT [CERT KEY]
 
-Serves the files under ROOT on 127.0.0.1 (a free port, printed as the first
-line of stdout once listening), over TLS when CERT and KEY are given. Every
+Serves the files under ROOT on 127.0.0.1 ($PORT, or a free port; printed as
+the first line of stdout once listening; a directory serves its index.html), over TLS when CERT and KEY are given. Every
 request is appended to ROOT/requests.log as "METHOD PATH STATUS".
 
 Per file F:
@@ -71,11 +71,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             to = urllib.parse.parse_qs(url.query)["to"][0]
             return self.answer(302, headers=[("Location", to)])
         path = os.path.normpath(os.path.join(ROOT, url.path.lstrip("/")))
-        if not path.startswith(ROOT + os.sep):
+        if path != ROOT and not path.startswith(ROOT + os.sep):
             return self.answer(404, b"not found\n")
         if os.path.isfile(path + ".redirect"):
             with open(path + ".redirect") as f:
                 return self.answer(302, headers=[("Location", f.read().strip())])
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "index.html")):
+            path = os.path.join(path, "index.html")
         if not os.path.isfile(path):
             return self.answer(404, b"not found\n")
         status_file = path + ".status"
@@ -107,7 +109,7 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main():
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", int(os.environ.get("PORT", "0"))), Handler)
     if len(sys.argv) == 4:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])

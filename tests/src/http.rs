@@ -25,7 +25,7 @@ impl TestCa {
         let ext = dir.join("server.ext");
         std::fs::write(
             &ext,
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:example.com\nbasicConstraints=CA:FALSE\n\
              keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
@@ -111,9 +111,12 @@ impl HttpServer {
     /// Serves `root` over TLS with `ca`'s server certificate, or plain
     /// http without one.
     pub fn start(root: &Path, ca: Option<&TestCa>) -> HttpServer {
+        HttpServer::spawn(Command::new("python3"), root, ca)
+    }
+
+    fn spawn(mut cmd: Command, root: &Path, ca: Option<&TestCa>) -> HttpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("http/server.py");
         let root = root.canonicalize().unwrap();
-        let mut cmd = Command::new("python3");
         cmd.arg(script).arg(&root);
         if let Some(ca) = ca {
             cmd.arg(&ca.server_pem).arg(&ca.server_key);
@@ -164,5 +167,77 @@ impl Drop for HttpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A test "internet host": a network namespace of its own where
+/// `example.com` is 127.0.0.1 (`ip netns exec` mounts
+/// `/etc/netns/<ns>/hosts` over `/etc/hosts`) and the server listens on
+/// port 443, so appc discovery's `https://example.com/...` reaches it.
+/// rkt runs inside the namespace through [`Host::rkt`].
+pub struct Host {
+    pub netns: String,
+    server: Option<HttpServer>,
+}
+
+impl Host {
+    pub fn start(root: &Path, ca: &TestCa) -> Host {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let netns = format!(
+            "rkt-host-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().unwrap().success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["netns", "add", &netns]);
+        let mut host = Host {
+            netns,
+            server: None,
+        };
+        ip(&["-n", &host.netns, "link", "set", "lo", "up"]);
+        let etc = host.etc_dir();
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("hosts"), "127.0.0.1 localhost example.com\n").unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.netns, "python3"])
+            .env("PORT", "443");
+        host.server = Some(HttpServer::spawn(cmd, root, Some(ca)));
+        host
+    }
+
+    fn etc_dir(&self) -> PathBuf {
+        Path::new("/etc/netns").join(&self.netns)
+    }
+
+    pub fn server(&self) -> &HttpServer {
+        self.server.as_ref().unwrap()
+    }
+
+    /// rkt with `args`, run in the namespace, trusting `ca`.
+    pub fn rkt(&self, rkt: &crate::Rkt, ca: &TestCa, args: &[&str]) -> crate::Out {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .arg(crate::rkt_bin())
+            .args(rkt.global_args())
+            .args(args)
+            .env("SSL_CERT_FILE", &ca.ca_pem)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        crate::Out::from_output(out)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.server = None;
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        let _ = std::fs::remove_dir_all(self.etc_dir());
     }
 }

@@ -195,6 +195,21 @@ impl Rkt {
         Out::from_output(out)
     }
 
+    /// Runs rkt in a network namespace of its own with no interface up
+    /// (`unshare --net`): whatever it tries to reach (appc discovery of a
+    /// name the store lacks) fails here and never leaves the machine.
+    pub fn run_offline(&self, args: &[&str]) -> Out {
+        let out = Command::new("unshare")
+            .arg("--net")
+            .arg(rkt_bin())
+            .args(self.global_args())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn unshare");
+        Out::from_output(out)
+    }
+
     /// Runs rkt and requires exit code 0.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> Out {

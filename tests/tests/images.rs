@@ -602,7 +602,8 @@ fn fetch_as_root_renders_the_tree() {
 }
 
 /// Fetching by name: `new`/`never` take it from the store; `update` (rkt
-/// fetch's default) needs remote discovery and says so.
+/// fetch's default) goes to discovery (offline here, so it fails saying
+/// what it tried; discovery.rs covers it online).
 #[test]
 fn fetch_by_name_follows_the_pull_policy() {
     let rkt = Rkt::new();
@@ -615,9 +616,10 @@ fn fetch_by_name_follows_the_pull_policy() {
     ]);
     assert_eq!(out.stdout.trim(), key);
     rkt.ok(&["fetch", "--pull-policy=never", "example.com/busybox"]);
-    rkt.run(&["fetch", "example.com/busybox"])
+    rkt.run_offline(&["fetch", "example.com/busybox"])
         .expect_code(254)
-        .expect_stderr("--pull-policy=new");
+        .expect_stderr("searching for app image example.com/busybox")
+        .expect_stderr("discovery of \"example.com/busybox\" found no image URLs");
     rkt.run(&["fetch", "--pull-policy=never", "example.com/nope"])
         .expect_code(254)
         .expect_stderr("not found in the store");

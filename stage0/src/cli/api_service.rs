@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, args: ApiServiceArgs) -> Result<i32> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             insecure_flags: ctx.insecure.to_string(),
-            trust_keys_from_https: false,
+            trust_keys_from_https: ctx.trust_keys_from_https,
         },
         listen: args.listen,
     })?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use clap::Args;
 use stage0::config::{Config, InsecureOptions};
 
@@ -53,6 +53,9 @@ pub struct Context {
     pub user_config: Option<PathBuf>,
     pub insecure: InsecureOptions,
     pub debug: bool,
+    /// Trust the keys a name's discovery offers over https when none are
+    /// trusted for it yet.
+    pub trust_keys_from_https: bool,
     config: Config,
 }
 
@@ -62,9 +65,6 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/rkt";
 impl Context {
     pub fn new(g: GlobalArgs) -> Result<Self> {
         let insecure = InsecureOptions::parse(&g.insecure_options)?;
-        if g.trust_keys_from_https {
-            bail!("--trust-keys-from-https: discovering and trusting keys over https is not available in this build yet; add the publisher's key with `rkt trust --prefix=PREFIX KEYFILE`");
-        }
         let user_config = g.user_config.filter(|p| !p.as_os_str().is_empty());
         let mut dirs: Vec<&std::path::Path> = vec![&g.system_config, &g.local_config];
         if let Some(u) = &user_config {
@@ -84,6 +84,7 @@ impl Context {
             user_config,
             insecure,
             debug: g.debug,
+            trust_keys_from_https: g.trust_keys_from_https,
             config,
         })
     }

@@ -47,8 +47,9 @@ pub fn run(ctx: &Context, args: FetchArgs) -> Result<i32> {
         PullPolicy::parse(&args.pull_policy).map_err(anyhow::Error::msg)?
     };
     let store = Store::open(&ctx.data_dir)?;
-    let fetcher =
-        Fetcher::new(&store, ctx.insecure, policy, ctx.debug).with_keystore(ctx.keystore());
+    let fetcher = Fetcher::new(&store, ctx.insecure, policy, ctx.debug)
+        .with_keystore(ctx.keystore())
+        .with_trust_keys_from_https(ctx.trust_keys_from_https);
     let prerender = nix::unistd::geteuid().is_root() && overlay_supported();
     for (i, image) in args.images.iter().enumerate() {
         let sig = args.signature.get(i).map(PathBuf::as_path);

@@ -42,23 +42,28 @@ pub fn run(ctx: &Context, args: TrustArgs) -> Result<i32> {
         (true, true) => Scope::Root,
         (false, false) => Scope::prefix(&args.prefix)?,
     };
-    if args.keys.is_empty() {
-        bail!(
-            "discovering the keys of prefix {:?} needs appc discovery over https, which this build does not have yet; download the publisher's key and give its file",
-            args.prefix
-        );
-    }
+    // Keys over plain http only with --insecure-allow-http (or the global
+    // --insecure-options=http); certificates as the global options say.
+    let mut insecure = ctx.insecure;
+    insecure.http |= args.insecure_allow_http;
+    let keys = if args.keys.is_empty() {
+        let Scope::Prefix(prefix) = &scope else {
+            bail!("--root needs key files: root keys are not discovered");
+        };
+        let urls = stage0::fetch::discover_key_urls(&insecure, prefix)?;
+        println!("pubkey: prefix: {prefix:?}");
+        urls
+    } else {
+        args.keys.clone()
+    };
     let keystore = Keystore::new(&ctx.system_config, &ctx.local_config);
     let mut stdin = std::io::stdin().lock();
-    for key in &args.keys {
-        if key.contains("://") {
-            bail!(
-                "key {key:?}: fetching keys over http(s) is not available in this build yet{}; download it and give the file",
-                if args.insecure_allow_http { " (with or without --insecure-allow-http)" } else { "" }
-            );
-        }
-        let path = Path::new(key);
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read key file {key}"))?;
+    for key in &keys {
+        let bytes = if key.contains("://") {
+            stage0::fetch::download_key(&insecure, key)?
+        } else {
+            std::fs::read(Path::new(key)).with_context(|| format!("cannot read key file {key}"))?
+        };
         let cert = stage0::trust::parse_key(&bytes, &format!("key file {key}"))?;
         let fingerprint = stage0::trust::fingerprint_of(&cert);
         if let Some(why) = stage0::trust::unusable_now(&cert) {

@@ -1,5 +1,6 @@
 //! Image fetching (local files and the store now; HTTPS, discovery and docker later).
 
+mod discovery;
 mod http;
 mod image_ref;
 
@@ -14,6 +15,7 @@ use crate::config::InsecureOptions;
 use crate::store::{dep_list, peek_manifest, ImageKey, ImportOptions, Remote, Store, StoreError};
 use crate::trust::{verify_detached, Keystore, TrustError};
 
+pub use discovery::DiscoveryError;
 pub use http::HttpError;
 pub use image_ref::{parse_image_ref, ImageRef};
 
@@ -59,8 +61,14 @@ pub enum FetchError {
     Store(#[from] StoreError),
     #[error("image {0:?} not found in the store; fetch it from a file with `rkt fetch FILE`")]
     NotFound(String),
-    #[error("{0:?}: --pull-policy=update looks the name up remotely (appc discovery), which is not available yet; use --pull-policy=new to take it from the store")]
-    DiscoveryUnavailable(String),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("the image at {url} is {found}, not the requested {wanted}; the discovery templates of {wanted:?} point at the wrong image")]
+    WrongImage {
+        url: String,
+        wanted: String,
+        found: String,
+    },
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("image {0} is not in the store and --pull-policy=never forbids fetching it")]
@@ -104,6 +112,7 @@ pub struct Fetcher<'a> {
     debug: bool,
     /// Where signatures are checked; none trusts no key.
     keystore: Option<Keystore>,
+    trust_keys_from_https: bool,
 }
 
 impl<'a> Fetcher<'a> {
@@ -119,7 +128,15 @@ impl<'a> Fetcher<'a> {
             pull_policy,
             debug,
             keystore: None,
+            trust_keys_from_https: false,
         }
+    }
+
+    /// With no key trusted for a name yet, trust the keys its discovery
+    /// offers over https (rkt's `--trust-keys-from-https`).
+    pub fn with_trust_keys_from_https(mut self, on: bool) -> Self {
+        self.trust_keys_from_https = on;
+        self
     }
 
     /// Checks signatures against `keystore`'s trusted keys.
@@ -255,6 +272,21 @@ impl<'a> Fetcher<'a> {
     /// downloaded (conditionally, with the recorded ETag), its signature
     /// (`<url minus .aci>.aci.asc`) checked, and imported.
     fn fetch_url(&self, url: &str, signature: Option<&Path>) -> Result<ImageKey, FetchError> {
+        let http = Http::new(&self.insecure);
+        self.fetch_remote(&http, url, &asc_url(url), signature, None)
+    }
+
+    /// [`Self::fetch_url`] with the signature at `sig_url`; with `expect`,
+    /// the image must have that name and those labels (what discovery was
+    /// asked for).
+    fn fetch_remote(
+        &self,
+        http: &Http,
+        url: &str,
+        sig_url: &str,
+        signature: Option<&Path>,
+        expect: Option<(&str, &[(String, String)])>,
+    ) -> Result<ImageKey, FetchError> {
         let cached = self.store.remote(url)?;
         let now = std::time::SystemTime::now();
         match (&cached, self.pull_policy) {
@@ -272,15 +304,14 @@ impl<'a> Fetcher<'a> {
             (None, PullPolicy::Never) => return Err(FetchError::NotCached(url.to_string())),
             _ => {}
         }
-        let http = Http::new(&self.insecure);
         http.check_scheme(url)?;
-        let sig_url = asc_url(url);
+        let sig_url = sig_url.to_string();
         // rkt's order: the signature first; a 202 defers it until after
         // the image (servers that sign on demand).
         let mut signature = match self.signature_source(signature)? {
             SignatureSource::Skip => None,
             SignatureSource::File(sig) => Some(Signature::File(sig)),
-            SignatureSource::Remote => Some(self.get_signature(&http, url, &sig_url)?),
+            SignatureSource::Remote => Some(self.get_signature(http, url, &sig_url)?),
         };
         self.diag(&format!("fetching image from {url}"));
         let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
@@ -313,7 +344,7 @@ impl<'a> Fetcher<'a> {
             other => FetchError::Store(other),
         })?;
         if let Some(Signature::Deferred) = signature {
-            signature = Some(match self.get_signature(&http, url, &sig_url)? {
+            signature = Some(match self.get_signature(http, url, &sig_url)? {
                 Signature::Deferred => {
                     return Err(FetchError::UrlUnsigned {
                         url: url.to_string(),
@@ -323,6 +354,9 @@ impl<'a> Fetcher<'a> {
                 }
                 other => other,
             });
+        }
+        if let Some((wanted, labels)) = expect {
+            check_identity(&mut image, url, wanted, labels)?;
         }
         match signature {
             Some(Signature::File(path)) => self.verify_file(&mut image, &path)?,
@@ -384,19 +418,72 @@ impl<'a> Fetcher<'a> {
         labels: &[(String, String)],
         shown: &str,
     ) -> Result<ImageKey, FetchError> {
-        if self.pull_policy == PullPolicy::Update {
-            return Err(FetchError::DiscoveryUnavailable(shown.to_string()));
-        }
         let labels = with_host_labels(labels);
-        match self.store.find_by_name(name, &labels)? {
-            Some(key) => {
+        if self.pull_policy != PullPolicy::Update {
+            if let Some(key) = self.store.find_by_name(name, &labels)? {
                 self.diag(&format!(
                     "using image from local store for image name {shown}"
                 ));
-                Ok(key)
+                return Ok(key);
             }
-            None => Err(FetchError::NotFound(shown.to_string())),
+            if self.pull_policy == PullPolicy::Never {
+                return Err(FetchError::NotFound(shown.to_string()));
+            }
         }
+        eprintln!("image: searching for app image {shown}");
+        let http = Http::new(&self.insecure);
+        let endpoints = discovery::discover_acis(&http, self.insecure.http, name, &labels)?;
+        if self.trust_keys_from_https && !self.insecure.image {
+            self.trust_discovered_keys(name)?;
+        }
+        let mut last = None;
+        for ep in &endpoints {
+            eprintln!("image: remote fetching from URL {:?}", ep.aci);
+            match self.fetch_remote(&http, &ep.aci, &ep.asc, None, Some((name, &labels))) {
+                Ok(key) => return Ok(key),
+                // Another template may be served elsewhere; a refused
+                // signature or a wrong image is final.
+                Err(e @ (FetchError::Http(_) | FetchError::UrlUnsigned { .. })) => {
+                    eprintln!("image: {e}");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| FetchError::NotFound(shown.to_string())))
+    }
+
+    /// Discovers `name`'s public keys over https only and trusts them for
+    /// `name`, unless some key is trusted for it already.
+    fn trust_discovered_keys(&self, name: &str) -> Result<(), FetchError> {
+        let Some(keystore) = &self.keystore else {
+            return Ok(());
+        };
+        if !keystore.keyring(name)?.is_empty() {
+            self.diag(&format!(
+                "keys already exist for prefix {name:?}, not fetching again"
+            ));
+            return Ok(());
+        }
+        let https_only = InsecureOptions {
+            http: false,
+            ..self.insecure
+        };
+        let scope = crate::trust::Scope::prefix(name)?;
+        for url in discover_key_urls(&https_only, name)? {
+            let bytes = download_key(&https_only, &url)?;
+            let cert = crate::trust::parse_key(&bytes, &url)?;
+            if let Some(why) = crate::trust::unusable_now(&cert) {
+                eprintln!(
+                    "image: not trusting key {} from {url}: {why}",
+                    crate::trust::fingerprint_of(&cert)
+                );
+                continue;
+            }
+            let path = keystore.store(&scope, &cert)?;
+            eprintln!("image: trusting key {} from {url} for prefix {name:?} (--trust-keys-from-https): added at {}", crate::trust::fingerprint_of(&cert), path.display());
+        }
+        Ok(())
     }
 
     fn diag(&self, msg: &str) {
@@ -407,6 +494,66 @@ impl<'a> Fetcher<'a> {
 
     pub fn pull_policy(&self) -> PullPolicy {
         self.pull_policy
+    }
+}
+
+/// Keys are small; a keyring of a few keys is a few KiB.
+const MAX_KEY_BYTES: u64 = 1 << 20;
+
+/// A public key downloaded from `url` (`rkt trust URL`); plain http only
+/// with `insecure.http`.
+pub fn download_key(insecure: &InsecureOptions, url: &str) -> Result<Vec<u8>, FetchError> {
+    let http = Http::new(insecure);
+    Ok(http.get_small(url, MAX_KEY_BYTES)?.1)
+}
+
+/// The public-key URLs `prefix`'s discovery pages offer
+/// (`ac-discovery-pubkeys`), for `rkt trust --prefix=P` without key files.
+pub fn discover_key_urls(
+    insecure: &InsecureOptions,
+    prefix: &str,
+) -> Result<Vec<String>, FetchError> {
+    let http = Http::new(insecure);
+    Ok(discovery::discover_keys(&http, insecure.http, prefix)?)
+}
+
+/// The downloaded image must be the one asked for: its manifest's name,
+/// and each requested label (the host's os and arch included).
+fn check_identity(
+    image: &mut File,
+    url: &str,
+    wanted: &str,
+    labels: &[(String, String)],
+) -> Result<(), FetchError> {
+    let manifest = peek_manifest(&*image)?;
+    image
+        .seek(SeekFrom::Start(0))
+        .map_err(StoreError::io("reading the image"))?;
+    let wanted_full = std::iter::once(wanted.to_string())
+        .chain(labels.iter().map(|(k, v)| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let found = std::iter::once(manifest.name.as_str().to_string())
+        .chain(
+            manifest
+                .labels
+                .iter()
+                .map(|l| format!("{}={}", l.name.as_str(), l.value)),
+        )
+        .collect::<Vec<_>>()
+        .join(",");
+    let matches = manifest.name.as_str() == wanted
+        && labels
+            .iter()
+            .all(|(k, v)| manifest.label(k) == Some(v.as_str()));
+    if matches {
+        Ok(())
+    } else {
+        Err(FetchError::WrongImage {
+            url: url.to_string(),
+            wanted: wanted_full,
+            found,
+        })
     }
 }
 

@@ -62,7 +62,8 @@ pub fn run(ctx: &Context, args: AddArgs) -> Result<i32> {
 
     let store = Store::open(&ctx.data_dir)?;
     let fetcher = Fetcher::new(&store, ctx.insecure, PullPolicy::New, ctx.debug)
-        .with_keystore(ctx.keystore());
+        .with_keystore(ctx.keystore())
+        .with_trust_keys_from_https(ctx.trust_keys_from_https);
     let signature = spec.flags.signature.as_deref().map(Path::new);
     let key = fetcher.fetch_with_deps(&spec.image, signature)?;
     let image = store.manifest(&key)?;
