@@ -148,3 +148,50 @@ fn discovery_refuses_wrong_images_and_pages_without_tags() {
     let listed = rkt.ok(&["image", "list", "--no-legend"]).stdout;
     assert!(!listed.contains("example.com/busybox"), "{listed}");
 }
+
+#[test]
+fn dependencies_are_discovered_and_checked_by_image_id() {
+    use functional_tests::fixtures::{app_manifest, build_aci};
+    let (rkt, gpg, key, ca) = setup();
+    let www = website(rkt.root(), &gpg, &key, TEMPLATE);
+    let key_file = gpg.export(&key, &rkt.root().join("signer.asc"));
+    rkt.ok(&[
+        "trust",
+        "--prefix=example.com",
+        "--skip-fingerprint-review",
+        key_file.to_str().unwrap(),
+    ]);
+    // example.com/app 2.0.0 is built on busybox 1.35.0 (by name and
+    // labels); example.com/bad on an image ID nobody serves.
+    let serve = |name: &str, dep: serde_json::Value| {
+        let mut m = app_manifest(&format!("example.com/{name}"), "2.0.0");
+        m.dependencies = vec![serde_json::from_value(dep).unwrap()];
+        let built = build_aci(&rkt, &format!("{name}.aci"), m, &[("app/file", b"app\n")]);
+        let served = www.join(format!("images/example.com/{name}-2.0.0-linux-amd64.aci"));
+        std::fs::copy(&built, &served).unwrap();
+        gpg.sign(&key, &served, &served.with_extension("aci.asc"), None);
+    };
+    serve(
+        "app",
+        serde_json::json!({"imageName": "example.com/busybox",
+                           "labels": [{"name": "version", "value": "1.35.0"}]}),
+    );
+    serve(
+        "bad",
+        serde_json::json!({"imageName": "example.com/busybox",
+                           "imageID": format!("sha512-{}", "0".repeat(64)),
+                           "labels": [{"name": "version", "value": "1.35.0"}]}),
+    );
+    let host = Host::start(&www, &ca);
+
+    host.rkt(&rkt, &ca, &["fetch", "example.com/app:2.0.0"])
+        .expect_code(0)
+        .expect_stderr("searching for app image example.com/busybox:1.35.0");
+    let listed = rkt.ok(&["image", "list", "--no-legend"]).stdout;
+    assert!(listed.contains("example.com/app"), "{listed}");
+    assert!(listed.contains("example.com/busybox"), "{listed}");
+
+    host.rkt(&rkt, &ca, &["fetch", "example.com/bad:2.0.0"])
+        .expect_code(254)
+        .expect_stderr("requires image ID sha512-0000");
+}

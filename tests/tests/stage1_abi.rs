@@ -175,7 +175,8 @@ fn stage1_by_name_and_hash_from_the_store() {
     let before = all_pods(&rkt);
     rkt.run(&["run", "--stage1-hash=sha512-0000000000000000", INSPECT])
         .expect_code(254);
-    rkt.run(&["run", "--stage1-name=example.com/nope", INSPECT])
+    // (Not in the store: discovery runs, offline.)
+    rkt.run_offline(&["run", "--stage1-name=example.com/nope", INSPECT])
         .expect_code(254);
     assert_eq!(all_pods(&rkt), before);
 }

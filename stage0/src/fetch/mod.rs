@@ -99,6 +99,13 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error("image {image}: dependency {dep} was fetched as {got}, but the manifest requires image ID {wanted}; the publisher of {dep} serves another image than {image} was built on")]
+    WrongDependency {
+        image: String,
+        dep: String,
+        wanted: String,
+        got: String,
+    },
     #[error("image {image}: dependency {dep} not found in the store; fetch it first with `rkt fetch FILE`")]
     MissingDependency { image: String, dep: String },
 }
@@ -155,13 +162,18 @@ impl<'a> Fetcher<'a> {
     }
 
     /// Fetches an image and makes sure every dependency, recursively, is in
-    /// the store (looked up by image ID, else by name and labels).
+    /// the store: looked up by image ID, else by name and labels, and
+    /// fetched through discovery when missing (an image ID given by the
+    /// manifest must then match what was fetched).
     pub fn fetch_with_deps(
         &self,
         image: &str,
         signature: Option<&Path>,
     ) -> Result<ImageKey, FetchError> {
         let key = self.fetch(image, signature)?;
+        if self.pull_policy != PullPolicy::Never {
+            self.fetch_missing_deps(&key)?;
+        }
         let layers = dep_list(self.store, &key).map_err(|e| match e {
             StoreError::MissingDependency { name, dep } => {
                 FetchError::MissingDependency { image: name, dep }
@@ -175,6 +187,52 @@ impl<'a> Fetcher<'a> {
             ));
         }
         Ok(key)
+    }
+
+    /// Walks `key`'s dependencies, fetching by discovery those the store
+    /// lacks. Loops and depth are `dep_list`'s to judge afterwards; this
+    /// walk only stops at images it has seen.
+    fn fetch_missing_deps(&self, key: &ImageKey) -> Result<(), FetchError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut pending = vec![key.clone()];
+        while let Some(k) = pending.pop() {
+            if !seen.insert(k.clone()) {
+                continue;
+            }
+            let manifest = self.store.manifest(&k)?;
+            for dep in &manifest.dependencies {
+                let name = dep.image_name.as_str();
+                let labels: Vec<(String, String)> = dep
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.clone()))
+                    .collect();
+                let stored = match &dep.image_id {
+                    Some(id) => self.store.resolve_key(id.as_str()).ok(),
+                    None => self.store.find_by_name(name, &labels)?,
+                };
+                let dep_key = match stored {
+                    Some(found) => found,
+                    None => {
+                        let shown = describe_name(name, &labels);
+                        let fetched = self.fetch_name(name, &labels, &shown)?;
+                        if let Some(id) = &dep.image_id {
+                            if !fetched.as_str().starts_with(id.as_str()) {
+                                return Err(FetchError::WrongDependency {
+                                    image: manifest.name.to_string(),
+                                    dep: shown,
+                                    wanted: id.to_string(),
+                                    got: fetched.to_string(),
+                                });
+                            }
+                        }
+                        fetched
+                    }
+                };
+                pending.push(dep_key);
+            }
+        }
+        Ok(())
     }
 
     /// Fetches an already classified image string (`shown` is used in messages).
@@ -495,6 +553,19 @@ impl<'a> Fetcher<'a> {
     pub fn pull_policy(&self) -> PullPolicy {
         self.pull_policy
     }
+}
+
+/// `name:version,label=value` as the user would type it.
+fn describe_name(name: &str, labels: &[(String, String)]) -> String {
+    let mut out = name.to_string();
+    if let Some((_, v)) = labels.iter().find(|(k, _)| k == "version") {
+        out.push(':');
+        out.push_str(v);
+    }
+    for (k, v) in labels.iter().filter(|(k, _)| k != "version") {
+        out.push_str(&format!(",{k}={v}"));
+    }
+    out
 }
 
 /// Keys are small; a keyring of a few keys is a few KiB.
