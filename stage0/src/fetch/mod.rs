@@ -3,16 +3,19 @@
 mod discovery;
 mod http;
 mod image_ref;
+mod tee;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use abi::schema::ImageManifest;
+
 use crate::config::InsecureOptions;
-use crate::store::{dep_list, peek_manifest, ImageKey, ImportOptions, Remote, Store, StoreError};
+use crate::store::{dep_list, ImageKey, ImportOptions, Remote, Store, StoreError};
 use crate::trust::{verify_detached, Keystore, TrustError};
 
 pub use discovery::DiscoveryError;
@@ -99,6 +102,8 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error("the signature check crashed; the image was not stored")]
+    VerifierPanicked,
     #[error("image {image}: dependency {dep} was fetched as {got}, but the manifest requires image ID {wanted}; the publisher of {dep} serves another image than {image} was built on")]
     WrongDependency {
         image: String,
@@ -262,9 +267,13 @@ impl<'a> Fetcher<'a> {
         let Some(sig) = self.signature_of(&abs, signature)? else {
             return Ok(self.store.import(file, &ImportOptions::default())?);
         };
-        let mut copy = self.store.private_copy(file)?;
-        self.verify_file(&mut copy, &sig)?;
-        Ok(self.store.import(copy, &ImportOptions::default())?)
+        let signature = read_signature(&sig)?;
+        self.import_checked(
+            file,
+            Some((signature, sig.display().to_string())),
+            None,
+            &abs.display().to_string(),
+        )
     }
 
     /// The signature file to check, or none with `--insecure-options=image`.
@@ -294,35 +303,72 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// Checks the signature file `sig` over `image` (see [`Self::verify`]).
-    fn verify_file(&self, image: &mut File, sig: &Path) -> Result<(), FetchError> {
-        let signature = std::fs::read(sig).map_err(|source| FetchError::ReadSignature {
-            path: sig.to_path_buf(),
-            source,
-        })?;
-        self.verify(image, &signature, &sig.display().to_string())
-    }
-
-    /// Checks `signature` (from `what`) over `image` (left at its start)
-    /// against the keys trusted for the name the image's manifest gives.
-    fn verify(&self, image: &mut File, signature: &[u8], what: &str) -> Result<(), FetchError> {
-        let rewind = |f: &mut File| {
-            f.seek(SeekFrom::Start(0))
-                .map_err(StoreError::io("reading the image"))
+    /// Imports `image` if it is what `expect` (URL, name, labels) asked for
+    /// and `signature` (bytes, and where they came from) is good for it.
+    /// The image is read once: the signature is checked, on a thread of its
+    /// own, over a copy of the bytes the import reads, against every
+    /// trusted key; the manifest then names the image, and its signer must
+    /// be trusted for that name. Nothing is stored until both agree.
+    fn import_checked(
+        &self,
+        image: impl Read,
+        signature: Option<(Vec<u8>, String)>,
+        expect: Option<Expected<'_>>,
+        shown: &str,
+    ) -> Result<ImageKey, FetchError> {
+        let opts = ImportOptions::default();
+        let identity = |m: &ImageManifest| match &expect {
+            Some(e) => check_identity(m, e),
+            None => Ok(()),
         };
-        let name = peek_manifest(&*image)?.name.as_str().to_string();
-        rewind(image)?;
-        let keyring = match &self.keystore {
-            Some(ks) => ks.keyring(&name)?,
+        let Some((signature, what)) = signature else {
+            return self.store.import_gated(image, &opts, identity);
+        };
+        let any_trusted = match &self.keystore {
+            Some(ks) => ks.all_keys()?,
             None => Default::default(),
         };
-        let signer = verify_detached(&name, &keyring, &*image, signature, what)?;
-        rewind(image)?;
-        eprintln!("image: signature verified:");
-        for id in &signer.identities {
-            eprintln!("  {id}");
-        }
-        Ok(())
+        let (image, closer, copy) = tee::tee(image);
+        std::thread::scope(|s| {
+            let mut verifier = Some(
+                s.spawn(move || verify_detached(shown, &any_trusted, copy, &signature, &what)),
+            );
+            let imported: Result<ImageKey, FetchError> =
+                self.store.import_gated(image, &opts, |m| {
+                    identity(m)?;
+                    let name = m.name.as_str();
+                    closer.close();
+                    let signer = verifier
+                        .take()
+                        .expect("the gate runs once")
+                        .join()
+                        .map_err(|_| FetchError::VerifierPanicked)?
+                        .map_err(|e| e.for_name(name))?;
+                    let trusted = match &self.keystore {
+                        Some(ks) => ks.keyring(name)?,
+                        None => Default::default(),
+                    };
+                    if !trusted.contains(&signer.fingerprint) {
+                        return Err(TrustError::Untrusted {
+                            name: name.to_string(),
+                            fingerprint: signer.fingerprint,
+                        }
+                        .into());
+                    }
+                    eprintln!("image: signature verified:");
+                    for id in &signer.identities {
+                        eprintln!("  {id}");
+                    }
+                    Ok(())
+                });
+            // An image that failed to import before its signature was
+            // looked at: a bad signature is the more telling news (a
+            // tampered image is often not a valid archive either).
+            match (imported, verifier.take().map(|v| v.join())) {
+                (Err(_), Some(Ok(Err(bad_signature)))) => Err(bad_signature.into()),
+                (result, _) => result,
+            }
+        })
     }
 
     /// An image at an http(s) URL: from the store when the pull policy
@@ -366,7 +412,7 @@ impl<'a> Fetcher<'a> {
         let sig_url = sig_url.to_string();
         // rkt's order: the signature first; a 202 defers it until after
         // the image (servers that sign on demand).
-        let mut signature = match self.signature_source(signature)? {
+        let signature = match self.signature_source(signature)? {
             SignatureSource::Skip => None,
             SignatureSource::File(sig) => Some(Signature::File(sig)),
             SignatureSource::Remote => Some(self.get_signature(http, url, &sig_url)?),
@@ -387,8 +433,8 @@ impl<'a> Fetcher<'a> {
             .into_with_config()
             .limit(MAX_IMAGE_BYTES)
             .reader();
-        let mut image = self.store.private_copy(body).map_err(|e| match e {
-            StoreError::Io { source, .. }
+        let too_large = |e: FetchError| match e {
+            FetchError::Store(StoreError::Io { source, .. })
                 if source
                     .get_ref()
                     .and_then(|e| e.downcast_ref::<ureq::Error>())
@@ -399,29 +445,41 @@ impl<'a> Fetcher<'a> {
                     limit: MAX_IMAGE_BYTES,
                 })
             }
-            other => FetchError::Store(other),
-        })?;
-        if let Some(Signature::Deferred) = signature {
-            signature = Some(match self.get_signature(http, url, &sig_url)? {
-                Signature::Deferred => {
-                    return Err(FetchError::UrlUnsigned {
-                        url: url.to_string(),
-                        sig_url,
-                        why: "still deferred (202) after the image was downloaded".into(),
-                    })
-                }
-                other => other,
-            });
-        }
-        if let Some((wanted, labels)) = expect {
-            check_identity(&mut image, url, wanted, labels)?;
-        }
-        match signature {
-            Some(Signature::File(path)) => self.verify_file(&mut image, &path)?,
-            Some(Signature::Bytes(bytes)) => self.verify(&mut image, &bytes, &sig_url)?,
-            Some(Signature::Deferred) | None => {}
-        }
-        let key = self.store.import(image, &ImportOptions::default())?;
+            other => other,
+        };
+        let expect = expect.map(|(name, labels)| Expected { url, name, labels });
+        let key = match signature {
+            // Signed by a server that signs on demand: the image is kept
+            // (privately) until the signature is there.
+            Some(Signature::Deferred) => {
+                let copy = self
+                    .store
+                    .private_copy(body)
+                    .map_err(|e| too_large(e.into()))?;
+                let signature = match self.get_signature(http, url, &sig_url)? {
+                    Signature::Bytes(bytes) => bytes,
+                    _ => {
+                        return Err(FetchError::UrlUnsigned {
+                            url: url.to_string(),
+                            sig_url,
+                            why: "still deferred (202) after the image was downloaded".into(),
+                        })
+                    }
+                };
+                self.import_checked(copy, Some((signature, sig_url.clone())), expect, url)?
+            }
+            signature => {
+                let signature = match signature {
+                    Some(Signature::File(path)) => {
+                        Some((read_signature(&path)?, path.display().to_string()))
+                    }
+                    Some(Signature::Bytes(bytes)) => Some((bytes, sig_url.clone())),
+                    _ => None,
+                };
+                self.import_checked(body, signature, expect, url)
+                    .map_err(too_large)?
+            }
+        };
         self.store.set_remote(
             url,
             Some(&sig_url),
@@ -588,20 +646,27 @@ pub fn discover_key_urls(
     Ok(discovery::discover_keys(&http, insecure.http, prefix)?)
 }
 
+/// What discovery asked for: the image at `url` must have this name and
+/// these labels.
+struct Expected<'a> {
+    url: &'a str,
+    name: &'a str,
+    labels: &'a [(String, String)],
+}
+
 /// The downloaded image must be the one asked for: its manifest's name,
 /// and each requested label (the host's os and arch included).
-fn check_identity(
-    image: &mut File,
-    url: &str,
-    wanted: &str,
-    labels: &[(String, String)],
-) -> Result<(), FetchError> {
-    let manifest = peek_manifest(&*image)?;
-    image
-        .seek(SeekFrom::Start(0))
-        .map_err(StoreError::io("reading the image"))?;
-    let wanted_full = std::iter::once(wanted.to_string())
-        .chain(labels.iter().map(|(k, v)| format!("{k}={v}")))
+fn check_identity(manifest: &ImageManifest, expected: &Expected<'_>) -> Result<(), FetchError> {
+    let matches = manifest.name.as_str() == expected.name
+        && expected
+            .labels
+            .iter()
+            .all(|(k, v)| manifest.label(k) == Some(v.as_str()));
+    if matches {
+        return Ok(());
+    }
+    let wanted = std::iter::once(expected.name.to_string())
+        .chain(expected.labels.iter().map(|(k, v)| format!("{k}={v}")))
         .collect::<Vec<_>>()
         .join(",");
     let found = std::iter::once(manifest.name.as_str().to_string())
@@ -613,19 +678,18 @@ fn check_identity(
         )
         .collect::<Vec<_>>()
         .join(",");
-    let matches = manifest.name.as_str() == wanted
-        && labels
-            .iter()
-            .all(|(k, v)| manifest.label(k) == Some(v.as_str()));
-    if matches {
-        Ok(())
-    } else {
-        Err(FetchError::WrongImage {
-            url: url.to_string(),
-            wanted: wanted_full,
-            found,
-        })
-    }
+    Err(FetchError::WrongImage {
+        url: expected.url.to_string(),
+        wanted,
+        found,
+    })
+}
+
+fn read_signature(path: &Path) -> Result<Vec<u8>, FetchError> {
+    std::fs::read(path).map_err(|source| FetchError::ReadSignature {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The largest image body taken from a server (one that sends endless

@@ -86,33 +86,6 @@ fn decompressor<'r>(mut reader: impl Read + 'r) -> Result<Box<dyn Read + 'r>, St
     })
 }
 
-/// The manifest of the image file read from `reader`, reading no further
-/// than its entry (usually the first): what an image claims to be before it
-/// is trusted and imported.
-pub fn peek_manifest(reader: impl Read) -> Result<ImageManifest, StoreError> {
-    let bad = |e: io::Error| StoreError::InvalidAci(format!("bad tar archive: {e}"));
-    let mut archive = tar::Archive::new(decompressor(reader)?);
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        if archive::clean_path(&entry.path_bytes())? != "manifest" {
-            continue;
-        }
-        if entry.size() > MAX_MANIFEST_SIZE {
-            return Err(StoreError::InvalidManifest(format!(
-                "it is {} bytes; the limit is {MAX_MANIFEST_SIZE}",
-                entry.size()
-            )));
-        }
-        let mut raw = Vec::new();
-        (&mut entry)
-            .take(MAX_MANIFEST_SIZE)
-            .read_to_end(&mut raw)
-            .map_err(StoreError::io("reading the image manifest"))?;
-        return parse_manifest(&raw);
-    }
-    Err(StoreError::InvalidAci("no image manifest found".into()))
-}
-
 /// Runs the decompressor here and, on scoped threads, the hashing, the blob
 /// writing and the tree extraction, with a small pool of big buffers cycling
 /// through them in that order.

@@ -26,7 +26,7 @@ use db::Db;
 pub use db::Remote;
 
 pub use error::StoreError;
-pub use import::{peek_manifest, MAX_MANIFEST_SIZE};
+pub use import::MAX_MANIFEST_SIZE;
 pub(crate) use key::to_hex;
 pub use key::{is_key_prefix, normalize_prefix, ImageKey, TreeId};
 pub use render::{dep_list, Layer};
@@ -283,6 +283,19 @@ impl Store {
     /// Imports an ACI (plain tar, or gzip/bzip2/xz compressed) from `reader`.
     /// Importing the same image again yields the same key and refreshes its row.
     pub fn import(&self, reader: impl Read, opts: &ImportOptions) -> Result<ImageKey, StoreError> {
+        self.import_gated(reader, opts, |_| Ok::<(), StoreError>(()))
+    }
+
+    /// [`Store::import`], with `gate` deciding, once the image is read and
+    /// validated and before anything is stored, whether it goes in (a
+    /// signature checked meanwhile, the name that was asked for). A refused
+    /// image leaves nothing behind.
+    pub fn import_gated<E: From<StoreError>>(
+        &self,
+        reader: impl Read,
+        opts: &ImportOptions,
+        gate: impl FnOnce(&ImageManifest) -> Result<(), E>,
+    ) -> Result<ImageKey, E> {
         let mut tmp = self.temp_file("import-")?;
         let spec = if opts
             .render_tree
@@ -309,6 +322,7 @@ impl Store {
             t1 - t0,
             t1.elapsed()
         );
+        gate(&manifest)?;
 
         let mpath = self.manifest_path(&key);
         write_atomic(&self.tmp_dir(), &mpath, &raw_manifest)?;

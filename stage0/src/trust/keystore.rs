@@ -79,6 +79,13 @@ impl Keyring {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// Whether the key with this (lowercase hex) fingerprint is in it.
+    pub fn contains(&self, fingerprint: &str) -> bool {
+        self.keys
+            .iter()
+            .any(|k| fingerprint_of(&k.cert) == fingerprint)
+    }
 }
 
 /// The trusted keys of a system and a local configuration directory.
@@ -114,6 +121,45 @@ impl Keystore {
             for (name, path, size) in key_files(&dir)? {
                 if size == 0 {
                     found.remove(&name);
+                    continue;
+                }
+                let cert = read_key_file(&path)?;
+                let fingerprint = fingerprint_of(&cert);
+                if fingerprint != name {
+                    return Err(TrustError::FingerprintMismatch {
+                        path,
+                        found: fingerprint,
+                    });
+                }
+                found.insert(name, TrustedKey { cert, path });
+            }
+        }
+        Ok(Keyring {
+            keys: found.into_values().collect(),
+        })
+    }
+
+    /// Every key trusted for some name (masks aside): what a signature can
+    /// be checked against before the image's name is known. Whether the
+    /// signer is trusted for that name is then a [`Keyring::contains`] of
+    /// [`Keystore::keyring`].
+    pub fn all_keys(&self) -> Result<Keyring, TrustError> {
+        let mut found: BTreeMap<String, TrustedKey> = BTreeMap::new();
+        let mut dirs = Vec::new();
+        for base in [&self.system, &self.local] {
+            dirs.push(base.join(ROOT_D));
+            dirs.push(base.join(PREFIX_D));
+        }
+        while let Some(dir) = dirs.pop() {
+            if let Ok(entries) = fs::read_dir(&dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) && !dir.ends_with(ROOT_D) {
+                        dirs.push(entry.path());
+                    }
+                }
+            }
+            for (name, path, size) in key_files(&dir)? {
+                if size == 0 || found.contains_key(&name) {
                     continue;
                 }
                 let cert = read_key_file(&path)?;

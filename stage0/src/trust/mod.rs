@@ -57,6 +57,37 @@ pub enum TrustError {
     },
 }
 
+impl TrustError {
+    /// The error about image `name`, for a check made before the name was
+    /// known.
+    pub fn for_name(self, name: &str) -> TrustError {
+        let name = name.to_string();
+        match self {
+            TrustError::Untrusted { fingerprint, .. } => {
+                TrustError::Untrusted { name, fingerprint }
+            }
+            TrustError::BadSignature {
+                fingerprint, why, ..
+            } => TrustError::BadSignature {
+                name,
+                fingerprint,
+                why,
+            },
+            TrustError::KeyNotValid {
+                fingerprint, why, ..
+            } => TrustError::KeyNotValid {
+                name,
+                fingerprint,
+                why,
+            },
+            TrustError::NoSignature { what, why, .. } => {
+                TrustError::NoSignature { name, what, why }
+            }
+            other => other,
+        }
+    }
+}
+
 /// `AAAA BBBB …` as rkt and gpg print fingerprints for review.
 pub fn spaced_fingerprint(hex: &str) -> String {
     let upper = hex.to_ascii_uppercase();
