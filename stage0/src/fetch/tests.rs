@@ -75,7 +75,9 @@ fn missing_dependencies_are_reported() {
         r#","dependencies":[{"imageName":"example.com/base"}]"#,
     );
     fs::write(&file, aci(&m, &[])).unwrap();
-    let f = Fetcher::new(&s, insecure(), PullPolicy::New, false);
+    // (Other policies would look the dependency up by discovery; unit
+    // tests stay off the network.)
+    let f = Fetcher::new(&s, insecure(), PullPolicy::Never, false);
     let err = f
         .fetch_with_deps(file.to_str().unwrap(), None)
         .unwrap_err()
