@@ -624,10 +624,11 @@ fn installed_layout_finds_the_default_stage1() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "installed\n");
 }
 
-/// `--stage1-url=file://…` loads a stage1 file; remote schemes are refused
-/// clearly until remote fetching exists.
+/// `--stage1-url=file://…` loads a stage1 file; `https://` fetches it
+/// (from a local server with the test's own CA); plain http needs consent.
 #[test]
-fn stage1_url_file_scheme() {
+fn stage1_url_file_and_https() {
+    use functional_tests::http::{HttpServer, TestCa};
     let rkt = setup();
     let fly = stage1_image("fly").canonicalize().unwrap();
     rkt.ok(&[
@@ -638,11 +639,39 @@ fn stage1_url_file_scheme() {
         "--print-msg=via-url",
     ])
     .expect_stdout("via-url\n");
+
+    let www = rkt.root().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::copy(&fly, www.join("stage1-fly.aci")).unwrap();
+    let ca = TestCa::new(&rkt.root().join("ca"));
+    let server = HttpServer::start(&www, Some(&ca));
+    let url = server.url("stage1-fly.aci");
+    let out = rkt
+        .command()
+        .env("SSL_CERT_FILE", &ca.ca_pem)
+        .args([
+            "--insecure-options=image",
+            "run",
+            &format!("--stage1-url={url}"),
+            INSPECT,
+            "--",
+            "--print-msg=via-https",
+        ])
+        .output()
+        .unwrap();
+    functional_tests::Out::from_output(out)
+        .expect_code(0)
+        .expect_stdout("via-https\n");
+    assert!(server
+        .requests()
+        .contains(&"GET /stage1-fly.aci 200".to_string()));
+
+    let plain = HttpServer::start(&www, None);
     rkt.run(&[
         "run",
-        "--stage1-url=https://example.com/stage1.aci",
+        &format!("--stage1-url={}", plain.url("stage1-fly.aci")),
         INSPECT,
     ])
     .expect_code(254)
-    .expect_stderr("--stage1-url");
+    .expect_stderr("--insecure-options=http");
 }

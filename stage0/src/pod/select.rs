@@ -39,8 +39,6 @@ pub enum SelectError {
         version: String,
         tried: String,
     },
-    #[error("--stage1-url={0:?}: only file:// URLs are supported by this build; fetch remote stage1 images later or pass --stage1-path")]
-    RemoteUrl(String),
 }
 
 /// The user's `--stage1-*` choice.
@@ -72,10 +70,14 @@ pub fn select_stage1(
     }
     let images_dir = stage1_images_dir(config);
     if let Some(url) = &req.url {
-        let path = url
-            .strip_prefix("file://")
-            .ok_or_else(|| SelectError::RemoteUrl(url.clone()))?;
-        return import_path(store, fetcher, Path::new(path), &images_dir);
+        if let Some(path) = url.strip_prefix("file://") {
+            return import_path(store, fetcher, Path::new(path), &images_dir);
+        }
+        // http(s) (or docker://): fetched like any image, without
+        // dependencies, its signature checked unless told otherwise.
+        return fetcher
+            .fetch(url, None)
+            .map_err(|e| SelectError::Fetch(url.clone(), e));
     }
     if let Some(path) = &req.path {
         return import_path(store, fetcher, path, &images_dir);
