@@ -388,8 +388,8 @@ fn apps_on_the_host_network_use_the_loopback_address() {
 }
 
 /// Without a running service, `--mds-register` is refused before any pod
-/// is made, with rkt's pointer to the fix; with `--net=none` it is refused
-/// outright.
+/// is made, with rkt's pointer to the fix; with `--net=none`, or a stage1
+/// that cannot register pods, it is refused outright.
 #[test]
 fn mds_register_needs_a_running_service_and_a_network() {
     let rkt = setup();
@@ -422,6 +422,21 @@ fn mds_register_needs_a_running_service_and_a_network() {
     ])
     .expect_code(254)
     .expect_stderr("--net=none");
+    // A stage1 that cannot register pods says so first.
+    let fly = format!(
+        "--stage1-path={}",
+        functional_tests::stage1_image("fly").display()
+    );
+    rkt.run(&[
+        "run",
+        &fly,
+        "--mds-register",
+        "--net=host",
+        BUSYBOX,
+        "--exec=/bin/true",
+    ])
+    .expect_code(254)
+    .expect_stderr("cannot honour");
     assert_eq!(
         rkt.ok(&["list", "--no-legend"]).stdout,
         "",

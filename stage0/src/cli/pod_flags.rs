@@ -153,11 +153,6 @@ impl RuntimeFlags {
         if self.interactive && apps > 1 {
             bail!("--interactive can only be used with exactly one app, the pod has {apps}");
         }
-        if self.mds_register {
-            stage0::services::metadata::client::probe(std::path::Path::new(
-                abi::metadata::REGISTRATION_SOCKET,
-            ))?;
-        }
         self.dns_flags().plan()?;
         self.ipc_mode()?;
         Ok(())
@@ -241,6 +236,13 @@ pub fn check_features(stage1: &Stage1Image, d: &Demands, rt: Option<&RuntimeFlag
                 stage1.name()
             );
         }
+    }
+    // Only once the stage1 can register the pod at all is the service's
+    // absence the news.
+    if rt.is_some_and(|rt| rt.mds_register) {
+        stage0::services::metadata::client::probe(std::path::Path::new(
+            abi::metadata::REGISTRATION_SOCKET,
+        ))?;
     }
     Ok(())
 }
