@@ -12,6 +12,7 @@ Per file F:
   * F.headers, when present, holds extra "Name: value" lines to send.
   * F.redirect, when present (F itself need not be), holds a URL to
     redirect to.
+  * F.auth, when present, holds the Authorization value F needs (else 401).
   * F.status, when present, holds a status to answer with (and no body),
     once per line: "202" then "200" defers a signature once.
 Special paths:
@@ -80,6 +81,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             path = os.path.join(path, "index.html")
         if not os.path.isfile(path):
             return self.answer(404, b"not found\n")
+        if os.path.exists(path + ".auth"):
+            with open(path + ".auth") as f:
+                if self.headers.get("Authorization") != f.read().strip():
+                    return self.answer(401, b"unauthorized\n")
         status_file = path + ".status"
         if os.path.exists(status_file):
             with open(status_file) as f:

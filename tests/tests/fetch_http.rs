@@ -230,3 +230,45 @@ fn bad_servers_get_clear_errors_and_nothing_is_stored() {
         ]
     );
 }
+
+/// `auth.d` credentials go to their domain: basic, then an OAuth bearer
+/// token; without them the server's 401 is the error.
+#[test]
+fn auth_d_credentials_are_sent_to_their_host() {
+    let (rkt, gpg, key, ca) = setup();
+    let www = served(&rkt, &gpg, &key);
+    let server = HttpServer::start(&www, Some(&ca));
+    let url = server.url("busybox.aci");
+    // "dTpw" is base64 of "u:p".
+    std::fs::write(www.join("busybox.aci.auth"), "Basic dTpw").unwrap();
+    rkt_with_ca(&rkt, &ca, &["--insecure-options=image", "fetch", &url])
+        .expect_code(254)
+        .expect_stderr("401");
+
+    let auth_d = rkt.local_config.join("auth.d");
+    std::fs::create_dir_all(&auth_d).unwrap();
+    let write = |body: serde_json::Value| {
+        std::fs::write(auth_d.join("test.json"), body.to_string()).unwrap();
+    };
+    write(serde_json::json!({
+        "rktKind": "auth", "rktVersion": "v1", "domains": ["127.0.0.1"],
+        "type": "basic", "credentials": {"user": "u", "password": "p"}
+    }));
+    rkt_with_ca(&rkt, &ca, &["--insecure-options=image", "fetch", &url]).expect_code(0);
+
+    rkt.ok(&["image", "rm", NAME]);
+    std::fs::write(www.join("busybox.aci.auth"), "Bearer s3cret").unwrap();
+    write(serde_json::json!({
+        "rktKind": "auth", "rktVersion": "v1", "domains": ["127.0.0.1"],
+        "type": "oauth", "credentials": {"token": "s3cret"}
+    }));
+    rkt_with_ca(&rkt, &ca, &["--insecure-options=image", "fetch", &url]).expect_code(0);
+
+    write(serde_json::json!({
+        "rktKind": "auth", "rktVersion": "v1", "domains": ["127.0.0.1"],
+        "type": "aws", "credentials": {"accessKeyID": "a", "secretAccessKey": "b"}
+    }));
+    rkt_with_ca(&rkt, &ca, &["--insecure-options=image", "fetch", &url])
+        .expect_code(254)
+        .expect_stderr("not supported");
+}

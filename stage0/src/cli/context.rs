@@ -94,6 +94,23 @@ impl Context {
         stage0::trust::Keystore::new(&self.system_config, &self.local_config)
     }
 
+    /// A fetcher into `store` with the global options: insecure options,
+    /// the keystore, `--trust-keys-from-https`, `auth.d`'s credentials.
+    pub fn fetcher<'a>(
+        &self,
+        store: &'a stage0::store::Store,
+        policy: stage0::fetch::PullPolicy,
+    ) -> Result<stage0::fetch::Fetcher<'a>> {
+        let auth = stage0::fetch::AuthHeaders::from_config(&self.config.auth)
+            .map_err(anyhow::Error::msg)?;
+        Ok(
+            stage0::fetch::Fetcher::new(store, self.insecure, policy, self.debug)
+                .with_keystore(self.keystore())
+                .with_trust_keys_from_https(self.trust_keys_from_https)
+                .with_auth(auth),
+        )
+    }
+
     /// The merged system/local/user configuration.
     pub fn config(&self) -> &Config {
         &self.config

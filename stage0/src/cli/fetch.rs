@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{ArgAction, Args};
-use stage0::fetch::{Fetcher, PullPolicy};
+use stage0::fetch::PullPolicy;
 use stage0::store::Store;
 
 use super::Context;
@@ -47,9 +47,7 @@ pub fn run(ctx: &Context, args: FetchArgs) -> Result<i32> {
         PullPolicy::parse(&args.pull_policy).map_err(anyhow::Error::msg)?
     };
     let store = Store::open(&ctx.data_dir)?;
-    let fetcher = Fetcher::new(&store, ctx.insecure, policy, ctx.debug)
-        .with_keystore(ctx.keystore())
-        .with_trust_keys_from_https(ctx.trust_keys_from_https);
+    let fetcher = ctx.fetcher(&store, policy)?;
     let prerender = nix::unistd::geteuid().is_root() && overlay_supported();
     for (i, image) in args.images.iter().enumerate() {
         let sig = args.signature.get(i).map(PathBuf::as_path);

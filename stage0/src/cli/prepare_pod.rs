@@ -115,9 +115,7 @@ fn prepare(
 
     let store = Store::open(&ctx.data_dir)?;
     let config = ctx.config();
-    let fetcher = Fetcher::new(&store, ctx.insecure, policy, ctx.debug)
-        .with_keystore(ctx.keystore())
-        .with_trust_keys_from_https(ctx.trust_keys_from_https);
+    let fetcher = ctx.fetcher(&store, policy)?;
     let stage1_req = Stage1Request {
         url: flags.stage1_url.clone(),
         path: flags.stage1_path.clone(),

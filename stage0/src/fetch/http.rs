@@ -53,13 +53,67 @@ pub struct Response {
 pub struct Http {
     agent: ureq::Agent,
     allow_http: bool,
+    auth: AuthHeaders,
+}
+
+/// `Authorization` values per host, from the `auth` entries of `auth.d`
+/// (rkt's `basic` and `oauth` types).
+#[derive(Debug, Clone, Default)]
+pub struct AuthHeaders(Vec<(String, String)>);
+
+impl AuthHeaders {
+    /// From the merged config's `(domain, entry)` pairs.
+    pub fn from_config(entries: &[(String, serde_json::Value)]) -> Result<AuthHeaders, String> {
+        use base64::Engine as _;
+        let mut out = Vec::new();
+        for (domain, entry) in entries {
+            let field = |name: &str| {
+                entry
+                    .pointer(&format!("/credentials/{name}"))
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or_else(|| {
+                        format!("auth.d entry for {domain}: credentials.{name} is missing; add it")
+                    })
+            };
+            let value = match entry.get("type").and_then(serde_json::Value::as_str) {
+                Some("basic") => {
+                    let pair = format!("{}:{}", field("user")?, field("password")?);
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    )
+                }
+                Some("oauth") => format!("Bearer {}", field("token")?),
+                Some(other) => {
+                    return Err(format!(
+                        "auth.d entry for {domain}: type {other:?} is not supported by this build; use basic or oauth"
+                    ))
+                }
+                None => return Err(format!("auth.d entry for {domain}: no type; use basic or oauth")),
+            };
+            out.push((domain.clone(), value));
+        }
+        Ok(AuthHeaders(out))
+    }
+
+    /// The header for `url`'s host (`host:port` first, then `host`).
+    fn for_url(&self, url: &str) -> Option<&str> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+        self.0
+            .iter()
+            .find(|(d, _)| d == host_port)
+            .or_else(|| self.0.iter().find(|(d, _)| d == host))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Http {
     /// A client that verifies certificates against the host's CA bundle
     /// unless `--insecure-options=tls`, and refuses plain http (also in
     /// redirects) unless `--insecure-options=http`.
-    pub fn new(insecure: &InsecureOptions) -> Http {
+    pub fn new(insecure: &InsecureOptions, auth: &AuthHeaders) -> Http {
         let tls = if insecure.tls {
             TlsConfig::builder().disable_verification(true).build()
         } else {
@@ -77,6 +131,7 @@ impl Http {
         Http {
             agent: config.into(),
             allow_http: insecure.http,
+            auth: auth.clone(),
         }
     }
 
@@ -98,6 +153,10 @@ impl Http {
         let mut request = self.agent.get(url);
         if let Some(tag) = etag {
             request = request.header("If-None-Match", tag);
+        }
+        // ureq does not carry it across a redirect to another host.
+        if let Some(auth) = self.auth.for_url(url) {
+            request = request.header("Authorization", auth);
         }
         let response = request.call().map_err(|e| HttpError::Request {
             url: url.to_string(),
@@ -210,6 +269,39 @@ fn host_roots() -> RootCerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_headers_come_from_auth_d_entries() {
+        let entries = vec![
+            (
+                "example.com".to_string(),
+                serde_json::json!({"type": "basic", "credentials": {"user": "u", "password": "p"}}),
+            ),
+            (
+                "other.example:8443".to_string(),
+                serde_json::json!({"type": "oauth", "credentials": {"token": "t0k"}}),
+            ),
+        ];
+        let auth = AuthHeaders::from_config(&entries).unwrap();
+        assert_eq!(
+            auth.for_url("https://example.com/a.aci"),
+            Some("Basic dTpw")
+        );
+        assert_eq!(
+            auth.for_url("https://example.com:443/a"),
+            Some("Basic dTpw")
+        );
+        assert_eq!(
+            auth.for_url("https://other.example:8443/x"),
+            Some("Bearer t0k")
+        );
+        assert_eq!(auth.for_url("https://other.example/x"), None);
+        assert_eq!(auth.for_url("https://elsewhere.example/x"), None);
+        let aws = vec![("a.example".to_string(), serde_json::json!({"type": "aws"}))];
+        assert!(AuthHeaders::from_config(&aws)
+            .unwrap_err()
+            .contains("not supported"));
+    }
 
     #[test]
     fn max_age_is_read_from_cache_control() {

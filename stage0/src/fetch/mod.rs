@@ -19,7 +19,7 @@ use crate::store::{dep_list, ImageKey, ImportOptions, Remote, Store, StoreError}
 use crate::trust::{verify_detached, Keystore, TrustError};
 
 pub use discovery::DiscoveryError;
-pub use http::HttpError;
+pub use http::{AuthHeaders, HttpError};
 pub use image_ref::{parse_image_ref, ImageRef};
 
 use http::Http;
@@ -125,6 +125,8 @@ pub struct Fetcher<'a> {
     /// Where signatures are checked; none trusts no key.
     keystore: Option<Keystore>,
     trust_keys_from_https: bool,
+    /// `Authorization` per host, from `auth.d`.
+    auth: AuthHeaders,
 }
 
 impl<'a> Fetcher<'a> {
@@ -141,7 +143,14 @@ impl<'a> Fetcher<'a> {
             debug,
             keystore: None,
             trust_keys_from_https: false,
+            auth: AuthHeaders::default(),
         }
+    }
+
+    /// Sends these `Authorization` headers to their hosts.
+    pub fn with_auth(mut self, auth: AuthHeaders) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// With no key trusted for a name yet, trust the keys its discovery
@@ -376,7 +385,7 @@ impl<'a> Fetcher<'a> {
     /// downloaded (conditionally, with the recorded ETag), its signature
     /// (`<url minus .aci>.aci.asc`) checked, and imported.
     fn fetch_url(&self, url: &str, signature: Option<&Path>) -> Result<ImageKey, FetchError> {
-        let http = Http::new(&self.insecure);
+        let http = Http::new(&self.insecure, &self.auth);
         self.fetch_remote(&http, url, &asc_url(url), signature, None)
     }
 
@@ -547,7 +556,7 @@ impl<'a> Fetcher<'a> {
             }
         }
         eprintln!("image: searching for app image {shown}");
-        let http = Http::new(&self.insecure);
+        let http = Http::new(&self.insecure, &self.auth);
         let endpoints = discovery::discover_acis(&http, self.insecure.http, name, &labels)?;
         if self.trust_keys_from_https && !self.insecure.image {
             self.trust_discovered_keys(name)?;
@@ -632,7 +641,7 @@ const MAX_KEY_BYTES: u64 = 1 << 20;
 /// A public key downloaded from `url` (`rkt trust URL`); plain http only
 /// with `insecure.http`.
 pub fn download_key(insecure: &InsecureOptions, url: &str) -> Result<Vec<u8>, FetchError> {
-    let http = Http::new(insecure);
+    let http = Http::new(insecure, &AuthHeaders::default());
     Ok(http.get_small(url, MAX_KEY_BYTES)?.1)
 }
 
@@ -642,7 +651,7 @@ pub fn discover_key_urls(
     insecure: &InsecureOptions,
     prefix: &str,
 ) -> Result<Vec<String>, FetchError> {
-    let http = Http::new(insecure);
+    let http = Http::new(insecure, &AuthHeaders::default());
     Ok(discovery::discover_keys(&http, insecure.http, prefix)?)
 }
 

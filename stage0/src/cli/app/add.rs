@@ -10,7 +10,7 @@ use abi::schema::{AcName, Mount, PodManifest};
 use abi::stage1::Entrypoint;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
-use stage0::fetch::{Fetcher, PullPolicy};
+use stage0::fetch::PullPolicy;
 use stage0::pod::attach::{attach, detach, mounts_at_or_below, overlay_mount};
 use stage0::pod::launch::ensure_mtab;
 use stage0::pod::manifest::{generate, AppRequest, PodRequest};
@@ -61,9 +61,7 @@ pub fn run(ctx: &Context, args: AddArgs) -> Result<i32> {
     let _lock = mp.lock()?;
 
     let store = Store::open(&ctx.data_dir)?;
-    let fetcher = Fetcher::new(&store, ctx.insecure, PullPolicy::New, ctx.debug)
-        .with_keystore(ctx.keystore())
-        .with_trust_keys_from_https(ctx.trust_keys_from_https);
+    let fetcher = ctx.fetcher(&store, PullPolicy::New)?;
     let signature = spec.flags.signature.as_deref().map(Path::new);
     let key = fetcher.fetch_with_deps(&spec.image, signature)?;
     let image = store.manifest(&key)?;
