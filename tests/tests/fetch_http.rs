@@ -272,3 +272,29 @@ fn auth_d_credentials_are_sent_to_their_host() {
         .expect_code(254)
         .expect_stderr("not supported");
 }
+
+/// On a terminal (util-linux `script` gives it one) the download draws
+/// rkt's progress line; in a pipe, as everywhere else here, it does not.
+#[test]
+fn a_terminal_gets_a_progress_line() {
+    let (rkt, gpg, key, ca) = setup();
+    let www = served(&rkt, &gpg, &key);
+    let server = HttpServer::start(&www, Some(&ca));
+    let url = server.url("busybox.aci");
+    let command = format!(
+        "env SSL_CERT_FILE={} {} {} fetch {url}",
+        ca.ca_pem.display(),
+        functional_tests::rkt_bin().display(),
+        rkt.global_args().join(" "),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Downloading ACI: ["), "{text}");
+    assert!(text.contains(" MB/"), "{text}");
+    let piped = rkt_with_ca(&rkt, &ca, &["fetch", &url]).expect_code(0);
+    assert!(!piped.stderr.contains("Downloading"), "{piped}");
+}

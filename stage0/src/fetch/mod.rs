@@ -3,6 +3,7 @@
 mod discovery;
 mod http;
 mod image_ref;
+mod progress;
 mod tee;
 
 use std::fmt;
@@ -437,11 +438,16 @@ impl<'a> Fetcher<'a> {
             return Ok(c.key);
         }
         let (etag, max_age) = (response.etag.clone(), response.max_age);
-        let body = response
-            .body
-            .into_with_config()
-            .limit(MAX_IMAGE_BYTES)
-            .reader();
+        let total = response.body.content_length();
+        let body = progress::Progress::wrap(
+            response
+                .body
+                .into_with_config()
+                .limit(MAX_IMAGE_BYTES)
+                .reader(),
+            "Downloading ACI",
+            total,
+        );
         let too_large = |e: FetchError| match e {
             FetchError::Store(StoreError::Io { source, .. })
                 if source
