@@ -241,3 +241,14 @@ impl Drop for Host {
         let _ = std::fs::remove_dir_all(self.etc_dir());
     }
 }
+
+/// A test environment, a GnuPG home with one signing key
+/// (`signer@example.com`), and a CA of its own: what the fetch and
+/// discovery tests start from.
+pub fn signer_and_ca() -> (crate::Rkt, crate::gpg::Gpg, crate::gpg::Key, TestCa) {
+    let rkt = crate::Rkt::new();
+    let gpg = crate::gpg::Gpg::new();
+    let key = gpg.new_key("Test Signer", "signer@example.com", "ed25519", "1y", None);
+    let ca = TestCa::new(&rkt.root().join("ca"));
+    (rkt, gpg, key, ca)
+}

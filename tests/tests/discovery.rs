@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use functional_tests::gpg::{Gpg, Key};
-use functional_tests::http::{Host, TestCa};
-use functional_tests::{image, Rkt};
+use functional_tests::http::signer_and_ca as setup;
+use functional_tests::http::Host;
+use functional_tests::image;
 
 const TEMPLATE: &str = "https://example.com/images/{name}-{version}-{os}-{arch}.{ext}";
 
@@ -36,14 +37,6 @@ fn website(root: &Path, gpg: &Gpg, key: &Key, template: &str) -> PathBuf {
     }
     gpg.export(key, &www.join("keys/signer.asc"));
     www
-}
-
-fn setup() -> (Rkt, Gpg, Key, TestCa) {
-    let rkt = Rkt::new();
-    let gpg = Gpg::new();
-    let key = gpg.new_key("Test Signer", "signer@example.com", "ed25519", "1y", None);
-    let ca = TestCa::new(&rkt.root().join("ca"));
-    (rkt, gpg, key, ca)
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use functional_tests::gpg::{Gpg, Key};
+use functional_tests::http::signer_and_ca as setup;
 use functional_tests::http::{HttpServer, TestCa};
 use functional_tests::{image, Out, Rkt};
 
@@ -39,14 +40,6 @@ fn rkt_with_ca(rkt: &Rkt, ca: &TestCa, args: &[&str]) -> Out {
         .output()
         .unwrap();
     Out::from_output(out)
-}
-
-fn setup() -> (Rkt, Gpg, Key, TestCa) {
-    let rkt = Rkt::new();
-    let gpg = Gpg::new();
-    let key = gpg.new_key("Test Signer", "signer@example.com", "ed25519", "1y", None);
-    let ca = TestCa::new(&rkt.root().join("ca"));
-    (rkt, gpg, key, ca)
 }
 
 fn gets(server: &HttpServer) -> Vec<String> {

@@ -388,8 +388,16 @@ fn gc_after_kill_9_during_network_setup_leaves_nothing() {
         .spawn()
         .unwrap();
     let leases_dir = lease_root.join("hangs");
+    // The plugin's pid, once it is fully written (the file exists as soon
+    // as the shell opens it).
+    let plugin_pid = || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|pid| *pid > 1)
+    };
     assert!(
-        wait_until(Duration::from_secs(20), || pid_file.exists()
+        wait_until(Duration::from_secs(20), || plugin_pid().is_some()
             && !leases(&leases_dir).is_empty()),
         "the chain never reached the hanging plugin"
     );
@@ -397,9 +405,10 @@ fn gc_after_kill_9_during_network_setup_leaves_nothing() {
     assert!(netns_path(&uuid).exists());
     child.kill().unwrap();
     child.wait().unwrap();
-    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+    // Never pid 0: that would be this test's own process group.
+    if let Some(pid) = plugin_pid() {
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid.trim().parse().unwrap_or(0)),
+            nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
     }

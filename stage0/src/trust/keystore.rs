@@ -123,15 +123,8 @@ impl Keystore {
                     found.remove(&name);
                     continue;
                 }
-                let cert = read_key_file(&path)?;
-                let fingerprint = fingerprint_of(&cert);
-                if fingerprint != name {
-                    return Err(TrustError::FingerprintMismatch {
-                        path,
-                        found: fingerprint,
-                    });
-                }
-                found.insert(name, TrustedKey { cert, path });
+                let key = load_key_file(&path, &name)?;
+                found.insert(name, key);
             }
         }
         Ok(Keyring {
@@ -162,15 +155,8 @@ impl Keystore {
                 if size == 0 || found.contains_key(&name) {
                     continue;
                 }
-                let cert = read_key_file(&path)?;
-                let fingerprint = fingerprint_of(&cert);
-                if fingerprint != name {
-                    return Err(TrustError::FingerprintMismatch {
-                        path,
-                        found: fingerprint,
-                    });
-                }
-                found.insert(name, TrustedKey { cert, path });
+                let key = load_key_file(&path, &name)?;
+                found.insert(name, key);
             }
         }
         Ok(Keyring {
@@ -235,6 +221,22 @@ pub fn unusable_now(cert: &Cert) -> Option<String> {
         .alive()
         .err()
         .map(|e| format!("it has expired or is not valid yet ({e})"))
+}
+
+/// The key in `path`, which must be named after its fingerprint.
+fn load_key_file(path: &Path, name: &str) -> Result<TrustedKey, TrustError> {
+    let cert = read_key_file(path)?;
+    let fingerprint = fingerprint_of(&cert);
+    if fingerprint != name {
+        return Err(TrustError::FingerprintMismatch {
+            path: path.to_path_buf(),
+            found: fingerprint,
+        });
+    }
+    Ok(TrustedKey {
+        cert,
+        path: path.to_path_buf(),
+    })
 }
 
 fn read_key_file(path: &Path) -> Result<Cert, TrustError> {
