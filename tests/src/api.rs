@@ -31,18 +31,25 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// Stubs generated once per test run from stage0/proto/v1alpha/api.proto.
+/// Stubs generated from stage0/proto/v1alpha/api.proto, kept under
+/// `target/` per version of the file (so nothing piles up in /tmp) and
+/// shared by every test process.
 pub fn stubs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rkt-api-stubs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let proto = repo().join("stage0/proto");
+        let version = &crate::sha512_file(&proto.join("v1alpha/api.proto"))[..16];
+        let dir = repo().join(format!("target/grpc-stubs-{version}"));
+        if dir.join("v1alpha/api_pb2_grpc.py").exists() {
+            return dir;
+        }
+        let tmp = repo().join(format!("target/grpc-stubs-tmp-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
         let out = Command::new(python())
             .args(["-m", "grpc_tools.protoc"])
             .arg(format!("-I{}", proto.display()))
-            .arg(format!("--python_out={}", dir.display()))
-            .arg(format!("--grpc_python_out={}", dir.display()))
+            .arg(format!("--python_out={}", tmp.display()))
+            .arg(format!("--grpc_python_out={}", tmp.display()))
             .arg("v1alpha/api.proto")
             .output()
             .expect("running grpc_tools.protoc");
@@ -51,6 +58,10 @@ pub fn stubs() -> &'static Path {
             "protoc: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Another test process may have put its copy there first.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
         dir
     })
 }
