@@ -2,7 +2,6 @@
 //! trusted for the image's name.
 
 use std::io::Read;
-use std::time::SystemTime;
 
 use sequoia_openpgp as openpgp;
 
@@ -16,7 +15,7 @@ use openpgp::policy::StandardPolicy;
 use openpgp::types::RevocationStatus;
 use openpgp::{Cert, KeyHandle};
 
-use super::keystore::fingerprint_of;
+use super::keystore::{fingerprint_of, unusable_now};
 use super::{Keyring, TrustError};
 
 /// Who made a good signature.
@@ -94,20 +93,14 @@ impl Helper<'_> {
     fn judge_now(&self, good: &GoodChecksum) -> Result<Signer, TrustError> {
         let cert = good.ka.cert();
         let fingerprint = fingerprint_of(cert);
-        let policy = StandardPolicy::new();
-        let now = SystemTime::now();
-        let valid = cert
-            .with_policy(&policy, now)
-            .map_err(|e| self.not_valid(fingerprint.clone(), e.to_string()))?;
-        if let RevocationStatus::Revoked(_) = valid.revocation_status() {
-            return Err(self.not_valid(fingerprint, "it is revoked".into()));
+        // The certificate as `rkt trust` judges it, then its signing key.
+        if let Some(why) = unusable_now(cert) {
+            return Err(self.not_valid(fingerprint, why));
         }
-        valid.alive().map_err(|e| {
-            self.not_valid(
-                fingerprint.clone(),
-                format!("it has expired or is not valid yet ({e})"),
-            )
-        })?;
+        let policy = StandardPolicy::new();
+        let valid = cert
+            .with_policy(&policy, None)
+            .map_err(|e| self.not_valid(fingerprint.clone(), e.to_string()))?;
         let key = valid
             .keys()
             .key_handle(good.ka.key().key_handle())
