@@ -286,20 +286,18 @@ impl<'a> Fetcher<'a> {
         )
     }
 
-    /// The signature file to check, or none with `--insecure-options=image`.
+    /// The signature file to check beside a local image, or none with
+    /// `--insecure-options=image`.
     fn signature_of(
         &self,
         path: &Path,
         signature: Option<&Path>,
     ) -> Result<Option<PathBuf>, FetchError> {
-        if self.insecure.image {
-            eprintln!("image: warning: image signature verification has been disabled");
-            return Ok(None);
-        }
-        match signature {
-            Some(s) if !s.exists() => Err(FetchError::SignatureMissing(s.to_path_buf())),
-            Some(s) => Ok(Some(s.to_path_buf())),
-            None => {
+        match self.signature_source(signature)? {
+            SignatureSource::Skip => Ok(None),
+            SignatureSource::File(sig) => Ok(Some(sig)),
+            // A file's default signature sits beside it.
+            SignatureSource::Default => {
                 let sig = asc_path(path);
                 if sig.exists() {
                     Ok(Some(sig))
@@ -425,7 +423,7 @@ impl<'a> Fetcher<'a> {
         let signature = match self.signature_source(signature)? {
             SignatureSource::Skip => None,
             SignatureSource::File(sig) => Some(Signature::File(sig)),
-            SignatureSource::Remote => Some(self.get_signature(http, url, &sig_url)?),
+            SignatureSource::Default => Some(self.get_signature(http, url, &sig_url)?),
         };
         self.diag(&format!("fetching image from {url}"));
         let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
@@ -508,7 +506,8 @@ impl<'a> Fetcher<'a> {
         Ok(key)
     }
 
-    /// Where the signature comes from, by the flags.
+    /// Where the signature comes from, by the flags: none, `--signature`,
+    /// or the image's own (beside the file, or at `<url>.aci.asc`).
     fn signature_source(&self, signature: Option<&Path>) -> Result<SignatureSource, FetchError> {
         if self.insecure.image {
             eprintln!("image: warning: image signature verification has been disabled");
@@ -517,7 +516,7 @@ impl<'a> Fetcher<'a> {
         match signature {
             Some(s) if !s.exists() => Err(FetchError::SignatureMissing(s.to_path_buf())),
             Some(s) => Ok(SignatureSource::File(s.to_path_buf())),
-            None => Ok(SignatureSource::Remote),
+            None => Ok(SignatureSource::Default),
         }
     }
 
@@ -716,7 +715,7 @@ const MAX_SIGNATURE_BYTES: u64 = 1 << 20;
 enum SignatureSource {
     Skip,
     File(PathBuf),
-    Remote,
+    Default,
 }
 
 enum Signature {
