@@ -142,6 +142,26 @@ fn certificates_and_plain_http_need_explicit_consent() {
     rkt.run(&["--insecure-options=http", "fetch", &plain_url])
         .expect_code(0);
 
+    // Keys over plain http: refused, unless `pubkey` (or --insecure-allow-http).
+    std::fs::copy(rkt.root().join("signer.asc"), www.join("signer.asc")).unwrap();
+    let key_url = plain.url("signer.asc");
+    let trust = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend([
+            "trust",
+            "--prefix=example.com",
+            "--skip-fingerprint-review",
+            &key_url,
+        ]);
+        rkt.run(&args)
+    };
+    trust(&[])
+        .expect_code(254)
+        .expect_stderr("--insecure-options=http");
+    trust(&["--insecure-options=pubkey"])
+        .expect_code(0)
+        .expect_stdout("Added key for prefix \"example.com\"");
+
     // An https URL redirected to plain http is refused too.
     let redirected = server.url(&format!("redirect?to={plain_url}"));
     rkt_with_ca(

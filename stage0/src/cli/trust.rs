@@ -42,10 +42,10 @@ pub fn run(ctx: &Context, args: TrustArgs) -> Result<i32> {
         (true, true) => Scope::Root,
         (false, false) => Scope::prefix(&args.prefix)?,
     };
-    // Keys over plain http only with --insecure-allow-http (or the global
-    // --insecure-options=http); certificates as the global options say.
+    // Keys over plain http only with --insecure-allow-http, or the global
+    // --insecure-options=pubkey (or http); certificates as those say.
     let mut insecure = ctx.insecure;
-    insecure.http |= args.insecure_allow_http;
+    insecure.http |= args.insecure_allow_http || ctx.insecure.pubkey;
     let keys = if args.keys.is_empty() {
         let Scope::Prefix(prefix) = &scope else {
             bail!("--root needs key files: root keys are not discovered");

@@ -19,7 +19,7 @@ pub struct InsecureOptions {
     pub ondisk: bool,
     /// Allow plain HTTP for images, signatures and keys.
     pub http: bool,
-    /// Allow fetching public keys over insecure transport.
+    /// Allow fetching public keys over plain http (`rkt trust`).
     pub pubkey: bool,
     /// Give apps all capabilities.
     pub capabilities: bool,
