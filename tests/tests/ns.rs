@@ -234,6 +234,95 @@ fn readonly_rootfs_and_interactive() {
     .expect_stderr("exactly one app");
 }
 
+/// `rkt run` in a terminal (a pty from script(1)), `args` after `run`,
+/// with `input` typed into it; the terminal's transcript.
+fn run_in_terminal(rkt: &Rkt, args: &str, input: &str, delay_secs: u32) -> String {
+    let rkt_cmd = format!(
+        "{} {} run {} {args}",
+        functional_tests::rkt_bin().display(),
+        rkt.global_args().join(" "),
+        stage1_flag(),
+    );
+    // The caller's settings are compared before and after: `run` puts the
+    // terminal in raw mode and must restore it.
+    let script = format!(
+        "stty cols 77 rows 33; before=$(stty -g); stat -c 'caller-tty %t:%T' $(tty); \
+         {rkt_cmd}; echo rc=$?; [ \"$before\" = \"$(stty -g)\" ] && echo terminal-restored"
+    );
+    let feed = format!("sleep {delay_secs}; printf '{input}'");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("({feed}) | script -qec \"$0\" /dev/null"))
+        .arg(script)
+        .output()
+        .expect("spawn script");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn interactive_app_gets_a_terminal_of_its_own() {
+    let rkt = setup();
+    let app = "stty size; stat -L -c \"app-tty %t:%T\" /proc/self/fd/0; \
+               stat -L -c \"console %t:%T\" /dev/console; read line; echo got:$line; exit 4";
+    let out = run_in_terminal(
+        &rkt,
+        &format!("--interactive {BUSYBOX} --exec=/bin/sh -- -c '{app}'"),
+        "typed\\n",
+        2,
+    );
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key:?} in {out:?}"))
+            .to_string()
+    };
+    // The pod's own terminal: sized like the caller's, shown as
+    // /dev/console, and not the caller's device.
+    assert!(out.contains("33 77\n"), "window size: {out:?}");
+    assert_eq!(field("app-tty "), field("console "), "{out:?}");
+    assert_ne!(field("app-tty "), field("caller-tty "), "{out:?}");
+    assert!(out.contains("got:typed\n"), "typed input: {out:?}");
+    assert!(out.contains("rc=4\n"), "exit code: {out:?}");
+    assert!(out.contains("terminal-restored"), "{out:?}");
+
+    // ^C is a key like any other: the pod's terminal turns it into SIGINT
+    // for the app (its foreground process group).
+    let app = "trap \"echo got-sigint; exit 3\" INT; while :; do sleep 0.1; done";
+    let out = run_in_terminal(
+        &rkt,
+        &format!("--interactive {BUSYBOX} --exec=/bin/sh -- -c '{app}'"),
+        "\\003",
+        3,
+    );
+    assert!(out.contains("got-sigint\n"), "{out:?}");
+    assert!(out.contains("rc=3\n"), "{out:?}");
+    assert!(out.contains("terminal-restored"), "{out:?}");
+
+    // Without a terminal, the app reads `rkt run`'s stdin.
+    let mut child = rkt
+        .command()
+        .args([
+            "run",
+            &stage1_flag(),
+            "--interactive",
+            BUSYBOX,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "read line; echo got:$line; [ -t 0 ] || echo not-a-tty",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rkt");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    Out::from_output(child.wait_with_output().unwrap())
+        .expect_code(0)
+        .expect_stdout("got:piped\nnot-a-tty\n");
+}
+
 #[test]
 fn stop_ends_a_running_pod() {
     let rkt = setup();

@@ -14,6 +14,7 @@ pub use stage1_common::entry::{debug, exec, fail, fork, reset_signals_for_exec, 
 pub use stage1_common::STAGE1_ERROR_EXIT;
 
 pub mod applog;
+pub mod console;
 pub mod control;
 pub mod crossing;
 pub mod dbus;

@@ -144,6 +144,7 @@ pub fn plan_app(
         security,
         resources: resources(&isolators),
         handlers: Handlers::from_app(&app.app),
+        interactive: args.interactive,
     })
 }
 

@@ -64,6 +64,8 @@ fn handled() -> SigSet {
     set.add(Signal::SIGCHLD);
     // The supervisor's kill timer.
     set.add(Signal::SIGALRM);
+    // `run` passes the caller's window size on to an interactive pod.
+    set.add(Signal::SIGWINCH);
     set
 }
 

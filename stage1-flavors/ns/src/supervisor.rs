@@ -120,6 +120,9 @@ pub struct AppLaunch {
     /// Limits of the app's cgroup, set up by `run`.
     pub resources: Resources,
     pub handlers: Handlers,
+    /// Keeps stdin (`--interactive`) and takes the pod's terminal, if any,
+    /// as its controlling one.
+    pub interactive: bool,
 }
 
 #[derive(Debug)]
@@ -644,8 +647,9 @@ impl Supervisor {
             cgroup.join_app(&app.name, Pid::from_raw(0))?;
         }
         app.root.enter()?;
-        if app.root.console.is_none() {
-            detach_from_terminal()?;
+        match app.interactive {
+            true => take_terminal()?,
+            false => detach_from_terminal()?,
         }
         if let Some(h) = handoff {
             h.give();
@@ -859,6 +863,20 @@ fn detach_from_terminal() -> Result<(), SupervisorError> {
     let _ = nix::unistd::close(null);
     Ok(())
 }
+
+/// Gives an interactive app a session of its own whose controlling
+/// terminal is its stdin when that is one (the pod's terminal): ^C and
+/// window-size changes reach it, and nothing else in the pod.
+fn take_terminal() -> Result<(), SupervisorError> {
+    setsid().map_err(SupervisorError::Terminal)?;
+    if nix::unistd::isatty(0).unwrap_or(false) {
+        // SAFETY: TIOCSCTTY on stdin with argument 0 (do not steal).
+        unsafe { set_controlling_terminal(0, 0) }.map_err(SupervisorError::Terminal)?;
+    }
+    Ok(())
+}
+
+nix::ioctl_write_int_bad!(set_controlling_terminal, libc::TIOCSCTTY);
 
 /// Makes the app's own pipes its stdout and stderr.
 fn redirect_output(pipes: Option<AppOutput>) -> Result<(), SupervisorError> {

@@ -28,11 +28,12 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{close, pipe2, read, sethostname, ttyname, ForkResult, Pid};
+use nix::unistd::{close, isatty, pipe2, read, sethostname, ForkResult, Pid};
 use stage1_common::cgroups::{Cgroups, Parent, PodCgroup};
 use stage1_common::mount as mnt;
 use stage1_common::pod::Pod;
 use stage1_common::{lockfd, status};
+use stage1_ns::console::{PodConsole, Relay};
 use stage1_ns::machine;
 use stage1_ns::namespaces::{self, NetMode};
 use stage1_ns::plan::{self, plan_app, PodPaths};
@@ -89,11 +90,12 @@ fn run() -> Result<i32> {
             None
         }),
     };
-    let console = if args.interactive {
-        ttyname(stdin().as_fd()).ok()
-    } else {
-        None
+    // Without a terminal, an interactive app reads `rkt run`'s stdin.
+    let pod_console = match args.interactive && isatty(0).unwrap_or(false) {
+        true => Some(PodConsole::open(stdin().as_fd())?),
+        false => None,
     };
+    let console = pod_console.as_ref().map(|c| c.path().to_path_buf());
     let paths = PodPaths {
         pod_dir: pod.dir.clone(),
         stage1_rootfs: pod.stage1_rootfs(),
@@ -160,6 +162,7 @@ fn run() -> Result<i32> {
         (net, network.as_ref()),
         apps,
         (cgroup.clone(), pod_journal.as_mut()),
+        pod_console,
     );
     // Flushed once every app is gone, before `rkt run` returns.
     drop(pod_journal);
@@ -239,6 +242,7 @@ fn run_pod(
     (net, network): (NetMode, Option<&PodNetwork>),
     mut apps: Vec<AppLaunch>,
     (cgroup, pod_journal): (PodCgroup, Option<&mut PodJournal>),
+    console: Option<PodConsole>,
 ) -> Result<i32> {
     let dbg = args.debug;
     let stage1_rootfs = pod.stage1_rootfs();
@@ -334,6 +338,11 @@ fn run_pod(
             drop((rooted_r, mapped_w, host_netns));
             let _ = close(lock_fd);
             supervisor.rooted = Some(rooted_w);
+            if let Some(console) = console {
+                if let Err(e) = console.attach_stdio() {
+                    fail(format!("supervisor: {e}"));
+                }
+            }
             // Credentials first: changing them clears the parent-death
             // signal that die_with sets.
             let started = (|| -> Result<()> {
@@ -416,7 +425,18 @@ fn run_pod(
             Err(e) => eprintln!("stage1: {e}"),
         }
     }
-    let code = wait_for(child, &supervisor.signals);
+    let relay = match console.map(PodConsole::relay).transpose() {
+        Ok(relay) => relay,
+        Err(e) => {
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(e.into());
+        }
+    };
+    let code = wait_for(child, &supervisor.signals, relay.as_ref());
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     drop(alive_r);
     code
 }
@@ -623,7 +643,7 @@ fn die_with(alive_r: OwnedFd, alive_w: OwnedFd) -> Result<()> {
 }
 
 /// Waits for the supervisor, passing on termination signals; its exit code.
-fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
+fn wait_for(child: Pid, signals: &BlockedSignals, console: Option<&Relay>) -> Result<i32> {
     let fd = signals.signalfd()?;
     let mut trimmed = false;
     loop {
@@ -655,6 +675,8 @@ fn wait_for(child: Pid, signals: &BlockedSignals) -> Result<i32> {
         if let Some(sig) = signals::next(&fd)? {
             if FORWARDED.contains(&sig) {
                 let _ = kill(child, sig);
+            } else if let (Signal::SIGWINCH, Some(console)) = (sig, console) {
+                console.resize();
             }
         }
     }
