@@ -15,7 +15,7 @@ STATIC := target/$(TRIPLE)/release
 IMAGES := target/images
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Debian packages the build, the demo and the tests need (checked by command or file).
-APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables protobuf-compiler python3-venv curl gnupg openssl
+APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables protobuf-compiler python3-venv curl gnupg openssl docker-registry skopeo umoci
 BENCH_PACKAGES := crun runc hyperfine wrk
 # An independent gRPC client for the api-service tests: Python's grpcio,
 # its stubs generated from the shipped .proto by grpcio-tools (from PyPI).

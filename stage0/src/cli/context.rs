@@ -107,7 +107,8 @@ impl Context {
             stage0::fetch::Fetcher::new(store, self.insecure, policy, self.debug)
                 .with_keystore(self.keystore())
                 .with_trust_keys_from_https(self.trust_keys_from_https)
-                .with_auth(auth),
+                .with_auth(auth)
+                .with_docker_auth(self.config.docker_auth.clone()),
         )
     }
 

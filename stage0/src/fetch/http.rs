@@ -190,6 +190,24 @@ impl Http {
         })
     }
 
+    /// GET `url` with `headers` (no `auth.d` header: the caller does its
+    /// own authentication), whatever the status: the caller reads it.
+    pub fn get_raw(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
+        self.check_scheme(url)?;
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.call().map_err(|e| HttpError::Request {
+            url: url.to_string(),
+            why: describe(&e),
+        })
+    }
+
     /// GET a small document (signature, key, discovery page) of at most
     /// `limit` bytes.
     pub fn get_small(&self, url: &str, limit: u64) -> Result<(u16, Vec<u8>), HttpError> {

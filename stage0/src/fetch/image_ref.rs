@@ -20,6 +20,8 @@ pub enum ImageRef {
     Url(String),
     /// A `docker://` or `docker:` reference.
     Docker(String),
+    /// An OCI image layout directory (`oci:DIR[:TAG]`, or a path to one).
+    OciLayout { dir: PathBuf, tag: Option<String> },
 }
 
 /// Classifies an image string in rkt's order: hash; no scheme → path
@@ -32,7 +34,12 @@ pub fn parse_image_ref(s: &str) -> ImageRef {
     }
     match scheme(s) {
         None => {
-            if is_path_like(s) {
+            if is_path_like(s) && Path::new(s).join("oci-layout").is_file() {
+                ImageRef::OciLayout {
+                    dir: PathBuf::from(s),
+                    tag: None,
+                }
+            } else if is_path_like(s) {
                 ImageRef::Path(PathBuf::from(s))
             } else {
                 parse_name(s)
@@ -45,6 +52,7 @@ pub fn parse_image_ref(s: &str) -> ImageRef {
         }
         Some("http" | "https") => ImageRef::Url(s.to_string()),
         Some("docker") => ImageRef::Docker(s.to_string()),
+        Some("oci") => parse_oci_layout(&s["oci:".len()..]),
         Some(_) => parse_name(s),
     }
 }
@@ -78,6 +86,22 @@ fn is_path_like(s: &str) -> bool {
         return false;
     }
     s.contains("./") || Path::new(s).extension().is_some_and(|e| e == "aci")
+}
+
+/// `DIR[:TAG]` of `oci:DIR[:TAG]` (skopeo's syntax): a tag follows the
+/// last `:` after the last `/`.
+fn parse_oci_layout(rest: &str) -> ImageRef {
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    match last.rsplit_once(':') {
+        Some((_, tag)) if !tag.is_empty() => ImageRef::OciLayout {
+            dir: PathBuf::from(&rest[..rest.len() - tag.len() - 1]),
+            tag: Some(tag.to_string()),
+        },
+        _ => ImageRef::OciLayout {
+            dir: PathBuf::from(rest.trim_end_matches(':')),
+            tag: None,
+        },
+    }
 }
 
 /// `name[:version][,label=value…]` (appc `NewAppFromString`).
@@ -158,6 +182,20 @@ mod tests {
         assert_eq!(
             parse_image_ref("docker:busybox"),
             ImageRef::Docker("docker:busybox".into())
+        );
+        assert_eq!(
+            parse_image_ref("oci:/srv/img:v1"),
+            ImageRef::OciLayout {
+                dir: "/srv/img".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            parse_image_ref("oci:rel/img"),
+            ImageRef::OciLayout {
+                dir: "rel/img".into(),
+                tag: None
+            }
         );
     }
 }

@@ -3,6 +3,7 @@
 mod discovery;
 mod http;
 mod image_ref;
+mod oci;
 mod progress;
 mod tee;
 
@@ -22,6 +23,7 @@ use crate::trust::{verify_detached, Keystore, TrustError};
 pub use discovery::DiscoveryError;
 pub use http::{AuthHeaders, HttpError};
 pub use image_ref::{parse_image_ref, ImageRef};
+pub use oci::OciError;
 
 use http::Http;
 
@@ -83,8 +85,10 @@ pub enum FetchError {
         sig_url: String,
         why: String,
     },
-    #[error("{0:?}: docker images are not supported yet; convert the image to an ACI and fetch the file")]
-    DockerUnsupported(String),
+    #[error("{0}: signature verification for docker and OCI images is not supported; pass --insecure-options=image to fetch it unverified")]
+    ImageUnsigned(String),
+    #[error(transparent)]
+    Oci(#[from] OciError),
     #[error("cannot open image file {path}: {source}")]
     Open {
         path: PathBuf,
@@ -128,6 +132,8 @@ pub struct Fetcher<'a> {
     trust_keys_from_https: bool,
     /// `Authorization` per host, from `auth.d`.
     auth: AuthHeaders,
+    /// `dockerAuth` entries of `auth.d`, by registry.
+    docker_auth: Vec<(String, serde_json::Value)>,
 }
 
 impl<'a> Fetcher<'a> {
@@ -145,7 +151,14 @@ impl<'a> Fetcher<'a> {
             keystore: None,
             trust_keys_from_https: false,
             auth: AuthHeaders::default(),
+            docker_auth: Vec::new(),
         }
+    }
+
+    /// Logs in to registries with these `dockerAuth` entries.
+    pub fn with_docker_auth(mut self, entries: Vec<(String, serde_json::Value)>) -> Self {
+        self.docker_auth = entries;
+        self
     }
 
     /// Sends these `Authorization` headers to their hosts.
@@ -262,7 +275,8 @@ impl<'a> Fetcher<'a> {
             ImageRef::Path(p) => self.fetch_file(p, signature),
             ImageRef::Name { name, labels } => self.fetch_name(name, labels, shown),
             ImageRef::Url(u) => self.fetch_url(u, signature),
-            ImageRef::Docker(d) => Err(FetchError::DockerUnsupported(d.clone())),
+            ImageRef::Docker(d) => self.fetch_docker(d),
+            ImageRef::OciLayout { dir, tag } => self.fetch_oci_layout(dir, tag.as_deref(), shown),
         }
     }
 
@@ -538,6 +552,88 @@ impl<'a> Fetcher<'a> {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A Docker or OCI image from a registry (`docker://`, unsigned: only
+    /// with `--insecure-options=image`, as in rkt). The store's copy is
+    /// used per the pull policy; `update` asks the registry for the
+    /// manifest and downloads nothing when its digest is the stored one.
+    fn fetch_docker(&self, reference: &str) -> Result<ImageKey, FetchError> {
+        let r = oci::DockerRef::parse(reference)?;
+        if !self.insecure.image {
+            return Err(FetchError::ImageUnsigned(reference.to_string()));
+        }
+        let url = r.canonical();
+        let cached = self.store.remote(&url)?;
+        match (&cached, self.pull_policy) {
+            (Some(c), PullPolicy::New | PullPolicy::Never) => {
+                self.diag(&format!("using image from local store for {url}"));
+                return Ok(c.key.clone());
+            }
+            (None, PullPolicy::Never) => return Err(FetchError::NotCached(url)),
+            _ => {}
+        }
+        let http = Http::new(&self.insecure, &AuthHeaders::default());
+        let creds = oci::Credentials::for_registry(&self.docker_auth, &r.registry)?;
+        let registry = oci::Registry::new(&http, &r, creds, self.insecure.http);
+        let (manifest, digest) = oci::resolve_registry(&registry, &r)?;
+        let now = std::time::SystemTime::now();
+        let key = match cached.filter(|c| c.etag.as_deref() == Some(digest.as_str())) {
+            Some(c) => {
+                self.diag(&format!(
+                    "{url} is unchanged ({digest}); using the stored image"
+                ));
+                c.key
+            }
+            None => {
+                self.diag(&format!("fetching {url} ({digest})"));
+                let origin = oci::registry_origin(&r, &digest);
+                oci::import(
+                    self.store,
+                    &oci::Blobs::Registry(&registry),
+                    &manifest,
+                    &origin,
+                )?
+            }
+        };
+        self.store.set_remote(
+            &url,
+            None,
+            &Remote {
+                key: key.clone(),
+                etag: Some(digest),
+                max_age: 0,
+                downloaded: now,
+            },
+        )?;
+        Ok(key)
+    }
+
+    /// An image of an OCI layout directory: always imported, like a file
+    /// (unsigned: only with `--insecure-options=image`).
+    fn fetch_oci_layout(
+        &self,
+        dir: &Path,
+        tag: Option<&str>,
+        shown: &str,
+    ) -> Result<ImageKey, FetchError> {
+        if !self.insecure.image {
+            return Err(FetchError::ImageUnsigned(shown.to_string()));
+        }
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let layout = oci::Layout::open(&dir)?;
+        let (manifest, digest, tag) = layout.resolve(tag)?;
+        self.diag(&format!(
+            "using image {digest} of OCI layout {}",
+            dir.display()
+        ));
+        let origin = oci::layout_origin(layout.dir(), shown, tag, &digest);
+        Ok(oci::import(
+            self.store,
+            &oci::Blobs::Layout(&layout),
+            &manifest,
+            &origin,
+        )?)
     }
 
     /// Names come from the store; remote discovery is not implemented yet, so

@@ -57,6 +57,33 @@ pub struct ImageInfo {
     pub tree_store_size: u64,
 }
 
+/// The store's tmp dir, for unnamed private files ([`Store::private_copy`]).
+#[derive(Debug, Clone)]
+pub struct PrivateFiles {
+    dir: PathBuf,
+}
+
+impl PrivateFiles {
+    /// An unnamed copy of `reader`, positioned at its start.
+    pub fn copy(&self, mut reader: impl Read) -> Result<File, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(&self.dir)
+            .map_err(StoreError::io(format!(
+                "creating a file in {}",
+                self.dir.display()
+            )))?;
+        io::copy(&mut reader, &mut file).map_err(StoreError::io("copying the image"))?;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(StoreError::io("copying the image"))?;
+        Ok(file)
+    }
+}
+
 /// The CAS under `$dir/cas`.
 pub struct Store {
     cas: PathBuf,
@@ -145,23 +172,16 @@ impl Store {
     /// An unnamed copy of `reader` in the store's tmp dir (`O_TMPFILE`),
     /// positioned at its start: nobody else can change it, so the bytes a
     /// signature was checked against are the bytes imported.
-    pub fn private_copy(&self, mut reader: impl Read) -> Result<File, StoreError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = self.tmp_dir();
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_TMPFILE)
-            .mode(0o600)
-            .open(&dir)
-            .map_err(StoreError::io(format!(
-                "creating a file in {}",
-                dir.display()
-            )))?;
-        io::copy(&mut reader, &mut file).map_err(StoreError::io("copying the image"))?;
-        file.seek(io::SeekFrom::Start(0))
-            .map_err(StoreError::io("copying the image"))?;
-        Ok(file)
+    pub fn private_copy(&self, reader: impl Read) -> Result<File, StoreError> {
+        self.private_files().copy(reader)
+    }
+
+    /// Where private copies are made, for threads of their own (the store
+    /// itself stays on one thread).
+    pub fn private_files(&self) -> PrivateFiles {
+        PrivateFiles {
+            dir: self.tmp_dir(),
+        }
     }
 
     /// What `url` last gave, if that image is still stored.
