@@ -12,6 +12,7 @@ pub mod http;
 pub mod journald;
 pub mod metadata;
 pub mod pods;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -40,6 +40,12 @@ pub enum OciError {
     BadReference { reference: String, why: String },
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error("{url}: {why}; if {registry} serves plain http, pass --insecure-options=http")]
+    HttpsFailed {
+        url: String,
+        why: String,
+        registry: String,
+    },
     #[error("registry {registry} refused access ({why}); if the image needs credentials, add a dockerAuth entry for {registry} to auth.d")]
     AuthRefused { registry: String, why: String },
     #[error("{url}: {why}; check the image name and tag")]
@@ -263,30 +269,33 @@ impl Blobs<'_> {
         }
     }
 
-    /// The layer's compressed bytes in a file: the layout's own, or a
-    /// private download (no more than its size; checked when read).
+    /// The layer's compressed bytes in a file, checked against its digest
+    /// and size: the layout's own file, or a private download (cut off
+    /// past its size).
     fn layer_file(&self, d: &Descriptor, files: &PrivateFiles) -> Result<File, OciError> {
-        match self {
-            Blobs::Layout(l) => l.open_blob(d),
-            Blobs::Registry(r) => {
-                let what = format!("downloading layer {}", d.digest());
-                let body = r.blob(d.digest().as_ref())?.take(d.size() + 1);
-                let file = files.copy(body)?;
-                let got = file
-                    .metadata()
-                    .map_err(|source| OciError::Io {
-                        what: what.clone(),
-                        source,
-                    })?
-                    .len();
-                if got > d.size() {
-                    return Err(OciError::TooLarge {
-                        what: format!("layer {}", d.digest()),
-                        size: d.size(),
-                    });
-                }
-                Ok(file)
+        let digest = d.digest().to_string();
+        let (copied, check) = match self {
+            Blobs::Layout(l) => {
+                let file = l.open_blob(d)?;
+                let mut check = Verified::new(&file, d);
+                let read = io::copy(&mut check, &mut io::sink()).map_err(|source| OciError::Io {
+                    what: format!("reading layer {digest}"),
+                    source,
+                });
+                let checked = check.into_result();
+                (read.map(|_| file), checked)
             }
+            Blobs::Registry(r) => {
+                let mut check = Verified::new(r.blob(&digest)?, d);
+                let copied = files.copy(&mut check).map_err(OciError::from);
+                (copied, check.into_result())
+            }
+        };
+        match (copied, check) {
+            // Cut off for its size, which is the news.
+            (_, Err(e @ OciError::TooLarge { .. })) => Err(e),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(file), Ok(())) => Ok(file),
         }
     }
 }
@@ -371,9 +380,10 @@ fn merge_layers(
 ) -> Result<(), OciError> {
     let mut flattener = flatten::Flattener::new(out)?;
     for (idx, layer) in layers.iter().enumerate().rev() {
+        // Checked against its digest already.
         let file = slots[idx].take()?;
         let name = layer.digest().to_string();
-        flattener.add_layer(&name, &|| open_layer(&file, layer))?;
+        flattener.add_layer(&name, &|| open_layer(&file))?;
     }
     if flattener.devices_skipped > 0 {
         tracing::debug!(
@@ -391,19 +401,11 @@ fn merge_layers(
     })
 }
 
-/// The uncompressed tar of a layer, checked against its digest and size
-/// as it is read (an error at the end, or as soon as it is too long).
-fn open_layer<'f>(file: &'f File, d: &Descriptor) -> io::Result<Box<dyn Read + 'f>> {
+/// The uncompressed tar of a layer (gzip or plain).
+fn open_layer<'f>(file: &'f File) -> io::Result<Box<dyn Read + 'f>> {
     let mut f = file;
     f.seek(io::SeekFrom::Start(0))?;
-    let verified = Verified {
-        inner: BufReader::with_capacity(256 << 10, f),
-        hasher: Sha256::new(),
-        read: 0,
-        size: d.size(),
-        digest: d.digest().to_string(),
-    };
-    let mut buffered = BufReader::with_capacity(256 << 10, verified);
+    let mut buffered = BufReader::with_capacity(256 << 10, f);
     let head = io::BufRead::fill_buf(&mut buffered)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
@@ -416,14 +418,48 @@ fn open_layer<'f>(file: &'f File, d: &Descriptor) -> io::Result<Box<dyn Read + '
     }
 }
 
-/// A reader that hashes what it reads and fails at its end unless the
-/// digest and size are the descriptor's.
+/// A reader that hashes what it reads, and stops with an error past the
+/// descriptor's size (a server sending endless bytes).
 struct Verified<R> {
     inner: R,
     hasher: Sha256,
     read: u64,
     size: u64,
     digest: String,
+    too_large: bool,
+}
+
+impl<R: Read> Verified<R> {
+    fn new(inner: R, d: &Descriptor) -> Self {
+        Verified {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+            size: d.size(),
+            digest: d.digest().to_string(),
+            too_large: false,
+        }
+    }
+
+    /// Whether what was read is the descriptor's content.
+    fn into_result(self) -> Result<(), OciError> {
+        let what = format!("layer {}", self.digest);
+        if self.too_large {
+            return Err(OciError::TooLarge {
+                what,
+                size: self.size,
+            });
+        }
+        let got = format!("sha256:{}", hex(&self.hasher.finalize()));
+        if got != self.digest || self.read != self.size {
+            return Err(OciError::DigestMismatch {
+                what: format!("{what} ({} bytes, {} expected)", self.read, self.size),
+                wanted: self.digest,
+                got,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl<R: Read> Read for Verified<R> {
@@ -431,19 +467,11 @@ impl<R: Read> Read for Verified<R> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         if self.read > self.size {
+            self.too_large = true;
             return Err(io::Error::other(format!(
                 "more than the {} bytes the manifest gives",
                 self.size
             )));
-        }
-        if n == 0 {
-            let got = format!("sha256:{}", hex(&self.hasher.clone().finalize()));
-            if got != self.digest || self.read != self.size {
-                return Err(io::Error::other(format!(
-                    "the content has digest {got} ({} bytes), not {} ({} bytes); the source is corrupt or tampered with, and nothing was stored",
-                    self.read, self.digest, self.size
-                )));
-            }
         }
         self.hasher.update(&buf[..n]);
         Ok(n)
@@ -479,8 +507,10 @@ pub fn registry_origin(r: &DockerRef, manifest_digest: &str) -> Origin {
     Origin {
         name: format!("{}/{}", r.registry, r.repository),
         version: r.tag.clone(),
+        // Canonical, not as typed: one image, one image ID, however the
+        // user spelled its name.
         annotations: vec![
-            ("appc.io/docker/originalname".into(), r.original.clone()),
+            ("appc.io/docker/originalname".into(), r.canonical()),
             ("appc.io/docker/registryurl".into(), r.registry.clone()),
             ("appc.io/docker/repository".into(), r.repository.clone()),
         ],
@@ -490,23 +520,19 @@ pub fn registry_origin(r: &DockerRef, manifest_digest: &str) -> Origin {
 }
 
 /// The origin of an image from a layout directory: named after it.
-pub fn layout_origin(
-    dir: &Path,
-    original: &str,
-    tag: Option<String>,
-    manifest_digest: &str,
-) -> Origin {
+pub fn layout_origin(dir: &Path, tag: Option<String>, manifest_digest: &str) -> Origin {
     let base = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "oci-image".into());
+    let original = match &tag {
+        Some(t) => format!("oci:{}:{t}", dir.display()),
+        None => format!("oci:{}", dir.display()),
+    };
     Origin {
         name: base,
         version: tag,
-        annotations: vec![
-            ("appc.io/docker/originalname".into(), original.to_string()),
-            ("appc.io/oci/layout".into(), dir.display().to_string()),
-        ],
+        annotations: vec![("appc.io/docker/originalname".into(), original)],
         manifest_digest: manifest_digest.to_string(),
         config_digest: String::new(),
     }

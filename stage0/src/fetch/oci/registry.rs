@@ -202,6 +202,13 @@ impl<'h> Registry<'h> {
                 *self.base.lock().expect("base") = plain;
                 Ok(self.http.get_raw(&self.url(path), &headers)?)
             }
+            Err(HttpError::Request { url, why }) if url.starts_with("https://") => {
+                Err(OciError::HttpsFailed {
+                    url,
+                    why,
+                    registry: self.registry.clone(),
+                })
+            }
             other => Ok(other?),
         }
     }
