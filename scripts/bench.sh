@@ -2,14 +2,14 @@
 # make bench: measure rkt against the alternatives on this machine, in the same
 # run, and print ratios. Results go to stdout; BENCHMARKS.md keeps the latest.
 #
-# BENCH_SECTIONS="3 4" runs only some sections (default: all five); BENCH_PODS
+# BENCH_SECTIONS="3 4" runs only some sections (default: all); BENCH_PODS
 # sets the number of pods of section 4 (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rkt=$PWD/target/release/rkt
 fly="--stage1-path=$PWD/target/release/stage1-fly.aci"
 ns="--stage1-path=$PWD/target/release/stage1-ns.aci"
-sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7 8} "
 work=$(mktemp -d /tmp/rkt-bench.XXXXXX)
 cleanup() {
 	"$rkt" --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
@@ -386,4 +386,50 @@ kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true
 rm -rf --one-file-system "$work"/fetch?
 printf "   curl | gzip -dc | sha512sum: %.2f s   rkt fetch (download, verify, import, render): %.2f s   speedup: %sx\n" \
 	"$best_pipe" "$best_rkt" "$(ratio "$best_pipe" "$best_rkt")"
+fi
+
+# --- 8. a 5-layer OCI image from a local registry: rkt fetch vs skopeo copy + umoci unpack
+if want 8; then
+build_big
+echo "== pull of a 5-layer OCI image (the ~200 MB tree) from docker-registry on 127.0.0.1"
+oci="$work/oci"; mkdir -p "$oci/lists"
+# Five layers of about equal size: the tree's files in five groups.
+(cd "$work/big/rootfs" && find . -type f -printf '%s %p\n' | sort -k2) >"$oci/files"
+total=$(awk '{s += $1} END {print s}' "$oci/files")
+awk -v total="$total" -v dir="$oci/lists" '{
+	n = int(sum * 5 / total); if (n > 4) n = 4; sum += $1; print $2 > (dir "/" n)
+}' "$oci/files"
+umoci init --layout "$oci/img" && umoci new --image "$oci/img:v1"
+for n in 0 1 2 3 4; do
+	tar -C "$work/big/rootfs" --numeric-owner -cf "$oci/layer.tar" -T "$oci/lists/$n"
+	umoci raw add-layer --image "$oci/img:v1" "$oci/layer.tar"
+done
+rm -f "$oci/layer.tar"
+umoci config --image "$oci/img:v1" --config.entrypoint /usr/bin/true --os linux --architecture amd64
+umoci gc --layout "$oci/img"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n  secret: bench\n' \
+	"$oci/registry" "$port" >"$oci/registry.yml"
+docker-registry serve "$oci/registry.yml" >/dev/null 2>&1 &
+registry=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+skopeo copy --quiet --dest-tls-verify=false "oci:$oci/img:v1" "docker://127.0.0.1:$port/bench/big:v1"
+echo "   layers (gzip): $(for l in "$oci"/img/blobs/sha256/*; do s=$(stat -c %s "$l"); [ "$s" -gt 100000 ] && echo -n "$((s / 1000000)) "; done)MB"
+best_base=999; best_rkt=999
+for i in 1 2 3; do
+	sync; t0=$(now)
+	skopeo copy --quiet --src-tls-verify=false "docker://127.0.0.1:$port/bench/big:v1" "oci:$oci/pulled$i:v1"
+	umoci unpack --image "$oci/pulled$i:v1" "$oci/bundle$i" >/dev/null 2>&1
+	t1=$(now)
+	b=$(elapsed "$t0" "$t1"); best_base=$(echo "if ($b < $best_base) $b else $best_base" | bc -l)
+	sync; t0=$(now)
+	"$rkt" --dir="$work/pull$i" --insecure-options=image,http fetch "docker://127.0.0.1:$port/bench/big:v1" \
+		>/dev/null 2>"$work/pull.err" || { cat "$work/pull.err" >&2; break; }
+	t1=$(now)
+	r=$(elapsed "$t0" "$t1"); best_rkt=$(echo "if ($r < $best_rkt) $r else $best_rkt" | bc -l)
+done
+kill "$registry" 2>/dev/null; wait "$registry" 2>/dev/null || true
+rm -rf --one-file-system "$work"/pull? "$oci"/pulled? "$oci"/bundle?
+printf "   skopeo copy + umoci unpack: %.2f s   rkt fetch (download, verify, merge, import, render): %.2f s   speedup: %sx\n" \
+	"$best_base" "$best_rkt" "$(ratio "$best_base" "$best_rkt")"
 fi
