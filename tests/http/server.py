@@ -15,6 +15,12 @@ Per file F:
   * F.auth, when present, holds the Authorization value F needs (else 401).
   * F.status, when present, holds a status to answer with (and no body),
     once per line: "202" then "200" defers a signature once.
+  * F.cut, when present, holds a byte count: the next GET of F announces
+    all of F but sends only that many bytes and closes the connection (a
+    download breaking off); F.cut is then removed.
+  * "Range: bytes=N-" is answered with 206 and the rest of F (logged as
+    "GET PATH 206 bytes=N-"), unless an If-Range names another ETag (200,
+    all of F).
 Special paths:
   * /endless        an unbounded body (chunked), for size limits.
   * /loop           a redirect to itself.
@@ -39,9 +45,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def record(self, status):
+    def record(self, status, extra=""):
         with LOG_LOCK, open(os.path.join(ROOT, "requests.log"), "a") as log:
-            log.write(f"{self.command} {self.path} {status}\n")
+            log.write(f"{self.command} {self.path} {status}{extra}\n")
 
     def answer(self, status, body=b"", headers=()):
         self.record(status)
@@ -106,6 +112,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         headers.append((name.strip(), value.strip()))
         if self.headers.get("If-None-Match") == etag:
             return self.answer(304, headers=headers)
+        headers.append(("Accept-Ranges", "bytes"))
+        cut_file = path + ".cut"
+        if os.path.exists(cut_file):
+            with open(cut_file) as f:
+                cut = int(f.read().strip())
+            os.remove(cut_file)
+            self.record(200, " cut")
+            self.send_response(200)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        wanted = self.headers.get("Range", "")
+        if_range = self.headers.get("If-Range")
+        if wanted.startswith("bytes=") and wanted.endswith("-") and if_range in (None, etag):
+            start = int(wanted[len("bytes="):-1])
+            if start >= len(body):
+                return self.answer(416, headers=[("Content-Range", f"bytes */{len(body)}")])
+            self.record(206, f" {wanted}")
+            self.send_response(206)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+            return
         self.answer(200, body, headers)
 
 

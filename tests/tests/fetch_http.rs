@@ -311,3 +311,78 @@ fn a_terminal_gets_a_progress_line() {
     let piped = rkt_with_ca(&rkt, &ca, &["fetch", &url]).expect_code(0);
     assert!(!piped.stderr.contains("Downloading"), "{piped}");
 }
+
+/// The kept bytes of downloads in `rkt`'s store (`cas/tmp/download-*`,
+/// without the ETag files).
+fn kept_downloads(rkt: &Rkt) -> Vec<u64> {
+    std::fs::read_dir(rkt.dir.join("cas/tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with("download-") && !name.ends_with(".etag")
+                })
+                .map(|e| e.metadata().unwrap().len())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_broken_off_download_resumes_where_it_stopped() {
+    let (rkt, gpg, key, ca) = setup();
+    let www = served(&rkt, &gpg, &key);
+    let server = HttpServer::start(&www, Some(&ca));
+    let url = server.url("busybox.aci");
+
+    // The connection drops after 300000 bytes: the fetch fails, the bytes
+    // stay for the next one.
+    std::fs::write(www.join("busybox.aci.cut"), "300000").unwrap();
+    rkt_with_ca(&rkt, &ca, &["fetch", &url])
+        .expect_code(254)
+        .expect_stderr("broke off after 300000 bytes")
+        .expect_stderr("run the fetch again to resume it");
+    assert_eq!(kept_downloads(&rkt), [300000]);
+    assert!(rkt
+        .ok(&["image", "list", "--no-legend"])
+        .stdout
+        .trim()
+        .is_empty());
+
+    // The next fetch asks for the rest only, and stores the whole image.
+    server.clear_requests();
+    let out = rkt_with_ca(&rkt, &ca, &["fetch", "--full", &url])
+        .expect_code(0)
+        .expect_stderr("resuming the download")
+        .expect_stderr("signature verified:");
+    assert_eq!(
+        gets(&server),
+        [
+            "GET /busybox.aci.asc 200",
+            "GET /busybox.aci 206 bytes=300000-"
+        ],
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        rkt.fetch(&image("busybox.aci")),
+        "the same image"
+    );
+    assert!(kept_downloads(&rkt).is_empty(), "nothing kept once stored");
+
+    // Broken off again, and the image changes meanwhile: its new ETag
+    // makes the server send all of the new one, which is what is stored.
+    rkt.ok(&["image", "rm", NAME]);
+    std::fs::write(www.join("busybox.aci.cut"), "300000").unwrap();
+    rkt_with_ca(&rkt, &ca, &["fetch", &url]).expect_code(254);
+    let inspect = www.join("busybox.aci");
+    std::fs::copy(image("inspect.aci"), &inspect).unwrap();
+    gpg.sign(&key, &inspect, &www.join("busybox.aci.asc"), None);
+    server.clear_requests();
+    let out = rkt_with_ca(&rkt, &ca, &["fetch", "--full", &url]).expect_code(0);
+    assert_eq!(
+        gets(&server),
+        ["GET /busybox.aci.asc 200", "GET /busybox.aci 200"]
+    );
+    assert_eq!(out.stdout.trim(), rkt.fetch(&image("inspect.aci")));
+    assert!(kept_downloads(&rkt).is_empty());
+}

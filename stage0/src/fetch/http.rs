@@ -47,6 +47,8 @@ pub struct Response {
     pub etag: Option<String>,
     /// `Cache-Control: max-age`, in seconds (0 when absent).
     pub max_age: u64,
+    /// Where the body starts in the resource, for a 206 answering a range.
+    pub range_start: Option<u64>,
     pub body: ureq::Body,
 }
 
@@ -147,12 +149,24 @@ impl Http {
 
     /// GET `url`, conditional on `etag` when given: a 304 (what the caller
     /// has is current, with fresh cache headers) or a 2xx; other statuses
-    /// are errors.
-    pub fn get(&self, url: &str, etag: Option<&str>) -> Result<Response, HttpError> {
+    /// are errors. With `resume` (offset, ETag of the bytes the caller
+    /// has), the rest if the resource is still that version (206), else
+    /// all of it (200).
+    pub fn get(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        resume: Option<(u64, &str)>,
+    ) -> Result<Response, HttpError> {
         self.check_scheme(url)?;
         let mut request = self.agent.get(url);
         if let Some(tag) = etag {
             request = request.header("If-None-Match", tag);
+        }
+        if let Some((offset, tag)) = resume {
+            request = request
+                .header("Range", format!("bytes={offset}-"))
+                .header("If-Range", tag);
         }
         // ureq does not carry it across a redirect to another host.
         if let Some(auth) = self.auth.for_url(url) {
@@ -182,10 +196,15 @@ impl Http {
             .as_deref()
             .and_then(max_age)
             .unwrap_or(0);
+        let range_start = match status {
+            206 => header("content-range").as_deref().and_then(range_start),
+            _ => None,
+        };
         Ok(Response {
             status,
             etag,
             max_age,
+            range_start,
             body: response.into_body(),
         })
     }
@@ -211,7 +230,7 @@ impl Http {
     /// GET a small document (signature, key, discovery page) of at most
     /// `limit` bytes.
     pub fn get_small(&self, url: &str, limit: u64) -> Result<(u16, Vec<u8>), HttpError> {
-        let response = self.get(url, None)?;
+        let response = self.get(url, None, None)?;
         let status = response.status;
         let body = read_limited(response.body, url, limit)?;
         Ok((status, body))
@@ -260,6 +279,12 @@ fn tls_failed(e: &dyn std::fmt::Display) -> String {
     format!(
         "TLS failed ({e}); if the server's certificate is not from a CA in {CA_BUNDLE} (or $SSL_CERT_FILE), add its CA there, or pass --insecure-options=tls"
     )
+}
+
+/// The first byte of `Content-Range: bytes N-M/T`.
+fn range_start(content_range: &str) -> Option<u64> {
+    let range = content_range.trim().strip_prefix("bytes ")?;
+    range.split_once('-')?.0.trim().parse().ok()
 }
 
 /// `max-age=N` of a Cache-Control value.
@@ -319,6 +344,12 @@ mod tests {
         assert!(AuthHeaders::from_config(&aws)
             .unwrap_err()
             .contains("not supported"));
+    }
+
+    #[test]
+    fn content_range_gives_the_start() {
+        assert_eq!(range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(range_start("bytes */200"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod http;
 mod image_ref;
 mod oci;
 mod progress;
+mod resume;
 mod tee;
 
 use std::fmt;
@@ -89,6 +90,8 @@ pub enum FetchError {
     ImageUnsigned(String),
     #[error(transparent)]
     Oci(#[from] OciError),
+    #[error("the download of {url} broke off after {have} bytes ({why}); run the fetch again to resume it")]
+    DownloadBroken { url: String, have: u64, why: String },
     #[error("cannot open image file {path}: {source}")]
     Open {
         path: PathBuf,
@@ -387,6 +390,7 @@ impl<'a> Fetcher<'a> {
             // looked at: a bad signature is the more telling news (a
             // tampered image is often not a valid archive either).
             match (imported, verifier.take().map(|v| v.join())) {
+                (Err(e), _) if closer.input_failed() => Err(e),
                 (Err(_), Some(Ok(Err(bad_signature)))) => Err(bad_signature.into()),
                 (result, _) => result,
             }
@@ -441,25 +445,68 @@ impl<'a> Fetcher<'a> {
         };
         self.diag(&format!("fetching image from {url}"));
         let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
-        let response = http.get(url, etag)?;
+        // The bytes of an earlier download of this URL that broke off.
+        let mut partial = resume::PartialDownload::open(&self.store.downloads_dir(), url)
+            .unwrap_or_else(|e| {
+                tracing::debug!("not keeping the download of {url}: {e}");
+                None
+            });
+        let resume_at = partial
+            .as_ref()
+            .and_then(|p| p.resume_point())
+            .map(|(from, tag)| (from, tag.to_string()));
+        let response = http.get(
+            url,
+            etag,
+            resume_at.as_ref().map(|(from, tag)| (*from, tag.as_str())),
+        )?;
         if let (304, Some(mut c)) = (response.status, cached) {
             self.diag(&format!("{url} is unchanged; using the stored image"));
+            if let Some(p) = partial {
+                p.finish(false);
+            }
             c.downloaded = now;
             c.max_age = response.max_age;
             self.store.set_remote(url, Some(&sig_url), &c)?;
             return Ok(c.key);
         }
         let (etag, max_age) = (response.etag.clone(), response.max_age);
-        let total = response.body.content_length();
-        let body = progress::Progress::wrap(
-            response
-                .body
-                .into_with_config()
-                .limit(MAX_IMAGE_BYTES)
-                .reader(),
-            "Downloading ACI",
-            total,
-        );
+        let resumed = match (response.status, &resume_at) {
+            (206, Some((from, _))) if response.range_start == Some(*from) => *from,
+            (206, _) => {
+                return Err(HttpError::Request {
+                    url: url.to_string(),
+                    why: "the server answered with a range that was not asked for".into(),
+                }
+                .into())
+            }
+            _ => 0,
+        };
+        let total = response.body.content_length().map(|n| n + resumed);
+        let rest = response
+            .body
+            .into_with_config()
+            .limit(MAX_IMAGE_BYTES - resumed)
+            .reader();
+        // Kept as it arrives, to be resumed if it breaks off: only with an
+        // ETag, which tells the next fetch whether the kept bytes are current.
+        let keep = partial.take().filter(|_| resumed > 0 || etag.is_some());
+        let (source, kept): (Box<dyn Read + Send>, _) = match keep {
+            Some(mut p) => {
+                if resumed > 0 {
+                    eprintln!("image: resuming the download of {url} at byte {resumed}");
+                } else {
+                    p.restart(etag.as_deref())
+                        .map_err(StoreError::io("keeping the download"))?;
+                }
+                let (reader, broken) = p
+                    .stream(rest)
+                    .map_err(StoreError::io("keeping the download"))?;
+                (Box::new(reader), Some((p, broken)))
+            }
+            None => (Box::new(rest), None),
+        };
+        let body = progress::Progress::wrap(source, "Downloading ACI", total);
         let too_large = |e: FetchError| match e {
             FetchError::Store(StoreError::Io { source, .. })
                 if source
@@ -475,7 +522,7 @@ impl<'a> Fetcher<'a> {
             other => other,
         };
         let expect = expect.map(|(name, labels)| Expected { url, name, labels });
-        let key = match signature {
+        let imported = (|| match signature {
             // Signed by a server that signs on demand: the image is kept
             // (privately) until the signature is there.
             Some(Signature::Deferred) => {
@@ -488,12 +535,12 @@ impl<'a> Fetcher<'a> {
                     _ => {
                         return Err(FetchError::UrlUnsigned {
                             url: url.to_string(),
-                            sig_url,
+                            sig_url: sig_url.clone(),
                             why: "still deferred (202) after the image was downloaded".into(),
                         })
                     }
                 };
-                self.import_checked(copy, Some((signature, sig_url.clone())), expect, url)?
+                self.import_checked(copy, Some((signature, sig_url.clone())), expect, url)
             }
             signature => {
                 let signature = match signature {
@@ -504,9 +551,22 @@ impl<'a> Fetcher<'a> {
                     _ => None,
                 };
                 self.import_checked(body, signature, expect, url)
-                    .map_err(too_large)?
+                    .map_err(too_large)
             }
-        };
+        })();
+        if let Some((partial, broken)) = kept {
+            let broken = broken.load(std::sync::atomic::Ordering::SeqCst);
+            let have = partial.len();
+            partial.finish(broken);
+            if let (true, Err(e)) = (broken, &imported) {
+                return Err(FetchError::DownloadBroken {
+                    url: url.to_string(),
+                    have,
+                    why: e.to_string(),
+                });
+            }
+        }
+        let key = imported?;
         self.store.set_remote(
             url,
             Some(&sig_url),

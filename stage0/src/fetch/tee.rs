@@ -10,15 +10,17 @@ use std::sync::{Arc, Mutex};
 const IN_FLIGHT: usize = 32;
 
 type Sender = Arc<Mutex<Option<SyncSender<Vec<u8>>>>>;
+type Failed = Arc<std::sync::atomic::AtomicBool>;
 
 /// Reads `inner` and sends a copy of every chunk read.
 pub struct Tee<R> {
     inner: R,
     to: Sender,
+    failed: Failed,
 }
 
 /// Ends the copy (the check then sees the end of its input).
-pub struct Closer(Sender);
+pub struct Closer(Sender, Failed);
 
 /// The copy, as a reader.
 pub struct Copy {
@@ -30,12 +32,14 @@ pub struct Copy {
 pub fn tee<R: Read>(inner: R) -> (Tee<R>, Closer, Copy) {
     let (tx, rx) = sync_channel(IN_FLIGHT);
     let to: Sender = Arc::new(Mutex::new(Some(tx)));
+    let failed = Failed::default();
     (
         Tee {
             inner,
             to: to.clone(),
+            failed: failed.clone(),
         },
-        Closer(to),
+        Closer(to, failed),
         Copy {
             from: Mutex::new(rx),
             chunk: Vec::new(),
@@ -50,7 +54,15 @@ fn lock(s: &Sender) -> std::sync::MutexGuard<'_, Option<SyncSender<Vec<u8>>>> {
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                return Err(e);
+            }
+        };
         let mut to = lock(&self.to);
         if n == 0 {
             *to = None;
@@ -64,9 +76,22 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// The import stopped reading (done, or failed): the check sees the end.
+impl<R> Drop for Tee<R> {
+    fn drop(&mut self) {
+        *lock(&self.to) = None;
+    }
+}
+
 impl Closer {
     pub fn close(&self) {
         *lock(&self.0) = None;
+    }
+
+    /// Whether reading the image failed (a download that broke off): the
+    /// check then saw a cut-short image, and its verdict means nothing.
+    pub fn input_failed(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -57,6 +57,9 @@ pub struct ImageInfo {
     pub tree_store_size: u64,
 }
 
+/// A kept partial download untouched this long is not resumed any more.
+const ABANDONED_DOWNLOAD: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// The store's tmp dir, for unnamed private files ([`Store::private_copy`]).
 #[derive(Debug, Clone)]
 pub struct PrivateFiles {
@@ -176,6 +179,12 @@ impl Store {
         self.private_files().copy(reader)
     }
 
+    /// Where downloads that may be resumed are kept (`download-*`, removed
+    /// by [`Store::open`] after a week untouched).
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.tmp_dir()
+    }
+
     /// Where private copies are made, for threads of their own (the store
     /// itself stays on one thread).
     pub fn private_files(&self) -> PrivateFiles {
@@ -250,6 +259,22 @@ impl Store {
                 };
                 if let Ok(Some(_lock)) = sys::lock_open_file(f, false, true) {
                     let _ = fs::remove_file(&path);
+                }
+            } else if name.starts_with("download-") {
+                // Kept for resuming; abandoned after a week untouched.
+                let abandoned = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > ABANDONED_DOWNLOAD);
+                let Ok(f) = File::options().write(true).open(&path) else {
+                    continue;
+                };
+                if abandoned {
+                    if let Ok(Some(_lock)) = sys::lock_open_file(f, false, true) {
+                        let _ = fs::remove_file(&path);
+                    }
                 }
             } else if let Some(rest) = name.strip_prefix("tree-") {
                 let Some(id) = rest.rsplit_once('.').and_then(|(id, _)| TreeId::parse(id)) else {
