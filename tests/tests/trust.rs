@@ -350,3 +350,59 @@ fn trust_refuses_what_it_cannot_do() {
         "nothing was trusted"
     );
 }
+
+/// `rkt trust --prefix=<NAME> KEY` on a terminal (a pty from script(1))
+/// where `answers` are typed; the terminal's transcript.
+fn trust_on_a_terminal(rkt: &Rkt, key_file: &Path, answers: &str) -> String {
+    let command = format!(
+        "{} {} trust --prefix={NAME} {}",
+        functional_tests::rkt_bin().display(),
+        rkt.global_args().join(" "),
+        key_file.display()
+    );
+    // The input stays open until rkt is done with it.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(printf '{answers}'; sleep 2) | script -qec \"$0\" /dev/null"
+        ))
+        .arg(command)
+        .output()
+        .expect("spawn script");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn the_fingerprint_review_asks_on_a_terminal() {
+    let rkt = Rkt::new();
+    let gpg = Gpg::new();
+    let key = gpg.new_key("Test Signer", "signer@example.com", "ed25519", "1y", None);
+    let key_file = gpg.export(&key, &rkt.root().join("signer.asc"));
+    let stored = rkt
+        .local_config
+        .join("trustedkeys/prefix.d")
+        .join(NAME)
+        .join(&key.fingerprint);
+
+    // Anything but yes or no is asked again; no trusts nothing.
+    let out = trust_on_a_terminal(&rkt, &key_file, "maybe\\nno\\n");
+    assert!(out.contains("GPG key fingerprint is:"), "{out}");
+    assert!(out.contains("Test Signer <signer@example.com>"), "{out}");
+    assert_eq!(
+        out.matches("Are you sure you want to trust this key (yes/no)? ")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("Please enter 'yes' or 'no'"), "{out}");
+    assert!(out.contains("Not trusting"), "{out}");
+    assert!(!stored.exists());
+
+    let out = trust_on_a_terminal(&rkt, &key_file, "yes\\n");
+    assert!(out.contains("after fingerprint review"), "{out}");
+    assert!(
+        out.contains(&format!("Added key for prefix \"{NAME}\"")),
+        "{out}"
+    );
+    assert!(stored.is_file(), "{out}");
+}
