@@ -94,6 +94,9 @@ const MAX_INDEX_DEPTH: usize = 3;
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Layers downloading at once.
 const PARALLEL_DOWNLOADS: usize = 4;
+/// Docker builds at most 127 layers (overlayfs' limit); a manifest with
+/// thousands is hostile (a file descriptor each while merging).
+const MAX_LAYERS: usize = 256;
 
 /// A manifest or an index of manifests.
 pub(crate) enum Document {
@@ -320,6 +323,15 @@ pub fn import(
         });
     }
     let layers = manifest.layers();
+    if layers.len() > MAX_LAYERS {
+        return Err(OciError::BadDocument {
+            what: origin.name.clone(),
+            why: format!(
+                "{} layers, more than the {MAX_LAYERS} an image may have",
+                layers.len()
+            ),
+        });
+    }
     for l in layers {
         sha256_hex(l.digest().as_ref())?;
         let media = l.media_type().to_string();
