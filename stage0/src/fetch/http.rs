@@ -184,13 +184,7 @@ impl Http {
                 status,
             });
         }
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| header(&response, name);
         let etag = header("etag");
         let max_age = header("cache-control")
             .as_deref()
@@ -235,6 +229,15 @@ impl Http {
         let body = read_limited(response.body, url, limit)?;
         Ok((status, body))
     }
+}
+
+/// A response header's value, if it is there and readable.
+pub fn header<B>(response: &ureq::http::Response<B>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// All of `body`, refusing more than `limit` bytes.

@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use super::reference::DockerRef;
 use super::OciError;
-use crate::fetch::http::{read_limited, Http, HttpError};
+use crate::fetch::http::{header, read_limited, Http, HttpError};
 
 /// Every manifest type this client reads: a registry answers with another
 /// format (or 404) for types left out.
@@ -109,15 +109,8 @@ impl<'h> Registry<'h> {
     pub fn manifest(&self, reference: &str) -> Result<ManifestResponse, OciError> {
         let path = format!("/v2/{}/manifests/{reference}", self.repository);
         let response = self.get(&path, Some(MANIFEST_ACCEPT))?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let media_type = header("content-type");
-        let digest = header("docker-content-digest");
+        let media_type = header(&response, "content-type");
+        let digest = header(&response, "docker-content-digest");
         let url = self.url(&path);
         let body = read_limited(response.into_body(), &url, MAX_MANIFEST_BYTES)?;
         Ok(ManifestResponse {
@@ -151,12 +144,7 @@ impl<'h> Registry<'h> {
             let status = response.status().as_u16();
             if status == 401 && !answered {
                 answered = true;
-                let challenge = response
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
+                let challenge = header(&response, "www-authenticate").unwrap_or_default();
                 let authorization = self.answer(&challenge)?;
                 *self.authorization.lock().expect("authorization") = Some(authorization);
                 continue;
