@@ -9,6 +9,7 @@
 //! `promiscMode` puts the bridge in promiscuous mode instead; the two are
 //! exclusive, as in the reference. The container interface's MAC comes
 //! from the `mac` capability, `args.cni.mac` or `MAC=` in CNI_ARGS.
+//! `macspoofchk` drops frames from the container with another source MAC.
 
 use serde::Deserialize;
 
@@ -18,6 +19,7 @@ use crate::ipam::exec as ipam;
 use crate::ipnet::IpNet;
 use crate::netlink::{Link, Socket};
 use crate::netns::NetNs;
+use crate::spoofcheck;
 use crate::sysctl;
 use crate::types::{CniResult, Dns, Interface, Route, Versioned};
 use crate::veth;
@@ -46,6 +48,14 @@ struct BridgeConf {
     /// The VLAN every container port is an access port of (0: none).
     #[serde(default)]
     vlan: i64,
+    /// Drop frames from the container whose source MAC is not its own.
+    #[serde(default)]
+    macspoofchk: bool,
+    /// Refused when set: see `load`.
+    #[serde(default)]
+    enabledad: bool,
+    #[serde(default)]
+    vlan_trunk: Option<serde_json::Value>,
     #[serde(default)]
     dns: Dns,
     prev_result: Option<serde_json::Value>,
@@ -123,6 +133,17 @@ fn load(args: &Args) -> Result<BridgeConf, Error> {
             "invalid VLAN ID {} (must be between 0 and 4094)",
             c.vlan
         )));
+    }
+    // Parsed so that they are refused, not ignored.
+    if c.enabledad {
+        return Err(Error::generic(
+            "enabledad is not supported: this plugin adds IPv6 addresses without duplicate address detection (IPAM made them unique); remove enabledad",
+        ));
+    }
+    if c.vlan_trunk.is_some() {
+        return Err(Error::generic(
+            "vlanTrunk is not supported (nor by the reference plugins 1.1.1); use vlan for an access port",
+        ));
     }
     if c.hairpin_mode && c.promisc_mode {
         return Err(Error::generic(
@@ -300,6 +321,14 @@ impl Bridge {
                         pair.host.name
                     )))?;
             }
+            if conf.macspoofchk {
+                spoofcheck::setup(
+                    &args.container_id,
+                    &args.ifname,
+                    &pair.host.name,
+                    &pair.cont.mac_string(),
+                )?;
+            }
             if conf.vlan != 0 {
                 host.bridge_vlan_add_access(pair.host.index, conf.vlan as u16)
                     .map_err(nl(format!(
@@ -364,6 +393,9 @@ impl Bridge {
                 let _ = host.link_del(pair.host.index);
                 if conf.ip_masq {
                     let _ = masq_teardown(args);
+                }
+                if conf.macspoofchk {
+                    let _ = spoofcheck::teardown(&args.container_id, &args.ifname);
                 }
                 return Err(e);
             }
@@ -448,6 +480,9 @@ impl cni::Plugin for Bridge {
         }
         if conf.ip_masq {
             masq_teardown(args)?;
+        }
+        if conf.macspoofchk {
+            spoofcheck::teardown(&args.container_id, &args.ifname)?;
         }
         attach::del_veth_attachment(args, conf.prev_result.as_ref())?;
         // The bridge stays: other containers may use it (as the reference).

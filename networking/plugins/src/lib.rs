@@ -25,6 +25,7 @@ pub mod netns;
 pub mod nft_forward;
 pub mod portmap;
 pub mod ptp;
+pub mod spoofcheck;
 pub mod sysctl;
 pub mod tool;
 pub mod types;

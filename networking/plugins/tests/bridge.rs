@@ -515,3 +515,75 @@ fn kernel_filters_vlans() -> bool {
     }
     made
 }
+
+/// Whether a TCP connection from `ns` to `addr` port 9 gets an answer (a
+/// refusal proves the SYN got there and the RST came back).
+fn reaches(ns: &str, addr: &str) -> bool {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "timeout", "2", "bash", "-c"])
+        .arg(format!("echo > /dev/tcp/{addr}/9"))
+        .output()
+        .expect("exec");
+    String::from_utf8_lossy(&o.stderr).contains("refused")
+}
+
+fn ruleset_has(needle: &str) -> bool {
+    let o = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&o.stdout).contains(needle)
+}
+
+/// `macspoofchk`: once the container changes its MAC, its frames no longer
+/// reach the bridge; DEL removes the check. The reference behaves the same.
+#[test]
+fn mac_spoof_check_as_the_reference() {
+    require("bridge");
+    for (ours, third) in [(true, 24u8), (false, 25u8)] {
+        let a = Side::new(&format!("bs{third}"), third, ours);
+        let conf = a.conf(r#","isGateway":true,"macspoofchk":true"#);
+        let r = a.run("ADD", &conf);
+        assert_eq!(r.code, 0, "ours={ours}: {}", r.stdout);
+        let gateway = format!("172.30.{third}.1");
+        assert!(reaches(&a.ns.name, &gateway), "ours={ours}: own MAC passes");
+        assert!(ruleset_has("macspoofchk-ctr1-eth0"), "ours={ours}");
+        let changed = Command::new("ip")
+            .args(["netns", "exec", &a.ns.name, "ip", "link", "set", "eth0"])
+            .args(["address", "02:00:00:00:00:99"])
+            .status()
+            .unwrap();
+        assert!(changed.success());
+        assert!(
+            !reaches(&a.ns.name, &gateway),
+            "ours={ours}: another MAC is dropped"
+        );
+        assert_eq!(a.run("DEL", &conf).code, 0, "ours={ours}");
+        assert!(
+            !ruleset_has("macspoofchk-ctr1-eth0"),
+            "ours={ours}: gone after DEL"
+        );
+    }
+}
+
+#[test]
+fn unsupported_bridge_options_are_refused() {
+    require("bridge");
+    let a = Side::new("bu26", 26, true);
+    for (extra, needle) in [
+        (r#","enabledad":true"#, "enabledad is not supported"),
+        (r#","vlanTrunk":[{"id":101}]"#, "vlanTrunk is not supported"),
+    ] {
+        let e = a.run("ADD", &a.conf(extra));
+        assert_ne!(e.code, 0, "{extra}");
+        assert!(
+            e.json()["msg"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(needle),
+            "{extra}: {}",
+            e.stdout
+        );
+    }
+    assert!(a.lease_names().len() <= 2, "{:?}", a.lease_names());
+}
