@@ -540,7 +540,7 @@ fn ruleset_has(needle: &str) -> bool {
 #[test]
 fn mac_spoof_check_as_the_reference() {
     require("bridge");
-    for (ours, third) in [(true, 24u8), (false, 25u8)] {
+    for (ours, third) in [(true, 40u8), (false, 41u8)] {
         let a = Side::new(&format!("bs{third}"), third, ours);
         let conf = a.conf(r#","isGateway":true,"macspoofchk":true"#);
         let r = a.run("ADD", &conf);
@@ -569,7 +569,7 @@ fn mac_spoof_check_as_the_reference() {
 #[test]
 fn unsupported_bridge_options_are_refused() {
     require("bridge");
-    let a = Side::new("bu26", 26, true);
+    let a = Side::new("bu42", 42, true);
     for (extra, needle) in [
         (r#","enabledad":true"#, "enabledad is not supported"),
         (r#","vlanTrunk":[{"id":101}]"#, "vlanTrunk is not supported"),
