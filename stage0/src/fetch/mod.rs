@@ -486,7 +486,7 @@ impl<'a> Fetcher<'a> {
         let rest = response
             .body
             .into_with_config()
-            .limit(MAX_IMAGE_BYTES - resumed)
+            .limit(MAX_IMAGE_BYTES.saturating_sub(resumed))
             .reader();
         // Kept as it arrives, to be resumed if it breaks off: only with an
         // ETag, which tells the next fetch whether the kept bytes are current.
