@@ -8,7 +8,7 @@
 //! resumed: the kept bytes could belong to another version.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -91,7 +91,11 @@ impl PartialDownload {
     ) -> io::Result<(impl Read + Send + 'static, Arc<AtomicBool>)> {
         // Opened anew: each with an offset of its own.
         let kept = File::open(&self.path)?.take(self.file.metadata()?.len());
-        let sink = File::options().append(true).open(&self.path)?;
+        // Big writes: the network hands over TLS records of 16 KiB.
+        let sink = BufWriter::with_capacity(
+            1 << 20,
+            File::options().append(true).open(&self.path)?,
+        );
         let broken = Arc::new(AtomicBool::new(false));
         let recording = Recording {
             inner: rest,
@@ -114,7 +118,8 @@ impl PartialDownload {
 /// Passes `inner` through, appending what it reads to `sink`.
 struct Recording<R> {
     inner: R,
-    sink: File,
+    /// Flushed when dropped, so a broken-off download keeps all it got.
+    sink: BufWriter<File>,
     broken: Arc<AtomicBool>,
 }
 
