@@ -126,6 +126,9 @@ impl Http {
             .https_only(!insecure.http)
             .http_status_as_error(false)
             .max_redirects(MAX_REDIRECTS)
+            // Credentials follow a redirect on the same host over https,
+            // never to another host (a registry's blob store).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             .user_agent(concat!("rkt/", env!("CARGO_PKG_VERSION")))

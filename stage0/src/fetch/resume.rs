@@ -92,10 +92,8 @@ impl PartialDownload {
         // Opened anew: each with an offset of its own.
         let kept = File::open(&self.path)?.take(self.file.metadata()?.len());
         // Big writes: the network hands over TLS records of 16 KiB.
-        let sink = BufWriter::with_capacity(
-            1 << 20,
-            File::options().append(true).open(&self.path)?,
-        );
+        let sink =
+            BufWriter::with_capacity(1 << 20, File::options().append(true).open(&self.path)?);
         let broken = Arc::new(AtomicBool::new(false));
         let recording = Recording {
             inner: rest,

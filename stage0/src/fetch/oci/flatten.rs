@@ -128,6 +128,10 @@ impl<W: Write> Flattener<W> {
             path: path.to_string(),
             why,
         };
+        // Archive-wide PAX settings (git archive writes one), not a file.
+        if entry.header().entry_type() == EntryType::XGlobalHeader {
+            return Ok(());
+        }
         let raw = entry.path_bytes().into_owned();
         let raw = String::from_utf8_lossy(&raw).into_owned();
         let Some(path) = normalize(&raw) else {

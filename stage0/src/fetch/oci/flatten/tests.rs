@@ -199,3 +199,24 @@ fn the_image_passwd_is_the_visible_one() {
     }
     assert_eq!(f.passwd(), Some(&b"new"[..]));
 }
+
+#[test]
+fn pax_global_headers_are_not_files() {
+    let mut b = tar::Builder::new(Vec::new());
+    let record = b"18 comment=abcde\n";
+    let mut h = Header::new_ustar();
+    h.set_entry_type(EntryType::XGlobalHeader);
+    h.set_size(record.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "pax_global_header", &record[..])
+        .unwrap();
+    let rest = layer(&[E::File("ok", "ok")]);
+    let mut bytes = b.into_inner().unwrap();
+    // The file's archive after the global header (without the first
+    // archive's end marker).
+    bytes.truncate(bytes.len() - 1024);
+    bytes.extend_from_slice(&rest);
+    let got = flatten(&[bytes]).unwrap();
+    let paths: Vec<&str> = got.keys().map(String::as_str).collect();
+    assert_eq!(paths, ["manifest", "rootfs", "rootfs/ok"]);
+}
