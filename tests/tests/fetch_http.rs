@@ -385,4 +385,27 @@ fn a_broken_off_download_resumes_where_it_stopped() {
     );
     assert_eq!(out.stdout.trim(), rkt.fetch(&image("inspect.aci")));
     assert!(kept_downloads(&rkt).is_empty());
+
+    // Kept bytes that are the whole image (a fetch stopped after its
+    // download): the server answers 416, and the image is asked for again.
+    rkt.ok(&["image", "rm", "example.com/inspect"]);
+    let body = std::fs::read(&inspect).unwrap();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    use sha2::Digest;
+    let kept = rkt.dir.join("cas/tmp").join(format!(
+        "download-{}",
+        hex(&sha2::Sha256::digest(url.as_bytes())[..16])
+    ));
+    std::fs::write(&kept, &body).unwrap();
+    std::fs::write(
+        kept.with_extension("etag"),
+        format!("\"{}\"", hex(&sha2::Sha256::digest(&body))),
+    )
+    .unwrap();
+    server.clear_requests();
+    rkt_with_ca(&rkt, &ca, &["fetch", &url]).expect_code(0);
+    let range = "GET /busybox.aci 416".to_string();
+    assert!(gets(&server).contains(&range), "{:?}", gets(&server));
+    assert_eq!(gets(&server).last().unwrap(), "GET /busybox.aci 200");
+    assert!(kept_downloads(&rkt).is_empty());
 }

@@ -252,7 +252,9 @@ fn run_in_terminal(rkt: &Rkt, args: &str, input: &str, delay_secs: u32) -> Strin
     let feed = format!("sleep {delay_secs}; printf '{input}'");
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("({feed}) | script -qec \"$0\" /dev/null"))
+        .arg(format!(
+            "({feed}) | timeout 120 script -qec \"$0\" /dev/null"
+        ))
         .arg(script)
         .output()
         .expect("spawn script");
@@ -296,6 +298,17 @@ fn interactive_app_gets_a_terminal_of_its_own() {
     );
     assert!(out.contains("got-sigint\n"), "{out:?}");
     assert!(out.contains("rc=3\n"), "{out:?}");
+    assert!(out.contains("terminal-restored"), "{out:?}");
+
+    // Output nobody reads any more (`| head -1`): the app gets SIGHUP, as
+    // when a terminal goes away, instead of blocking on a full terminal.
+    let out = run_in_terminal(
+        &rkt,
+        &format!("--interactive {BUSYBOX} --exec=/bin/yes | head -1"),
+        "",
+        1,
+    );
+    assert!(out.contains("y\n"), "{out:?}");
     assert!(out.contains("terminal-restored"), "{out:?}");
 
     // Without a terminal, the app reads `rkt run`'s stdin.

@@ -131,6 +131,9 @@ impl Http {
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            // A connection that stalls is an error (a download that breaks
+            // off, to be resumed), not a fetch that hangs.
+            .timeout_per_read(Some(RESPONSE_TIMEOUT))
             .user_agent(concat!("rkt/", env!("CARGO_PKG_VERSION")))
             .build();
         Http {

@@ -455,11 +455,22 @@ impl<'a> Fetcher<'a> {
             .as_ref()
             .and_then(|p| p.resume_point())
             .map(|(from, tag)| (from, tag.to_string()));
-        let response = http.get(
+        let response = match http.get(
             url,
             etag,
             resume_at.as_ref().map(|(from, tag)| (*from, tag.as_str())),
-        )?;
+        ) {
+            // 416: the kept bytes are all of it (a fetch stopped after the
+            // download); they are dropped and the image asked for again.
+            Err(e) if e.status() == Some(416) => {
+                if let Some(p) = partial.as_mut() {
+                    p.restart(None)
+                        .map_err(StoreError::io("dropping the kept download"))?;
+                }
+                http.get(url, etag, None)?
+            }
+            other => other?,
+        };
         if let (304, Some(mut c)) = (response.status, cached) {
             self.diag(&format!("{url} is unchanged; using the stored image"));
             if let Some(p) = partial {
@@ -482,7 +493,10 @@ impl<'a> Fetcher<'a> {
             }
             _ => 0,
         };
-        let total = response.body.content_length().map(|n| n + resumed);
+        let total = response
+            .body
+            .content_length()
+            .map(|n| n.saturating_add(resumed));
         let rest = response
             .body
             .into_with_config()
@@ -490,9 +504,8 @@ impl<'a> Fetcher<'a> {
             .reader();
         // Kept as it arrives, to be resumed if it breaks off: only with an
         // ETag, which tells the next fetch whether the kept bytes are current.
-        let keep = partial.take().filter(|_| resumed > 0 || etag.is_some());
-        let (source, kept): (Box<dyn Read + Send>, _) = match keep {
-            Some(mut p) => {
+        let (source, kept): (Box<dyn Read + Send>, _) = match partial.take() {
+            Some(mut p) if resumed > 0 || etag.is_some() => {
                 if resumed > 0 {
                     eprintln!("image: resuming the download of {url} at byte {resumed}");
                 } else {
@@ -503,6 +516,11 @@ impl<'a> Fetcher<'a> {
                     .stream(rest)
                     .map_err(StoreError::io("keeping the download"))?;
                 (Box::new(reader), Some((p, broken)))
+            }
+            // What was kept belongs to another version; nothing to keep.
+            Some(p) => {
+                p.finish(false);
+                (Box::new(rest), None)
             }
             None => (Box::new(rest), None),
         };

@@ -25,6 +25,8 @@ pub struct PartialDownload {
     path: PathBuf,
     etag_path: PathBuf,
     etag: Option<String>,
+    /// A write to the kept file failed.
+    spoiled: Arc<AtomicBool>,
 }
 
 impl PartialDownload {
@@ -52,6 +54,7 @@ impl PartialDownload {
             path,
             etag_path,
             etag,
+            spoiled: Arc::default(),
         }))
     }
 
@@ -97,16 +100,18 @@ impl PartialDownload {
         let broken = Arc::new(AtomicBool::new(false));
         let recording = Recording {
             inner: rest,
-            sink,
+            sink: Some(sink),
             broken: broken.clone(),
+            spoiled: self.spoiled.clone(),
         };
         Ok((kept.chain(recording), broken))
     }
 
     /// After the import: kept only if the download broke off (to be
-    /// resumed); a complete one, imported or refused, goes.
+    /// resumed) and all of it was kept; a complete one, imported or
+    /// refused, goes.
     pub fn finish(self, broken: bool) {
-        if !broken {
+        if !broken || self.spoiled.load(Ordering::SeqCst) {
             let _ = std::fs::remove_file(&self.path);
             let _ = std::fs::remove_file(&self.etag_path);
         }
@@ -117,20 +122,36 @@ impl PartialDownload {
 struct Recording<R> {
     inner: R,
     /// Flushed when dropped, so a broken-off download keeps all it got.
-    sink: BufWriter<File>,
+    sink: Option<BufWriter<File>>,
     broken: Arc<AtomicBool>,
+    spoiled: Arc<AtomicBool>,
 }
 
 impl<R: Read> Read for Recording<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
-                // Keeping is best effort: a full disk fails the import anyway.
-                let _ = self.sink.write_all(&buf[..n]);
+                // Keeping is best effort; kept bytes with a gap would be
+                // resumed into a wrong image, so after a failed write
+                // nothing is kept.
+                if let Some(sink) = self.sink.as_mut() {
+                    if sink.write_all(&buf[..n]).is_err() {
+                        self.sink = None;
+                        self.spoiled.store(true, Ordering::SeqCst);
+                    }
+                }
                 Ok(n)
             }
             Err(e) => {
-                self.broken.store(true, Ordering::SeqCst);
+                // Broken off, unless the image was only too large (the
+                // rest would be too) or the read is to be retried.
+                let too_large = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                    .is_some_and(|u| matches!(u, ureq::Error::BodyExceedsLimit(_)));
+                if !too_large && e.kind() != io::ErrorKind::Interrupted {
+                    self.broken.store(true, Ordering::SeqCst);
+                }
                 Err(e)
             }
         }

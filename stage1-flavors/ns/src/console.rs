@@ -23,13 +23,13 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConsoleError {
-    #[error("cannot create the pod's terminal: {0}")]
+    #[error("cannot create the pod's terminal: {0}; check /dev/ptmx and /dev/pts, or run without --interactive")]
     Open(Errno),
-    #[error("cannot give the pod its terminal: {0}")]
+    #[error("cannot give the pod its terminal: {0}; run without --interactive")]
     Attach(Errno),
-    #[error("cannot put the caller's terminal in raw mode: {0}")]
+    #[error("cannot put the caller's terminal in raw mode: {0}; run from a terminal, or without --interactive")]
     Raw(Errno),
-    #[error("cannot start the terminal relay: {0}")]
+    #[error("cannot start the terminal relay: {0}; run without --interactive")]
     Thread(std::io::Error),
 }
 
@@ -100,13 +100,26 @@ impl PodConsole {
         // exits: it holds nothing that needs cleaning up.
         thread::Builder::new()
             .name("console-in".into())
-            .spawn(move || copy(std::io::stdin().lock(), to_pod))
+            .spawn(move || {
+                copy(std::io::stdin().lock(), to_pod);
+            })
             .map_err(ConsoleError::Thread)?;
         let (drained_tx, drained) = mpsc::channel();
         thread::Builder::new()
             .name("console-out".into())
             .spawn(move || {
-                copy(from_pod, std::io::stdout().lock());
+                let mut from_pod = from_pod;
+                if copy(&mut from_pod, std::io::stdout().lock()) {
+                    // Nobody reads the output any more (`| head`): as when
+                    // a terminal goes away, the app gets SIGHUP, and what
+                    // it still writes is dropped rather than blocking it.
+                    // (TIOCSIG cannot send SIGHUP: the pty allows INT, QUIT
+                    // and TSTP only.)
+                    if let Ok(group) = nix::unistd::tcgetpgrp(&from_pod) {
+                        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGHUP);
+                    }
+                    let _ = std::io::copy(&mut from_pod, &mut std::io::sink());
+                }
                 let _ = drained_tx.send(());
             })
             .map_err(ConsoleError::Thread)?;
@@ -169,17 +182,18 @@ fn window_size(fd: BorrowedFd) -> Option<Winsize> {
 
 /// Copies until EOF or an error (EIO on the master once the pod is gone),
 /// flushing each chunk so that the other side sees it at once.
-fn copy(mut from: impl Read, mut to: impl Write) {
+/// Returns whether writing failed (rather than reading ending).
+fn copy(mut from: impl Read, mut to: impl Write) -> bool {
     let mut buf = [0u8; 8192];
     loop {
         let n = match from.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => return false,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
+            Err(_) => return false,
         };
         if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
-            return;
+            return true;
         }
     }
 }

@@ -45,6 +45,12 @@ pub struct Flattener<W: Write> {
     whiteouts: HashSet<String>,
     /// Directories whose older contents newer layers hid.
     opaque: HashSet<String>,
+    /// Parents of what newer layers wrote: directories, whether or not a
+    /// newer layer has an entry for them (an older symlink there is gone).
+    implied_dirs: HashSet<String>,
+    /// Where an older layer's non-directory replaced what was below it
+    /// (and a newer layer then made a directory): nothing older below.
+    blocked: HashSet<String>,
     /// The image's /etc/passwd, if it has one.
     passwd: Option<Vec<u8>>,
     pub devices_skipped: usize,
@@ -60,6 +66,8 @@ struct LayerChanges {
     orphan_links: Vec<(String, String, Header)>,
     /// Regular files of this layer that newer layers hid.
     hidden_files: HashSet<String>,
+    /// Non-directories of this layer that newer layers hid.
+    blocked: Vec<String>,
 }
 
 impl<W: Write> Flattener<W> {
@@ -77,6 +85,8 @@ impl<W: Write> Flattener<W> {
             emitted: HashMap::new(),
             whiteouts: HashSet::new(),
             opaque: HashSet::new(),
+            implied_dirs: HashSet::new(),
+            blocked: HashSet::new(),
             passwd: None,
             devices_skipped: 0,
         })
@@ -110,8 +120,16 @@ impl<W: Write> Flattener<W> {
             self.write_orphan_links(name, open, &mut changes)?;
         }
         for (path, is_dir) in changes.emitted {
+            let mut ancestor = path.as_str();
+            while let Some((parent, _)) = ancestor.rsplit_once('/') {
+                if !self.implied_dirs.insert(parent.to_string()) {
+                    break;
+                }
+                ancestor = parent;
+            }
             self.emitted.insert(path, is_dir);
         }
+        self.blocked.extend(changes.blocked);
         self.whiteouts.extend(changes.whiteouts);
         self.opaque.extend(changes.opaque);
         Ok(())
@@ -153,13 +171,16 @@ impl<W: Write> Flattener<W> {
             return Ok(());
         }
         let kind = entry.header().entry_type();
-        if self.hidden(&path) {
+        let is_dir = kind.is_dir();
+        if self.hidden(&path, is_dir) {
+            if !is_dir {
+                changes.blocked.push(path.clone());
+            }
             if kind.is_file() || kind == EntryType::Continuous {
                 changes.hidden_files.insert(path);
             }
             return Ok(());
         }
-        let is_dir = kind.is_dir();
         let out_path = format!("rootfs/{path}");
         let mut header = entry.header().clone();
         match kind {
@@ -175,6 +196,7 @@ impl<W: Write> Flattener<W> {
                 let Some(target) = normalize(&target).filter(|t| !t.is_empty()) else {
                     return Err(unsafe_entry(&path, "is a hard link out of the image"));
                 };
+                header.set_size(0);
                 if changes.hidden_files.contains(&target) {
                     changes.orphan_links.push((path.clone(), target, header));
                     changes.emitted.push((path, false));
@@ -188,6 +210,7 @@ impl<W: Write> Flattener<W> {
             EntryType::Symlink => {
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                 let target = String::from_utf8_lossy(&target).into_owned();
+                header.set_size(0);
                 self.copy_xattrs(entry)?;
                 self.out
                     .append_link(&mut header, &out_path, target)
@@ -195,6 +218,9 @@ impl<W: Write> Flattener<W> {
             }
             EntryType::Regular | EntryType::Continuous => {
                 header.set_entry_type(EntryType::Regular);
+                // The size tar read (a PAX `size` for files of 8 GiB and
+                // more), not the header's own field, which may differ.
+                header.set_size(entry.size());
                 self.copy_xattrs(entry)?;
                 if path == PASSWD && entry.size() <= MAX_PASSWD {
                     let mut bytes = Vec::with_capacity(entry.size() as usize);
@@ -232,15 +258,21 @@ impl<W: Write> Flattener<W> {
         Ok(())
     }
 
-    /// Whether newer layers hid `path`.
-    fn hidden(&self, path: &str) -> bool {
-        if self.emitted.contains_key(path) || self.whiteouts.contains(path) {
+    /// Whether newer layers hid `path` (a directory when `is_dir`).
+    fn hidden(&self, path: &str, is_dir: bool) -> bool {
+        if self.emitted.contains_key(path)
+            || self.whiteouts.contains(path)
+            || (!is_dir && self.implied_dirs.contains(path))
+            // An opaque root: nothing older shows.
+            || self.opaque.contains("")
+        {
             return true;
         }
         let mut ancestor = path;
         while let Some((parent, _)) = ancestor.rsplit_once('/') {
             if self.whiteouts.contains(parent)
                 || self.opaque.contains(parent)
+                || self.blocked.contains(parent)
                 || self.emitted.get(parent) == Some(&false)
             {
                 return true;

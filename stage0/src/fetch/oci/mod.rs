@@ -375,6 +375,8 @@ pub fn import(
         let merged = producer.join().expect("the layer merge does not panic");
         cancel.store(true, Ordering::SeqCst);
         match (merged, imported) {
+            // The import stopped reading: its error is the news.
+            (Err(e), Err(i)) if stopped_reading(&e) => Err(i.into()),
             (Err(e), _) => Err(e),
             (Ok(()), imported) => Ok(imported?),
         }
@@ -411,6 +413,16 @@ fn merge_layers(
         what: "writing the converted image".into(),
         source,
     })
+}
+
+/// Whether the merge failed only because the import stopped reading.
+fn stopped_reading(e: &OciError) -> bool {
+    let io = match e {
+        OciError::Flatten(FlattenError::Write(io)) => io,
+        OciError::Io { source, .. } => source,
+        _ => return false,
+    };
+    io.kind() == io::ErrorKind::BrokenPipe
 }
 
 /// The uncompressed tar of a layer (gzip or plain).

@@ -224,6 +224,14 @@ impl<'h> Registry<'h> {
                 };
                 let realm = param("realm")
                     .ok_or_else(|| refused("its token challenge names no realm".into()))?;
+                // Credentials go over https, unless the registry itself is
+                // plain http (which the user allowed).
+                let plain_registry = self.base.lock().expect("base").starts_with("http://");
+                if realm.starts_with("http://") && !plain_registry && self.creds.is_some() {
+                    return Err(refused(format!(
+                        "its token service {realm} is plain http while the registry is https; credentials are not sent there"
+                    )));
+                }
                 let scope = param("scope")
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("repository:{}:pull", self.repository));

@@ -220,3 +220,38 @@ fn pax_global_headers_are_not_files() {
     let paths: Vec<&str> = got.keys().map(String::as_str).collect();
     assert_eq!(paths, ["manifest", "rootfs", "rootfs/ok"]);
 }
+
+#[test]
+fn directories_implied_by_newer_layers_replace_older_symlinks() {
+    // usrmerge: the base has bin -> usr/bin; a newer layer has bin/tool
+    // without an entry for bin itself.
+    let base = layer(&[
+        E::Symlink("bin", "usr/bin"),
+        E::Dir("usr/bin"),
+        E::File("usr/bin/sh", "sh"),
+        E::Dir("keep"),
+        E::File("keep/old", "old"),
+    ]);
+    // A middle layer replaced the directory keep with a file; the newest
+    // made it a directory again.
+    let middle = layer(&[E::File("keep", "a file now")]);
+    let upper = layer(&[E::File("bin/tool", "tool"), E::File("keep/new", "new")]);
+    let got = flatten(&[base, middle, upper]).unwrap();
+    assert!(
+        !got.contains_key("rootfs/bin"),
+        "the older symlink is gone: {got:?}"
+    );
+    assert_eq!(got["rootfs/bin/tool"], file("tool"));
+    assert_eq!(got["rootfs/usr/bin/sh"], file("sh"));
+    assert_eq!(got["rootfs/keep/new"], file("new"));
+    assert!(!got.contains_key("rootfs/keep/old"), "{got:?}");
+}
+
+#[test]
+fn an_opaque_root_hides_all_older_layers() {
+    let base = layer(&[E::File("old", "old")]);
+    let upper = layer(&[E::File(".wh..wh..opq", ""), E::File("new", "new")]);
+    let got = flatten(&[base, upper]).unwrap();
+    assert!(!got.contains_key("rootfs/old"));
+    assert_eq!(got["rootfs/new"], file("new"));
+}
