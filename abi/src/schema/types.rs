@@ -26,8 +26,30 @@ impl AcIdentifier {
     }
 }
 
+/// What may separate the letters and digits of an AC identifier.
+const SEPARATORS: &[char] = &['-', '.', '_', '~', '/'];
+
+impl AcIdentifier {
+    /// Lowercases and turns anything an identifier cannot hold (the `:` of
+    /// a registry's port, say) into `_`, trimming separators at the ends
+    /// (docker2aci's `SanitizeACIdentifier`).
+    pub fn sanitize(s: &str) -> Result<Self, SchemaError> {
+        let mapped: String = s
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_lowercase() || c.is_ascii_digit() || SEPARATORS.contains(&c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self::new(mapped.trim_matches(SEPARATORS))
+    }
+}
+
 fn is_ac_identifier(s: &str) -> bool {
-    const SEPARATORS: &[char] = &['-', '.', '_', '~', '/'];
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || SEPARATORS.contains(&c))
@@ -203,6 +225,17 @@ mod tests {
             e.to_string().contains("only a-z, 0-9 and single dashes"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn identifiers_are_sanitized() {
+        assert_eq!(
+            AcIdentifier::sanitize("127.0.0.1:5000/Team/App")
+                .unwrap()
+                .as_str(),
+            "127.0.0.1_5000/team/app"
+        );
+        assert!(AcIdentifier::sanitize("::").is_err());
     }
 
     #[test]

@@ -705,7 +705,7 @@ impl<'a> Fetcher<'a> {
             "using image {digest} of OCI layout {}",
             dir.display()
         ));
-        let origin = oci::layout_origin(layout.dir(), tag, &digest);
+        let origin = oci::layout_origin(&dir, tag, &digest);
         Ok(oci::import(
             self.store,
             &oci::Blobs::Layout(&layout),

@@ -23,18 +23,18 @@ pub struct Origin {
     pub annotations: Vec<(String, String)>,
     /// Digest of the image manifest.
     pub manifest_digest: String,
-    /// Digest of the configuration: Docker's image ID.
-    pub config_digest: String,
 }
 
-/// The ACI manifest of an image with `config`, whose /etc/passwd is
-/// `passwd` (for the group of a user given without one).
+/// The ACI manifest of an image with `config` (of digest `config_digest`,
+/// Docker's image ID), whose /etc/passwd is `passwd` (for the group of a
+/// user given without one).
 pub fn aci_manifest(
     origin: &Origin,
+    config_digest: &str,
     config: &ImageConfiguration,
     passwd: Option<&[u8]>,
 ) -> Result<ImageManifest, OciError> {
-    let name = AcIdentifier::new(sanitize_identifier(&origin.name)).map_err(|e| {
+    let name = AcIdentifier::sanitize(&origin.name).map_err(|e| {
         OciError::Convert(format!(
             "cannot name the image after {:?}: {e}",
             origin.name
@@ -59,10 +59,7 @@ pub fn aci_manifest(
     let entrypoint = c.entrypoint().clone().unwrap_or_default();
     let cmd = c.cmd().clone().unwrap_or_default();
     let mut annotations: Vec<(String, String)> = origin.annotations.clone();
-    annotations.push((
-        "appc.io/docker/imageid".into(),
-        origin.config_digest.clone(),
-    ));
+    annotations.push(("appc.io/docker/imageid".into(), config_digest.to_string()));
     annotations.push((
         "appc.io/docker/manifesthash".into(),
         origin.manifest_digest.clone(),
@@ -128,23 +125,6 @@ fn appc_arch(arch: &Arch) -> String {
         Arch::ARM => "armv7l".into(),
         other => other.to_string(),
     }
-}
-
-/// Lowercase, with anything an AC identifier cannot hold (`:` of a port
-/// among them) as `_`.
-pub fn sanitize_identifier(s: &str) -> String {
-    let mapped: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || "-._~/".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    mapped.trim_matches(|c| "-._~/".contains(c)).to_string()
 }
 
 /// Docker's `user[:group]`: no user is root; a user without a group gets
@@ -255,7 +235,6 @@ mod tests {
             version: Some("v1".into()),
             annotations: vec![("appc.io/docker/registryurl".into(), "127.0.0.1:5000".into())],
             manifest_digest: "sha256:m".into(),
-            config_digest: "sha256:c".into(),
         }
     }
 
@@ -274,7 +253,7 @@ mod tests {
             },
             "rootfs": {"type": "layers", "diff_ids": []}
         }));
-        let m = aci_manifest(&origin(), &c, None).unwrap();
+        let m = aci_manifest(&origin(), "sha256:c", &c, None).unwrap();
         assert_eq!(m.name.as_str(), "127.0.0.1_5000/test/five");
         assert_eq!(m.label("version"), Some("v1"));
         assert_eq!(m.label("os"), Some("linux"));
@@ -353,7 +332,7 @@ mod tests {
             "architecture": "arm64", "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": []}
         }));
-        let m = aci_manifest(&origin(), &c, None).unwrap();
+        let m = aci_manifest(&origin(), "sha256:c", &c, None).unwrap();
         assert!(m.app.is_none());
         assert_eq!(m.label("arch"), Some("aarch64"));
     }

@@ -7,13 +7,10 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex};
 
-use super::{pick_platform, Document, OciError};
+use super::{follow_indexes, OciError, MAX_DOCUMENT_BYTES};
 
 /// The annotation that tags an image of a layout.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// index.json and manifests are small; a layout is the user's own, but a
-/// copied one may be anything.
-const MAX_INDEX_BYTES: u64 = 4 << 20;
 
 pub struct Layout {
     dir: PathBuf,
@@ -46,10 +43,6 @@ impl Layout {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The blob of `descriptor`'s digest (sha256 only, so the name is
     /// 64 hex digits and stays inside `blobs/`).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, OciError> {
@@ -65,17 +58,15 @@ impl Layout {
         })
     }
 
-    /// A small blob whole, checked against its digest and size.
-    pub fn read_small(&self, d: &Descriptor, limit: u64) -> Result<Vec<u8>, OciError> {
+    /// A manifest or index by its digest (checked by the caller).
+    fn read_document(&self, digest: &str) -> Result<Vec<u8>, OciError> {
         let mut bytes = Vec::new();
-        self.open_blob(d)?
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
+        File::open(self.blob_path(digest)?)
+            .and_then(|f| f.take(MAX_DOCUMENT_BYTES).read_to_end(&mut bytes))
             .map_err(|e| OciError::Layout {
                 dir: self.dir.clone(),
-                why: format!("cannot read blob {}: {e}", d.digest()),
+                why: format!("cannot read blob {digest}: {e}"),
             })?;
-        super::check_blob(&bytes, d, limit)?;
         Ok(bytes)
     }
 
@@ -92,7 +83,7 @@ impl Layout {
         let path = self.dir.join("index.json");
         let mut raw = Vec::new();
         File::open(&path)
-            .and_then(|f| f.take(MAX_INDEX_BYTES).read_to_end(&mut raw))
+            .and_then(|f| f.take(MAX_DOCUMENT_BYTES).read_to_end(&mut raw))
             .map_err(|e| bad(format!("cannot read index.json: {e}")))?;
         let index: ImageIndex = serde_json::from_slice(&raw)
             .map_err(|e| bad(format!("index.json is not an image index: {e}")))?;
@@ -121,16 +112,11 @@ impl Layout {
             },
         };
         let tag = tag.map(str::to_string).or_else(|| tag_of(&top));
-        let mut next = top;
-        for _ in 0..super::MAX_INDEX_DEPTH {
-            let bytes = self.read_small(&next, MAX_INDEX_BYTES)?;
-            let digest = next.digest().to_string();
-            match super::classify(&bytes, None, &digest)? {
-                Document::Manifest(m) => return Ok((*m, digest, tag)),
-                Document::Index(i) => next = pick_platform(&i, &digest)?,
-            }
-        }
-        Err(bad("image indexes nest too deep".into()))
+        let what = format!("OCI layout {}", self.dir.display());
+        let (manifest, digest) = follow_indexes(&what, top.digest().to_string(), |digest| {
+            Ok((self.read_document(digest)?, None))
+        })?;
+        Ok((manifest, digest, tag))
     }
 }
 

@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 use crate::fetch::http::HttpError;
-use crate::store::{ImageKey, ImportOptions, PrivateFiles, Store, StoreError};
+use crate::store::{to_hex, ImageKey, ImportOptions, PrivateFiles, Store, StoreError};
 
 pub use convert::Origin;
 pub use flatten::FlattenError;
@@ -88,6 +88,8 @@ pub enum OciError {
     },
 }
 
+/// Largest manifest, index or `index.json` read: they are small documents.
+const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
 /// Manifests and indexes nest at most this deep (index → index → manifest).
 const MAX_INDEX_DEPTH: usize = 3;
 /// Image configurations are JSON documents; some carry long histories.
@@ -185,31 +187,61 @@ pub(crate) fn sha256_hex(digest: &str) -> Result<&str, OciError> {
 }
 
 pub(crate) fn sha256_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+    format!("sha256:{}", to_hex(&Sha256::digest(bytes)))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A whole small blob against its descriptor.
-pub(crate) fn check_blob(bytes: &[u8], d: &Descriptor, limit: u64) -> Result<(), OciError> {
-    let what = d.digest().to_string();
-    if bytes.len() as u64 > limit || bytes.len() as u64 > d.size() {
+/// A blob of at most `limit` bytes, read whole and checked against its
+/// descriptor's digest and size.
+fn read_verified(reader: impl Read, d: &Descriptor, limit: u64) -> Result<Vec<u8>, OciError> {
+    if d.size() > limit {
         return Err(OciError::TooLarge {
-            what,
-            size: d.size().min(limit),
+            what: format!("blob {}", d.digest()),
+            size: limit,
         });
     }
-    let got = sha256_of(bytes);
-    if got != what {
-        return Err(OciError::DigestMismatch {
-            what: format!("blob {what}"),
-            wanted: what,
-            got,
-        });
+    let mut check = Verified::new(reader, d, "blob");
+    let mut bytes = Vec::new();
+    let read = check.read_to_end(&mut bytes);
+    check.into_result()?;
+    read.map_err(|source| OciError::Io {
+        what: format!("reading blob {}", d.digest()),
+        source,
+    })?;
+    Ok(bytes)
+}
+
+/// Follows manifest lists and indexes from `reference` (a tag, or a
+/// digest the document must have) to the linux/amd64 image manifest, and
+/// its digest. `fetch` gives a document's bytes and, if known, its media
+/// type.
+fn follow_indexes(
+    what: &str,
+    reference: String,
+    mut fetch: impl FnMut(&str) -> Result<(Vec<u8>, Option<String>), OciError>,
+) -> Result<(ImageManifest, String), OciError> {
+    let mut reference = reference;
+    for _ in 0..MAX_INDEX_DEPTH {
+        let (body, media_type) = fetch(&reference)?;
+        let digest = sha256_of(&body);
+        let at = format!("{what}@{reference}");
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(OciError::DigestMismatch {
+                what: format!("manifest {at}"),
+                wanted: reference,
+                got: digest,
+            });
+        }
+        match classify(&body, media_type.as_deref(), &at)? {
+            Document::Manifest(m) => return Ok((*m, digest)),
+            Document::Index(index) => {
+                reference = pick_platform(&index, &at)?.digest().to_string();
+            }
+        }
     }
-    Ok(())
+    Err(OciError::BadDocument {
+        what: what.to_string(),
+        why: "manifest lists nest too deep".into(),
+    })
 }
 
 /// The manifest `r` names, through manifest lists to linux/amd64, with
@@ -218,32 +250,21 @@ pub fn resolve_registry(
     registry: &Registry<'_>,
     r: &DockerRef,
 ) -> Result<(ImageManifest, String), OciError> {
-    let mut reference = r.manifest_reference().to_string();
-    for _ in 0..MAX_INDEX_DEPTH {
-        let response = registry.manifest(&reference)?;
-        let digest = sha256_of(&response.body);
-        let what = format!("{}/{}@{reference}", r.registry, r.repository);
-        let claimed = match reference.starts_with("sha256:") {
-            true => Some(reference.clone()),
-            false => response.digest.filter(|h| h.starts_with("sha256:")),
-        };
-        if let Some(wanted) = claimed.filter(|w| *w != digest) {
-            return Err(OciError::DigestMismatch {
-                what: format!("manifest {what}"),
-                wanted,
-                got: digest,
-            });
-        }
-        match classify(&response.body, response.media_type.as_deref(), &what)? {
-            Document::Manifest(m) => return Ok((*m, digest)),
-            Document::Index(index) => {
-                reference = pick_platform(&index, &what)?.digest().to_string();
+    let what = format!("{}/{}", r.registry, r.repository);
+    follow_indexes(&what, r.manifest_reference().to_string(), |reference| {
+        let response = registry.manifest(reference)?;
+        // A tag's answer names its digest: it must be what came.
+        if let Some(claimed) = response.digest.filter(|h| h.starts_with("sha256:")) {
+            let got = sha256_of(&response.body);
+            if claimed != got {
+                return Err(OciError::DigestMismatch {
+                    what: format!("manifest {what}@{reference}"),
+                    wanted: claimed,
+                    got,
+                });
             }
         }
-    }
-    Err(OciError::BadDocument {
-        what: r.original.clone(),
-        why: "manifest lists nest too deep".into(),
+        Ok((response.body, response.media_type))
     })
 }
 
@@ -256,19 +277,8 @@ pub enum Blobs<'a> {
 impl Blobs<'_> {
     fn read_small(&self, d: &Descriptor, limit: u64) -> Result<Vec<u8>, OciError> {
         match self {
-            Blobs::Layout(l) => l.read_small(d, limit),
-            Blobs::Registry(r) => {
-                let mut bytes = Vec::new();
-                r.blob(d.digest().as_ref())?
-                    .take(limit.min(d.size()) + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|source| OciError::Io {
-                        what: format!("downloading blob {}", d.digest()),
-                        source,
-                    })?;
-                check_blob(&bytes, d, limit)?;
-                Ok(bytes)
-            }
+            Blobs::Layout(l) => read_verified(l.open_blob(d)?, d, limit),
+            Blobs::Registry(r) => read_verified(r.blob(d.digest().as_ref())?, d, limit),
         }
     }
 
@@ -280,7 +290,7 @@ impl Blobs<'_> {
         let (copied, check) = match self {
             Blobs::Layout(l) => {
                 let file = l.open_blob(d)?;
-                let mut check = Verified::new(&file, d);
+                let mut check = Verified::new(&file, d, "layer");
                 let read = io::copy(&mut check, &mut io::sink()).map_err(|source| OciError::Io {
                     what: format!("reading layer {digest}"),
                     source,
@@ -289,7 +299,7 @@ impl Blobs<'_> {
                 (read.map(|_| file), checked)
             }
             Blobs::Registry(r) => {
-                let mut check = Verified::new(r.blob(&digest)?, d);
+                let mut check = Verified::new(r.blob(&digest)?, d, "layer");
                 let copied = files.copy(&mut check).map_err(OciError::from);
                 (copied, check.into_result())
             }
@@ -343,10 +353,6 @@ pub fn import(
             });
         }
     }
-    let origin = Origin {
-        config_digest: manifest.config().digest().to_string(),
-        ..origin.clone()
-    };
     let slots: Vec<Slot> = layers.iter().map(|_| Slot::default()).collect();
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
@@ -365,7 +371,8 @@ pub fn import(
         }
         let (writer, reader) = pipe::chunk_pipe();
         let producer = s.spawn(|| {
-            let merged = merge_layers(writer, layers, &slots, &config, &origin);
+            let config = (manifest.config().digest().as_ref(), &config);
+            let merged = merge_layers(writer, layers, &slots, config, origin);
             if merged.is_err() {
                 cancel.store(true, Ordering::SeqCst);
             }
@@ -389,7 +396,7 @@ fn merge_layers(
     out: pipe::ChunkWriter,
     layers: &[Descriptor],
     slots: &[Slot],
-    config: &ImageConfiguration,
+    (config_digest, config): (&str, &ImageConfiguration),
     origin: &Origin,
 ) -> Result<(), OciError> {
     let mut flattener = flatten::Flattener::new(out)?;
@@ -406,7 +413,7 @@ fn merge_layers(
             flattener.devices_skipped
         );
     }
-    let manifest = convert::aci_manifest(origin, config, flattener.passwd())?;
+    let manifest = convert::aci_manifest(origin, config_digest, config, flattener.passwd())?;
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
     let writer = flattener.finish(&json)?;
     writer.finish().map_err(|source| OciError::Io {
@@ -451,10 +458,12 @@ struct Verified<R> {
     size: u64,
     digest: String,
     too_large: bool,
+    /// What the blob is, for messages: `layer`, `blob`.
+    kind: &'static str,
 }
 
 impl<R: Read> Verified<R> {
-    fn new(inner: R, d: &Descriptor) -> Self {
+    fn new(inner: R, d: &Descriptor, kind: &'static str) -> Self {
         Verified {
             inner,
             hasher: Sha256::new(),
@@ -462,19 +471,20 @@ impl<R: Read> Verified<R> {
             size: d.size(),
             digest: d.digest().to_string(),
             too_large: false,
+            kind,
         }
     }
 
     /// Whether what was read is the descriptor's content.
     fn into_result(self) -> Result<(), OciError> {
-        let what = format!("layer {}", self.digest);
+        let what = format!("{} {}", self.kind, self.digest);
         if self.too_large {
             return Err(OciError::TooLarge {
                 what,
                 size: self.size,
             });
         }
-        let got = format!("sha256:{}", hex(&self.hasher.finalize()));
+        let got = format!("sha256:{}", to_hex(&self.hasher.finalize()));
         if got != self.digest || self.read != self.size {
             return Err(OciError::DigestMismatch {
                 what: format!("{what} ({} bytes, {} expected)", self.read, self.size),
@@ -539,7 +549,6 @@ pub fn registry_origin(r: &DockerRef, manifest_digest: &str) -> Origin {
             ("appc.io/docker/repository".into(), r.repository.clone()),
         ],
         manifest_digest: manifest_digest.to_string(),
-        config_digest: String::new(),
     }
 }
 
@@ -558,6 +567,5 @@ pub fn layout_origin(dir: &Path, tag: Option<String>, manifest_digest: &str) -> 
         version: tag,
         annotations: vec![("appc.io/docker/originalname".into(), original)],
         manifest_digest: manifest_digest.to_string(),
-        config_digest: String::new(),
     }
 }

@@ -38,12 +38,8 @@ impl DockerRef {
             None => (rest, None),
         };
         if let Some(d) = &digest {
-            let hex = d
-                .strip_prefix("sha256:")
-                .ok_or_else(|| bad("the digest must be sha256:<64 hex digits>"))?;
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad("the digest must be sha256:<64 hex digits>"));
-            }
+            super::sha256_hex(d)
+                .map_err(|_| bad("the digest must be sha256:<64 lowercase hex digits>"))?;
         }
         let (registry, path) = match rest.split_once('/') {
             Some((first, path))

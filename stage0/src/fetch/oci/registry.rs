@@ -14,8 +14,6 @@ use crate::fetch::http::{header, read_limited, Http, HttpError};
 /// Every manifest type this client reads: a registry answers with another
 /// format (or 404) for types left out.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-/// Manifests and indexes are small documents.
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 const MAX_TOKEN_BYTES: u64 = 1 << 20;
 
 /// A user and password for a registry (`dockerAuth` in `auth.d`).
@@ -112,7 +110,7 @@ impl<'h> Registry<'h> {
         let media_type = header(&response, "content-type");
         let digest = header(&response, "docker-content-digest");
         let url = self.url(&path);
-        let body = read_limited(response.into_body(), &url, MAX_MANIFEST_BYTES)?;
+        let body = read_limited(response.into_body(), &url, super::MAX_DOCUMENT_BYTES)?;
         Ok(ManifestResponse {
             body,
             media_type,
