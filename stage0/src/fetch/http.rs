@@ -66,25 +66,11 @@ pub struct AuthHeaders(Vec<(String, String)>);
 impl AuthHeaders {
     /// From the merged config's `(domain, entry)` pairs.
     pub fn from_config(entries: &[(String, serde_json::Value)]) -> Result<AuthHeaders, String> {
-        use base64::Engine as _;
         let mut out = Vec::new();
         for (domain, entry) in entries {
-            let field = |name: &str| {
-                entry
-                    .pointer(&format!("/credentials/{name}"))
-                    .and_then(serde_json::Value::as_str)
-                    .ok_or_else(|| {
-                        format!("auth.d entry for {domain}: credentials.{name} is missing; add it")
-                    })
-            };
+            let field = |name| credential(entry, "auth.d", domain, name);
             let value = match entry.get("type").and_then(serde_json::Value::as_str) {
-                Some("basic") => {
-                    let pair = format!("{}:{}", field("user")?, field("password")?);
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    )
-                }
+                Some("basic") => basic_auth(field("user")?, field("password")?),
                 Some("oauth") => format!("Bearer {}", field("token")?),
                 Some(other) => {
                     return Err(format!(
@@ -235,6 +221,36 @@ impl Http {
         let body = read_limited(response.body, url, limit)?;
         Ok((status, body))
     }
+}
+
+/// Whether a body read failed for going past its size limit.
+pub fn exceeded_limit(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|u| matches!(u, ureq::Error::BodyExceedsLimit(_)))
+}
+
+/// `credentials.<name>` of an `auth.d` entry (`kind` for `auth` or
+/// `dockerAuth`, for `domain`), or the one-line error naming what to add.
+pub fn credential<'e>(
+    entry: &'e serde_json::Value,
+    kind: &str,
+    domain: &str,
+    name: &str,
+) -> Result<&'e str, String> {
+    entry
+        .pointer(&format!("/credentials/{name}"))
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| format!("{kind} entry for {domain}: credentials.{name} is missing; add it"))
+}
+
+/// `Basic` credentials, as an `Authorization` value.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// A response header's value, if it is there and readable.

@@ -1,4 +1,7 @@
-//! Image fetching (local files and the store now; HTTPS, discovery and docker later).
+//! Image fetching: from the store, local files, http(s) URLs (cached by
+//! ETag and max-age, resumed when broken off), appc names through
+//! discovery, and Docker/OCI images (`oci`); signatures checked against the
+//! keystore as the image is imported.
 
 mod discovery;
 mod http;
@@ -419,20 +422,8 @@ impl<'a> Fetcher<'a> {
     ) -> Result<ImageKey, FetchError> {
         let cached = self.store.remote(url)?;
         let now = std::time::SystemTime::now();
-        match (&cached, self.pull_policy) {
-            (Some(c), PullPolicy::New | PullPolicy::Never) => {
-                self.diag(&format!("using image from local store for url {url}"));
-                return Ok(c.key.clone());
-            }
-            (Some(c), PullPolicy::Update) if c.is_fresh(now) => {
-                self.diag(&format!(
-                    "using image from local store for url {url} (fresh for {} s)",
-                    c.max_age
-                ));
-                return Ok(c.key.clone());
-            }
-            (None, PullPolicy::Never) => return Err(FetchError::NotCached(url.to_string())),
-            _ => {}
+        if let Some(key) = self.stored_copy(url, cached.as_ref())? {
+            return Ok(key);
         }
         http.check_scheme(url)?;
         let sig_url = sig_url.to_string();
@@ -526,12 +517,7 @@ impl<'a> Fetcher<'a> {
         };
         let body = progress::Progress::wrap(source, "Downloading ACI", total);
         let too_large = |e: FetchError| match e {
-            FetchError::Store(StoreError::Io { source, .. })
-                if source
-                    .get_ref()
-                    .and_then(|e| e.downcast_ref::<ureq::Error>())
-                    .is_some_and(|e| matches!(e, ureq::Error::BodyExceedsLimit(_))) =>
-            {
+            FetchError::Store(StoreError::Io { source, .. }) if http::exceeded_limit(&source) => {
                 FetchError::Http(HttpError::TooLarge {
                     url: url.to_string(),
                     limit: MAX_IMAGE_BYTES,
@@ -598,6 +584,31 @@ impl<'a> Fetcher<'a> {
         Ok(key)
     }
 
+    /// The stored image of `url` (last fetched as `cached`), when the pull
+    /// policy allows it: `new` and `never` take any, `update` one still
+    /// fresh by its Cache-Control max-age. `never` without one is an error.
+    fn stored_copy(
+        &self,
+        url: &str,
+        cached: Option<&Remote>,
+    ) -> Result<Option<ImageKey>, FetchError> {
+        match (cached, self.pull_policy) {
+            (Some(c), PullPolicy::New | PullPolicy::Never) => {
+                self.diag(&format!("using image from local store for {url}"));
+                Ok(Some(c.key.clone()))
+            }
+            (Some(c), PullPolicy::Update) if c.is_fresh(std::time::SystemTime::now()) => {
+                self.diag(&format!(
+                    "using image from local store for {url} (fresh for {} s)",
+                    c.max_age
+                ));
+                Ok(Some(c.key.clone()))
+            }
+            (None, PullPolicy::Never) => Err(FetchError::NotCached(url.to_string())),
+            _ => Ok(None),
+        }
+    }
+
     /// Where the signature comes from, by the flags: none, `--signature`,
     /// or the image's own (beside the file, or at `<url>.aci.asc`).
     fn signature_source(&self, signature: Option<&Path>) -> Result<SignatureSource, FetchError> {
@@ -643,13 +654,8 @@ impl<'a> Fetcher<'a> {
         }
         let url = r.canonical();
         let cached = self.store.remote(&url)?;
-        match (&cached, self.pull_policy) {
-            (Some(c), PullPolicy::New | PullPolicy::Never) => {
-                self.diag(&format!("using image from local store for {url}"));
-                return Ok(c.key.clone());
-            }
-            (None, PullPolicy::Never) => return Err(FetchError::NotCached(url)),
-            _ => {}
+        if let Some(key) = self.stored_copy(&url, cached.as_ref())? {
+            return Ok(key);
         }
         let http = Http::new(&self.insecure, &AuthHeaders::default());
         let creds = oci::Credentials::for_registry(&self.docker_auth, &r.registry)?;
@@ -714,8 +720,9 @@ impl<'a> Fetcher<'a> {
         )?)
     }
 
-    /// Names come from the store; remote discovery is not implemented yet, so
-    /// every policy ends there.
+    /// An image by name and labels: from the store unless the pull policy
+    /// is `update`, else found by appc discovery and fetched from the first
+    /// endpoint that serves it.
     fn fetch_name(
         &self,
         name: &str,

@@ -145,11 +145,7 @@ impl<R: Read> Read for Recording<R> {
             Err(e) => {
                 // Broken off, unless the image was only too large (the
                 // rest would be too) or the read is to be retried.
-                let too_large = e
-                    .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-                    .is_some_and(|u| matches!(u, ureq::Error::BodyExceedsLimit(_)));
-                if !too_large && e.kind() != io::ErrorKind::Interrupted {
+                if !super::http::exceeded_limit(&e) && e.kind() != io::ErrorKind::Interrupted {
                     self.broken.store(true, Ordering::SeqCst);
                 }
                 Err(e)

@@ -5,11 +5,9 @@
 use std::io::Read;
 use std::sync::Mutex;
 
-use base64::Engine as _;
-
 use super::reference::DockerRef;
 use super::OciError;
-use crate::fetch::http::{header, read_limited, Http, HttpError};
+use crate::fetch::http::{basic_auth, credential, header, read_limited, Http, HttpError};
 
 /// Every manifest type this client reads: a registry answers with another
 /// format (or 404) for types left out.
@@ -36,16 +34,10 @@ impl Credentials {
         let Some((name, entry)) = entries.iter().find(|(name, _)| matches(name)) else {
             return Ok(None);
         };
-        let field = |key: &str| {
-            entry
-                .pointer(&format!("/credentials/{key}"))
-                .and_then(serde_json::Value::as_str)
+        let field = |key| {
+            credential(entry, "dockerAuth", name, key)
                 .map(str::to_string)
-                .ok_or_else(|| {
-                    OciError::Config(format!(
-                        "the dockerAuth entry for {name} has no credentials.{key}; add it"
-                    ))
-                })
+                .map_err(OciError::Config)
         };
         Ok(Some(Credentials {
             user: field("user")?,
@@ -54,11 +46,7 @@ impl Credentials {
     }
 
     fn basic(&self) -> String {
-        let pair = format!("{}:{}", self.user, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
+        basic_auth(&self.user, &self.password)
     }
 }
 
