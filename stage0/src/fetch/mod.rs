@@ -435,87 +435,26 @@ impl<'a> Fetcher<'a> {
             SignatureSource::Default => Some(self.get_signature(http, url, &sig_url)?),
         };
         self.diag(&format!("fetching image from {url}"));
-        let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
-        // The bytes of an earlier download of this URL that broke off.
-        let mut partial = resume::PartialDownload::open(&self.store.downloads_dir(), url)
-            .unwrap_or_else(|e| {
-                tracing::debug!("not keeping the download of {url}: {e}");
-                None
-            });
-        let resume_at = partial
-            .as_ref()
-            .and_then(|p| p.resume_point())
-            .map(|(from, tag)| (from, tag.to_string()));
-        let response = match http.get(
-            url,
+        let stored_etag = cached.as_ref().and_then(|c| c.etag.as_deref());
+        let download = match resume::start(self.store, http, url, stored_etag, MAX_IMAGE_BYTES)? {
+            resume::Started::Unchanged { max_age } => {
+                let mut c = cached.expect("a 304 answers a stored version's ETag");
+                self.diag(&format!("{url} is unchanged; using the stored image"));
+                c.downloaded = now;
+                c.max_age = max_age;
+                self.store.set_remote(url, Some(&sig_url), &c)?;
+                return Ok(c.key);
+            }
+            resume::Started::Body(download) => download,
+        };
+        let resume::Download {
             etag,
-            resume_at.as_ref().map(|(from, tag)| (*from, tag.as_str())),
-        ) {
-            // 416: the kept bytes are all of it (a fetch stopped after the
-            // download); they are dropped and the image asked for again.
-            Err(e) if e.status() == Some(416) => {
-                if let Some(p) = partial.as_mut() {
-                    p.restart(None)
-                        .map_err(StoreError::io("dropping the kept download"))?;
-                }
-                http.get(url, etag, None)?
-            }
-            other => other?,
-        };
-        if let (304, Some(mut c)) = (response.status, cached) {
-            self.diag(&format!("{url} is unchanged; using the stored image"));
-            if let Some(p) = partial {
-                p.finish(false);
-            }
-            c.downloaded = now;
-            c.max_age = response.max_age;
-            self.store.set_remote(url, Some(&sig_url), &c)?;
-            return Ok(c.key);
-        }
-        let (etag, max_age) = (response.etag.clone(), response.max_age);
-        let resumed = match (response.status, &resume_at) {
-            (206, Some((from, _))) if response.range_start == Some(*from) => *from,
-            (206, _) => {
-                return Err(HttpError::Request {
-                    url: url.to_string(),
-                    why: "the server answered with a range that was not asked for".into(),
-                }
-                .into())
-            }
-            _ => 0,
-        };
-        let total = response
-            .body
-            .content_length()
-            .map(|n| n.saturating_add(resumed));
-        let rest = response
-            .body
-            .into_with_config()
-            .limit(MAX_IMAGE_BYTES.saturating_sub(resumed))
-            .reader();
-        // Kept as it arrives, to be resumed if it breaks off: only with an
-        // ETag, which tells the next fetch whether the kept bytes are current.
-        let (source, kept): (Box<dyn Read + Send>, _) = match partial.take() {
-            Some(mut p) if resumed > 0 || etag.is_some() => {
-                if resumed > 0 {
-                    eprintln!("image: resuming the download of {url} at byte {resumed}");
-                } else {
-                    p.restart(etag.as_deref())
-                        .map_err(StoreError::io("keeping the download"))?;
-                }
-                let (reader, broken) = p
-                    .stream(rest)
-                    .map_err(StoreError::io("keeping the download"))?;
-                (Box::new(reader), Some((p, broken)))
-            }
-            // What was kept belongs to another version; nothing to keep.
-            Some(p) => {
-                p.finish(false);
-                (Box::new(rest), None)
-            }
-            None => (Box::new(rest), None),
-        };
-        let body = progress::Progress::wrap(source, "Downloading ACI", total);
+            max_age,
+            total,
+            reader,
+            kept,
+        } = download;
+        let body = progress::Progress::wrap(reader, "Downloading ACI", total);
         let too_large = |e: FetchError| match e {
             FetchError::Store(StoreError::Io { source, .. }) if http::exceeded_limit(&source) => {
                 FetchError::Http(HttpError::TooLarge {
@@ -558,17 +497,8 @@ impl<'a> Fetcher<'a> {
                     .map_err(too_large)
             }
         })();
-        if let Some((partial, broken)) = kept {
-            let broken = broken.load(std::sync::atomic::Ordering::SeqCst);
-            let have = partial.len();
-            partial.finish(broken);
-            if let (true, Err(e)) = (broken, &imported) {
-                return Err(FetchError::DownloadBroken {
-                    url: url.to_string(),
-                    have,
-                    why: e.to_string(),
-                });
-            }
+        if let Some(broken_off) = kept.and_then(|k| k.finish(url, &imported)) {
+            return Err(broken_off);
         }
         let key = imported?;
         self.store.set_remote(

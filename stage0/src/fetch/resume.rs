@@ -9,15 +9,154 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use sha2::{Digest, Sha256};
 
-/// Name prefix of kept downloads in the store's tmp dir.
-pub const PREFIX: &str = "download-";
+use super::http::{Http, HttpError};
+use super::FetchError;
+use crate::store::{to_hex, ImageKey, Store, StoreError};
+
+/// A download of an image that has begun.
+pub enum Started {
+    /// 304: the version the caller has is current.
+    Unchanged {
+        max_age: u64,
+    },
+    Body(Download),
+}
+
+/// The whole image as one reader (the kept bytes first when resumed), the
+/// response's cache headers, and what is being kept.
+pub struct Download {
+    pub etag: Option<String>,
+    pub max_age: u64,
+    /// All of it, as far as the server said.
+    pub total: Option<u64>,
+    pub reader: Box<dyn Read + Send>,
+    pub kept: Option<Kept>,
+}
+
+/// The kept copy of a download, to be resumed if it breaks off.
+pub struct Kept {
+    partial: PartialDownload,
+    broken: Arc<AtomicBool>,
+}
+
+impl Kept {
+    /// After the import: a complete download is not kept; one that broke
+    /// off is, and its error then says so.
+    pub fn finish(self, url: &str, imported: &Result<ImageKey, FetchError>) -> Option<FetchError> {
+        let broken = self.broken.load(Ordering::SeqCst);
+        let have = self.partial.len();
+        self.partial.finish(broken);
+        match imported {
+            Err(e) if broken => Some(FetchError::DownloadBroken {
+                url: url.to_string(),
+                have,
+                why: e.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// GETs `url` (conditionally on `etag`, the stored version's), resuming
+/// a download of it that broke off, and keeping this one as it arrives.
+/// At most `limit` bytes in all.
+pub fn start(
+    store: &Store,
+    http: &Http,
+    url: &str,
+    etag: Option<&str>,
+    limit: u64,
+) -> Result<Started, FetchError> {
+    let mut partial = PartialDownload::open(store, url).unwrap_or_else(|e| {
+        tracing::debug!("not keeping the download of {url}: {e}");
+        None
+    });
+    let resume_at = partial
+        .as_ref()
+        .and_then(|p| p.resume_point())
+        .map(|(from, tag)| (from, tag.to_string()));
+    let response = match http.get(
+        url,
+        etag,
+        resume_at.as_ref().map(|(from, tag)| (*from, tag.as_str())),
+    ) {
+        // 416: the kept bytes are all of it (a fetch stopped after the
+        // download); they are dropped and the image asked for again.
+        Err(e) if e.status() == Some(416) => {
+            if let Some(p) = partial.as_mut() {
+                p.restart(None)
+                    .map_err(StoreError::io("dropping the kept download"))?;
+            }
+            http.get(url, etag, None)?
+        }
+        other => other?,
+    };
+    if response.status == 304 && etag.is_some() {
+        if let Some(p) = partial {
+            p.finish(false);
+        }
+        return Ok(Started::Unchanged {
+            max_age: response.max_age,
+        });
+    }
+    let resumed = match (response.status, &resume_at) {
+        (206, Some((from, _))) if response.range_start == Some(*from) => *from,
+        (206, _) => {
+            return Err(HttpError::Request {
+                url: url.to_string(),
+                why: "the server answered with a range that was not asked for".into(),
+            }
+            .into())
+        }
+        _ => 0,
+    };
+    let (etag, max_age) = (response.etag, response.max_age);
+    let total = response
+        .body
+        .content_length()
+        .map(|n| n.saturating_add(resumed));
+    let rest = response
+        .body
+        .into_with_config()
+        .limit(limit.saturating_sub(resumed))
+        .reader();
+    // Kept only with an ETag, which tells the next fetch whether the kept
+    // bytes are current.
+    let (reader, kept): (Box<dyn Read + Send>, _) = match partial {
+        Some(mut p) if resumed > 0 || etag.is_some() => {
+            if resumed > 0 {
+                eprintln!("image: resuming the download of {url} at byte {resumed}");
+            } else {
+                p.restart(etag.as_deref())
+                    .map_err(StoreError::io("keeping the download"))?;
+            }
+            let (reader, broken) = p
+                .stream(rest)
+                .map_err(StoreError::io("keeping the download"))?;
+            (Box::new(reader), Some(Kept { partial: p, broken }))
+        }
+        // What was kept belongs to another version; nothing to keep.
+        Some(p) => {
+            p.finish(false);
+            (Box::new(rest), None)
+        }
+        None => (Box::new(rest), None),
+    };
+    Ok(Started::Body(Download {
+        etag,
+        max_age,
+        total,
+        reader,
+        kept,
+    }))
+}
 
 /// The kept bytes of one URL's download, locked by this process.
 pub struct PartialDownload {
@@ -30,22 +169,12 @@ pub struct PartialDownload {
 }
 
 impl PartialDownload {
-    /// The kept download of `url` in `dir`; `None` while another process
+    /// The kept download of `url` in `store`; `None` while another process
     /// downloads the same URL (this one then keeps nothing).
-    pub fn open(dir: &Path, url: &str) -> io::Result<Option<PartialDownload>> {
-        let hash = Sha256::digest(url.as_bytes());
-        let name: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
-        let path = dir.join(format!("{PREFIX}{name}"));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-            Err((_, e)) => return Err(e.into()),
+    fn open(store: &Store, url: &str) -> io::Result<Option<PartialDownload>> {
+        let key = to_hex(&Sha256::digest(url.as_bytes())[..16]);
+        let Some((file, path)) = store.kept_download(&key)? else {
+            return Ok(None);
         };
         let etag_path = path.with_extension("etag");
         let etag = std::fs::read_to_string(&etag_path).ok();
@@ -59,7 +188,7 @@ impl PartialDownload {
     }
 
     /// Where to resume, and the ETag the kept bytes belong to.
-    pub fn resume_point(&self) -> Option<(u64, &str)> {
+    fn resume_point(&self) -> Option<(u64, &str)> {
         let have = self.file.metadata().ok()?.len();
         match (&self.etag, have) {
             (Some(etag), 1..) => Some((have, etag.as_str())),
@@ -68,12 +197,12 @@ impl PartialDownload {
     }
 
     /// How many bytes are kept.
-    pub fn len(&self) -> u64 {
+    fn len(&self) -> u64 {
         self.file.metadata().map_or(0, |m| m.len())
     }
 
     /// Drops the kept bytes: a download of `etag` starts from zero.
-    pub fn restart(&mut self, etag: Option<&str>) -> io::Result<()> {
+    fn restart(&mut self, etag: Option<&str>) -> io::Result<()> {
         self.file.set_len(0)?;
         match etag {
             Some(e) => std::fs::write(&self.etag_path, e)?,
@@ -88,7 +217,7 @@ impl PartialDownload {
 
     /// The whole image: the kept bytes, then `rest` (which is kept too as
     /// it is read). The flag tells whether `rest` broke off.
-    pub fn stream<R: Read + Send + 'static>(
+    fn stream<R: Read + Send + 'static>(
         &self,
         rest: R,
     ) -> io::Result<(impl Read + Send + 'static, Arc<AtomicBool>)> {
@@ -110,7 +239,7 @@ impl PartialDownload {
     /// After the import: kept only if the download broke off (to be
     /// resumed) and all of it was kept; a complete one, imported or
     /// refused, goes.
-    pub fn finish(self, broken: bool) {
+    fn finish(self, broken: bool) {
         if !broken || self.spoiled.load(Ordering::SeqCst) {
             let _ = std::fs::remove_file(&self.path);
             let _ = std::fs::remove_file(&self.etag_path);
@@ -161,7 +290,15 @@ mod tests {
     #[test]
     fn kept_bytes_come_first_and_grow_with_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = PartialDownload::open(dir.path(), "https://h/x.aci")
+        let store = Store::open(dir.path()).unwrap();
+        let kept_files = || {
+            std::fs::read_dir(dir.path().join("cas/tmp"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("download-"))
+                .count()
+        };
+        let mut p = PartialDownload::open(&store, "https://h/x.aci")
             .unwrap()
             .unwrap();
         assert!(p.resume_point().is_none());
@@ -173,12 +310,12 @@ mod tests {
         assert!(!broken.load(Ordering::SeqCst));
         drop(r);
         // Another process downloading the same URL finds it locked.
-        assert!(PartialDownload::open(dir.path(), "https://h/x.aci")
+        assert!(PartialDownload::open(&store, "https://h/x.aci")
             .unwrap()
             .is_none());
         drop(p);
 
-        let p = PartialDownload::open(dir.path(), "https://h/x.aci")
+        let p = PartialDownload::open(&store, "https://h/x.aci")
             .unwrap()
             .unwrap();
         assert_eq!(p.resume_point(), Some((6, "\"v1\"")));
@@ -188,6 +325,6 @@ mod tests {
         assert_eq!(got, b"hello world");
         drop(r);
         p.finish(false);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(kept_files(), 0);
     }
 }

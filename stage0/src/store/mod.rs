@@ -20,6 +20,8 @@ use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use nix::fcntl::Flock;
+
 use abi::schema::ImageManifest;
 
 use db::Db;
@@ -57,6 +59,8 @@ pub struct ImageInfo {
     pub tree_store_size: u64,
 }
 
+/// Name prefix of kept downloads in the tmp dir ([`Store::kept_download`]).
+const KEPT_DOWNLOAD: &str = "download-";
 /// A kept partial download untouched this long is not resumed any more.
 const ABANDONED_DOWNLOAD: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
@@ -179,10 +183,20 @@ impl Store {
         self.private_files().copy(reader)
     }
 
-    /// Where downloads that may be resumed are kept (`download-*`, removed
-    /// by [`Store::open`] after a week untouched).
-    pub fn downloads_dir(&self) -> PathBuf {
-        self.tmp_dir()
+    /// The file keeping the download named `key` (a hash of its URL) for
+    /// resuming, created if needed and locked for this process; `None`
+    /// while another process holds it. Its path (siblings such as an ETag
+    /// file take its name with an extension) goes with it. [`Store::open`]
+    /// removes one untouched for a week.
+    pub fn kept_download(&self, key: &str) -> io::Result<Option<(Flock<File>, PathBuf)>> {
+        let path = self.tmp_dir().join(format!("{KEPT_DOWNLOAD}{key}"));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        Ok(sys::lock_open_file(file, false, true)?.map(|locked| (locked, path)))
     }
 
     /// Where private copies are made, for threads of their own (the store
@@ -260,7 +274,7 @@ impl Store {
                 if let Ok(Some(_lock)) = sys::lock_open_file(f, false, true) {
                     let _ = fs::remove_file(&path);
                 }
-            } else if name.starts_with("download-") {
+            } else if name.starts_with(KEPT_DOWNLOAD) {
                 // Kept for resuming; abandoned after a week untouched.
                 let abandoned = e
                     .metadata()
@@ -268,13 +282,14 @@ impl Store {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > ABANDONED_DOWNLOAD);
+                if !abandoned {
+                    continue;
+                }
                 let Ok(f) = File::options().write(true).open(&path) else {
                     continue;
                 };
-                if abandoned {
-                    if let Ok(Some(_lock)) = sys::lock_open_file(f, false, true) {
-                        let _ = fs::remove_file(&path);
-                    }
+                if let Ok(Some(_lock)) = sys::lock_open_file(f, false, true) {
+                    let _ = fs::remove_file(&path);
                 }
             } else if let Some(rest) = name.strip_prefix("tree-") {
                 let Some(id) = rest.rsplit_once('.').and_then(|(id, _)| TreeId::parse(id)) else {
