@@ -99,6 +99,16 @@ fn openssl(args: &[&str]) {
     );
 }
 
+/// The port a test server started with a piped stdout prints as its
+/// first line once it listens.
+pub fn announced_port(child: &mut Child) -> u16 {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("a piped stdout"))
+        .read_line(&mut line)
+        .expect("the server's first line");
+    line.trim().parse().expect("the server's port")
+}
+
 /// The server; killed on drop.
 pub struct HttpServer {
     child: Child,
@@ -126,11 +136,7 @@ impl HttpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server's port");
+        let port = announced_port(&mut child);
         HttpServer {
             child,
             root,

@@ -3,11 +3,13 @@
 //! `oci/token_server.py`; images are built with umoci and pushed with
 //! skopeo, as a user without docker would.
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::http::announced_port;
+use crate::pods::free_port;
 
 const USER: &str = "puller";
 const PASSWORD: &str = "s3cret";
@@ -56,11 +58,7 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3");
-        let mut line = String::new();
-        BufReader::new(token.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let token_port: u16 = line.trim().parse().expect("the token service's port");
+        let token_port = announced_port(&mut token);
         let auth = format!(
             "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
             cert.display()
@@ -173,15 +171,6 @@ impl Drop for Registry {
             let _ = child.wait();
         }
     }
-}
-
-/// A port nobody listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An OCI layout at `dir` holding the five-layer test image as `tag`
