@@ -20,6 +20,7 @@ pub mod crossing;
 pub mod dbus;
 pub mod dev;
 pub mod events;
+pub mod launch;
 pub mod machine;
 pub mod namespaces;
 pub mod output;

@@ -166,6 +166,21 @@ pub fn set_metadata_url(
     Ok(())
 }
 
+/// The cgroup limits `app` will get (from its resource isolators).
+pub fn app_resources(app: &PodApp) -> Result<Resources, PlanError> {
+    let isolators = app
+        .app
+        .isolators
+        .iter()
+        .map(|i| i.typed())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| PlanError::Isolator {
+            app: app.name.clone(),
+            source,
+        })?;
+    Ok(resources(&isolators))
+}
+
 /// The app's cgroup limits from its resource isolators.
 fn resources(isolators: &[IsolatorValue]) -> Resources {
     let mut r = Resources::default();
