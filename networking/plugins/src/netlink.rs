@@ -31,6 +31,8 @@ const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
+const RTM_NEWQDISC: u16 = 36;
+const RTM_NEWTFILTER: u16 = 44;
 
 // Attributes.
 const IFLA_ADDRESS: u16 = 1;
@@ -63,6 +65,22 @@ const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
 const NLA_F_NESTED: u16 = 0x8000;
+// Traffic control (linux/rtnetlink.h, pkt_sched.h, pkt_cls.h,
+// tc_act/tc_mirred.h).
+const TCA_KIND: u16 = 1;
+const TCA_OPTIONS: u16 = 2;
+const TC_H_INGRESS: u32 = 0xFFFF_FFF1;
+const INGRESS_HANDLE: u32 = 0xFFFF_0000;
+const TCA_U32_SEL: u16 = 5;
+const TCA_U32_ACT: u16 = 7;
+const TC_U32_TERMINAL: u8 = 1;
+const TCA_ACT_KIND: u16 = 1;
+const TCA_ACT_OPTIONS: u16 = 2;
+const TCA_MIRRED_PARMS: u16 = 2;
+const TC_ACT_STOLEN: i32 = 4;
+const TCA_EGRESS_REDIR: i32 = 1;
+const ETH_P_ALL: u16 = 0x0003;
+const TCMSG_LEN: usize = 20;
 
 pub const IFF_UP: u32 = 0x1;
 pub const IFF_PROMISC: u32 = 0x100;
@@ -163,6 +181,16 @@ impl Msg {
         self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
         self.buf
     }
+}
+
+fn tcmsg(index: u32, handle: u32, parent: u32, info: u32) -> [u8; TCMSG_LEN] {
+    let mut b = [0u8; TCMSG_LEN];
+    b[0] = libc::AF_UNSPEC as u8;
+    b[4..8].copy_from_slice(&(index as i32).to_ne_bytes());
+    b[8..12].copy_from_slice(&handle.to_ne_bytes());
+    b[12..16].copy_from_slice(&parent.to_ne_bytes());
+    b[16..20].copy_from_slice(&info.to_ne_bytes());
+    b
 }
 
 fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; IFINFO_LEN] {
@@ -467,6 +495,13 @@ impl Socket {
         self.request(m).map(drop)
     }
 
+    /// Renames a link (it must be down).
+    pub fn link_set_name(&mut self, index: u32, name: &str) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(index, 0, 0));
+        m.attr_str(IFLA_IFNAME, name);
+        self.request(m).map(drop)
+    }
+
     pub fn link_set_master(&mut self, index: u32, master: u32) -> io::Result<()> {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(index, 0, 0));
         m.attr_u32(IFLA_MASTER, master);
@@ -513,6 +548,49 @@ impl Socket {
         m.attr(IFLA_BRIDGE_VLAN_INFO, &info);
         m.end_nest(spec);
         self.request(m).map(drop)
+    }
+
+    /// Sends every frame that arrives on link `from` out of link `to`, as
+    /// `tc qdisc add dev FROM ingress` and `tc filter add dev FROM parent
+    /// ffff: u32 match u32 0 0 action mirred egress redirect dev TO` do
+    /// (u32: the classifier every kernel config has).
+    pub fn redirect_ingress(&mut self, from: u32, to: u32) -> io::Result<()> {
+        let mut q = Msg::new(
+            RTM_NEWQDISC,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &tcmsg(from, INGRESS_HANDLE, TC_H_INGRESS, 0),
+        );
+        q.attr_str(TCA_KIND, "ingress");
+        self.request(q)?;
+        let protocol = u32::from(ETH_P_ALL.to_be());
+        let mut f = Msg::new(
+            RTM_NEWTFILTER,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &tcmsg(from, 0, INGRESS_HANDLE, (1 << 16) | protocol),
+        );
+        f.attr_str(TCA_KIND, "u32");
+        let options = f.nest(TCA_OPTIONS);
+        // tc_u32_sel with one all-zero key (matches everything), terminal.
+        let mut sel = [0u8; 32];
+        sel[0] = TC_U32_TERMINAL;
+        sel[2] = 1;
+        f.attr(TCA_U32_SEL, &sel);
+        let actions = f.nest(TCA_U32_ACT);
+        let first = f.nest(1);
+        f.attr_str(TCA_ACT_KIND, "mirred");
+        let act_options = f.nest(TCA_ACT_OPTIONS);
+        // tc_mirred: tc_gen (index, capab, action, refcnt, bindcnt),
+        // eaction, ifindex.
+        let mut parms = [0u8; 28];
+        parms[8..12].copy_from_slice(&TC_ACT_STOLEN.to_ne_bytes());
+        parms[20..24].copy_from_slice(&TCA_EGRESS_REDIR.to_ne_bytes());
+        parms[24..28].copy_from_slice(&to.to_ne_bytes());
+        f.attr(TCA_MIRRED_PARMS, &parms);
+        f.end_nest(act_options);
+        f.end_nest(first);
+        f.end_nest(actions);
+        f.end_nest(options);
+        self.request(f).map(drop)
     }
 
     /// Creates a veth pair: `name` here, `peer` in the namespace `peer_ns`
