@@ -15,14 +15,16 @@ STATIC := target/$(TRIPLE)/release
 IMAGES := target/images
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # Debian packages the build, the demo and the tests need (checked by command or file).
-APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables protobuf-compiler python3-venv curl gnupg openssl docker-registry skopeo umoci
+APT_PACKAGES := busybox-static pkg-config xz-utils bzip2 util-linux iproute2 containernetworking-plugins systemd systemd-container dbus iptables nftables protobuf-compiler python3-venv curl gnupg openssl docker-registry skopeo umoci qemu-system-x86
 BENCH_PACKAGES := crun runc hyperfine wrk
 # An independent gRPC client for the api-service tests: Python's grpcio,
 # its stubs generated from the shipped .proto by grpcio-tools (from PyPI).
 GRPC_VENV := target/grpc-venv
 GRPC_TOOLS := grpcio-tools==1.85.1 grpcio==1.85.3
 
-STAGE1_FLAVORS := fly ns
+STAGE1_FLAVORS := fly ns kvm
+# The kernel the kvm stage1's VMs boot: Debian's, fetched (not installed).
+GUEST_KERNEL := target/guest-kernel
 STAGE1_IMAGES := $(foreach f,$(STAGE1_FLAVORS),$(RELEASE)/stage1-$(f).aci)
 TEST_IMAGES := $(IMAGES)/busybox.aci $(IMAGES)/inspect.aci
 
@@ -55,12 +57,16 @@ build:
 # Binaries that run inside pods or as stage1 entrypoints are static so they run on any host.
 static:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-		$(CARGO) build --release --target $(TRIPLE) -p stage1-fly -p stage1-ns -p inspect -p cni-plugins
+		$(CARGO) build --release --target $(TRIPLE) -p stage1-fly -p stage1-ns -p stage1-kvm -p inspect -p cni-plugins
 
-images: build static
+$(GUEST_KERNEL)/.complete:
+	./scripts/guest-kernel.sh $(GUEST_KERNEL)
+
+images: build static $(GUEST_KERNEL)/.complete
 	mkdir -p $(IMAGES)
 	$(RELEASE)/build-aci stage1 --flavor fly --bin-dir $(STATIC) --version $(VERSION) $(RELEASE)/stage1-fly.aci
 	$(RELEASE)/build-aci stage1 --flavor ns --bin-dir $(STATIC) --version $(VERSION) $(RELEASE)/stage1-ns.aci
+	$(RELEASE)/build-aci stage1 --flavor kvm --bin-dir $(STATIC) --guest-kernel $(GUEST_KERNEL) --version $(VERSION) $(RELEASE)/stage1-kvm.aci
 	$(RELEASE)/build-aci busybox $(IMAGES)/busybox.aci
 	$(RELEASE)/build-aci inspect --binary $(STATIC)/inspect $(IMAGES)/inspect.aci
 

@@ -4,6 +4,7 @@
 //! directory; [`RawAciWriter`] writes arbitrary (hostile) tar entries for tests.
 
 mod builder;
+pub mod cpio;
 pub mod manifest;
 mod raw;
 pub mod recipes;

@@ -64,6 +64,10 @@ enum Cmd {
         /// version label
         #[arg(long)]
         version: String,
+        /// the guest kernel of a VM flavor (kvm): a directory with
+        /// `vmlinuz` and `modules/`, as scripts/guest-kernel.sh makes it
+        #[arg(long)]
+        guest_kernel: Option<PathBuf>,
         #[command(flatten)]
         output: Output,
     },
@@ -120,12 +124,13 @@ fn run(cli: Cli) -> Result<()> {
             flavor,
             bin_dir,
             version,
+            guest_kernel,
             output,
         } => {
             let flavor = Stage1Flavor::find(&flavor)?;
             let manifest = recipes::stage1_manifest(flavor, &version)?;
             staged(manifest, &output, |root| {
-                recipes::populate_stage1_rootfs(root, flavor, &bin_dir)
+                recipes::populate_stage1_rootfs(root, flavor, &bin_dir, guest_kernel.as_deref())
             })
         }
         Cmd::Dir {

@@ -5,6 +5,7 @@
 //! [`crate::AciBuilder`] then writes out.
 
 mod busybox;
+pub mod guest;
 mod inspect;
 mod stage1;
 
@@ -36,6 +37,12 @@ pub enum RecipeError {
     UnknownFlavor(String, String),
     #[error("invalid manifest value: {0}")]
     Schema(#[from] SchemaError),
+    #[error(
+        "the {0} stage1 boots a VM; pass --guest-kernel DIR (scripts/guest-kernel.sh fetches one)"
+    )]
+    NoGuestKernel(&'static str),
+    #[error(transparent)]
+    Guest(#[from] guest::GuestError),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RecipeError + 'a {

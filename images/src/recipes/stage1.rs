@@ -7,7 +7,7 @@ use abi::stage1::{
     format_features, Entrypoint, Feature, FEATURES_ANNOTATION, INTERFACE_VERSION_ANNOTATION,
 };
 
-use super::{install, mkdir, set_mode, write, RecipeError};
+use super::{guest, install, mkdir, set_mode, write, RecipeError};
 use crate::manifest::{annotation, image_manifest, standard_labels};
 
 /// What goes into one flavor's stage1 image.
@@ -29,7 +29,13 @@ pub struct Stage1Flavor {
     /// CNI plugins (file names in the build's bin dir) shipped in
     /// `usr/lib/rkt/plugins/net`, where the stage1 looks first.
     pub cni_plugins: &'static [&'static str],
+    /// The flavor boots a VM: the image carries the guest kernel and an
+    /// initramfs around the guest init (`kvm-guest` in the bin dir).
+    pub guest: bool,
 }
+
+/// The guest init's file name in the build's bin dir.
+pub const GUEST_INIT: &str = "kvm-guest";
 
 /// rkt's built-in `default` network: ptp on 172.16.28.0/24, masqueraded,
 /// with a default route.
@@ -86,6 +92,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
         files: &[],
         dirs: &[],
         cni_plugins: &[],
+        guest: false,
     },
     Stage1Flavor {
         name: "ns",
@@ -136,6 +143,49 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
         ],
         dirs: &["proc", "dev", "sys", "var/log/journal"],
         cni_plugins: &["ptp", "bridge", "host-local", "loopback", "portmap"],
+        guest: false,
+    },
+    Stage1Flavor {
+        name: "kvm",
+        image_name: "coreos.com/rkt/stage1-kvm",
+        // Inside the VM the pod runs under the ns flavor's supervisor;
+        // on the host, its gc (networks) and stop (SIGTERM to `run`,
+        // which asks the guest to stop) serve as they are.
+        entrypoints: &[
+            (Entrypoint::Run, "/init", "kvm-run"),
+            (Entrypoint::Gc, "/gc", "ns-gc"),
+            (Entrypoint::Stop, "/stop", "ns-stop"),
+        ],
+        interface_version: 6,
+        features: &[
+            Feature::NetNone,
+            Feature::NetContained,
+            Feature::PortForward,
+            Feature::MultiApp,
+            Feature::Hostname,
+            Feature::Dns,
+            Feature::HostsEntry,
+            Feature::Volumes,
+            Feature::IpcPrivate,
+            Feature::Stop,
+            Feature::ReadonlyRootfs,
+            Feature::ResourceIsolators,
+            Feature::Capabilities,
+            Feature::Seccomp,
+            Feature::NoNewPrivileges,
+            Feature::OomScoreAdj,
+            Feature::EventHandlers,
+        ],
+        files: &[
+            ("etc/rkt/net.d/99-default.conf", DEFAULT_NET),
+            (
+                "etc/rkt/net.d/99-default-restricted.conf",
+                DEFAULT_RESTRICTED_NET,
+            ),
+        ],
+        dirs: &["proc", "dev", "sys"],
+        cni_plugins: &["ptp", "bridge", "host-local", "loopback", "portmap"],
+        guest: true,
     },
 ];
 
@@ -169,11 +219,14 @@ pub fn stage1_manifest(flavor: &Stage1Flavor, version: &str) -> Result<ImageMani
     Ok(m)
 }
 
-/// Copies each entrypoint binary from `bin_dir` to its path in `root`.
+/// Copies each entrypoint binary from `bin_dir` to its path in `root`; a
+/// VM flavor's kernel and initramfs are made from `guest_kernel` (what
+/// scripts/guest-kernel.sh fetched).
 pub fn populate_stage1_rootfs(
     root: &Path,
     flavor: &Stage1Flavor,
     bin_dir: &Path,
+    guest_kernel: Option<&Path>,
 ) -> Result<(), RecipeError> {
     // A temporary staging dir is 0700; the image's / must not be.
     set_mode(root, 0o755)?;
@@ -199,7 +252,23 @@ pub fn populate_stage1_rootfs(
         }
         write(root, path, content.as_bytes(), 0o644)?;
     }
+    if flavor.guest {
+        let dir = guest_kernel.ok_or(RecipeError::NoGuestKernel(flavor.name))?;
+        populate_guest(root, dir, &bin_dir.join(GUEST_INIT))?;
+    }
     Ok(())
+}
+
+/// `kvm/vmlinux` and `kvm/initramfs.cpio`.
+fn populate_guest(root: &Path, kernel_dir: &Path, init: &Path) -> Result<(), RecipeError> {
+    mkdir(root, "kvm", 0o755)?;
+    let vmlinux = guest::vmlinux_from_bzimage(&kernel_dir.join("vmlinuz"))?;
+    write(root, "kvm/vmlinux", &vmlinux, 0o644)?;
+    let modules = guest::resolve_modules(&kernel_dir.join("modules"), guest::GUEST_MODULES)?;
+    let init = std::fs::read(init).map_err(super::io_err("reading", init))?;
+    let cpio = guest::initramfs(&init, &modules)
+        .map_err(super::io_err("writing the initramfs of", root))?;
+    write(root, "kvm/initramfs.cpio", &cpio, 0o644)
 }
 
 #[cfg(test)]
@@ -242,5 +311,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("fly"));
+    }
+
+    #[test]
+    fn kvm_declares_no_host_network_and_needs_a_guest_kernel() {
+        let kvm = Stage1Flavor::find("kvm").unwrap();
+        let m = stage1_manifest(kvm, "0.1.0").unwrap();
+        assert_eq!(m.annotation(Entrypoint::Run.annotation()), Some("/init"));
+        assert_eq!(m.annotation(Entrypoint::Gc.annotation()), Some("/gc"));
+        // No enter entrypoint: stage0 refuses `rkt enter` by the features.
+        assert_eq!(m.annotation(Entrypoint::Enter.annotation()), None);
+        let features = parse_features(m.annotation(FEATURES_ANNOTATION).unwrap());
+        assert!(!features.contains(&Feature::NetHost));
+        assert!(!features.contains(&Feature::Enter));
+        assert!(features.contains(&Feature::NetContained));
+        let dir = tempfile::tempdir().unwrap();
+        let bins = dir.path().join("bin");
+        std::fs::create_dir(&bins).unwrap();
+        for (_, _, file) in kvm.entrypoints {
+            std::fs::write(bins.join(file), b"#!").unwrap();
+        }
+        for plugin in kvm.cni_plugins {
+            std::fs::write(bins.join(plugin), b"#!").unwrap();
+        }
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir(&root).unwrap();
+        let err = populate_stage1_rootfs(&root, kvm, &bins, None).unwrap_err();
+        assert!(err.to_string().contains("--guest-kernel"), "{err}");
     }
 }

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Fetches the Linux kernel the kvm stage1 boots its VMs with: Debian's
+# generic amd64 kernel (it has 9p and virtio as modules), unpacked from its
+# package into DEST without installing it on the host. DEST gets `vmlinuz`
+# and `modules/` with the modules the VM's devices need (the image builder
+# resolves their load order); `.complete` marks a finished fetch.
+#
+#   scripts/guest-kernel.sh DEST
+set -euo pipefail
+
+dest=${1:?usage: $0 DEST}
+[ -f "$dest/.complete" ] && exit 0
+
+package() {
+    apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+pkg=$(package)
+if [ -z "$pkg" ]; then
+    apt-get update -qq
+    pkg=$(package)
+fi
+[ -n "$pkg" ] || { echo "guest-kernel: apt knows no linux-image-amd64 kernel" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "guest-kernel: fetching $pkg for the kvm stage1"
+(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null)
+dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+kernel=$(echo "$tmp"/root/lib/modules/*/kernel)
+
+rm -rf "$dest"
+mkdir -p "$dest/modules"
+cp "$tmp"/root/boot/vmlinuz-* "$dest/vmlinuz"
+for dir in drivers/virtio net/9p fs/9p fs/netfs fs/fscache; do
+    mkdir -p "$dest/modules/$dir"
+    cp -r "$kernel/$dir/." "$dest/modules/$dir/"
+done
+for file in drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko drivers/char/virtio_console.ko; do
+    mkdir -p "$dest/modules/$(dirname "$file")"
+    cp "$kernel/$file" "$dest/modules/$file"
+done
+touch "$dest/.complete"
