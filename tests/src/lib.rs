@@ -8,6 +8,7 @@
 pub mod api;
 pub mod fixtures;
 pub mod gpg;
+pub mod hosts;
 pub mod http;
 pub mod journald;
 pub mod metadata;

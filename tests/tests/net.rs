@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use functional_tests::hosts::{server_aci, OtherHost};
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::{
@@ -446,98 +447,6 @@ fn a_requested_address_already_taken_is_refused() {
     drop(holder);
     gc(&rkt);
     assert_no_network_left(&uuid, &leases_dir, None);
-}
-
-/// A busybox image whose app serves `reply` on its tcp port `http` (80)
-/// and udp port `echo` (7), and declares both.
-fn server_aci(rkt: &Rkt, reply: &str) -> PathBuf {
-    use images::recipes::{busybox_manifest, busybox_version, populate_busybox_rootfs};
-    let busybox = functional_tests::pods::host_busybox();
-    let mut m = busybox_manifest(&busybox_version(&busybox).unwrap()).unwrap();
-    m.name = "example.com/server".parse().unwrap();
-    let app = m.app.as_mut().unwrap();
-    app.exec = vec![
-        "/bin/sh".into(),
-        "-c".into(),
-        format!(
-            "/inspect --serve-udp-echo=0.0.0.0:7 --serve-http-timeout=600 & \
-             while true; do echo {reply} | nc -l -p 80; done"
-        ),
-    ];
-    app.ports = serde_json::from_value(serde_json::json!([
-        {"name": "http", "protocol": "tcp", "port": 80},
-        {"name": "echo", "protocol": "udp", "port": 7}
-    ]))
-    .unwrap();
-    functional_tests::pods::build_aci(rkt.root(), "server.aci", m, |root| {
-        populate_busybox_rootfs(root, &busybox).unwrap();
-        std::fs::copy(functional_tests::inspect_bin(), root.join("inspect")).unwrap();
-    })
-}
-
-/// A "host" elsewhere: a network namespace joined to ours by a veth pair,
-/// `192.168.<23x>.1` on our side (`host_ip`) and `.2` on its; each one
-/// (tests run in parallel) on a subnet of its own.
-struct OtherHost {
-    name: String,
-    host_ip: String,
-}
-
-impl OtherHost {
-    fn new() -> OtherHost {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("rkt-other-{}-{n}", std::process::id());
-        let ip = |args: &[&str]| {
-            let ok = std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "ip {args:?}");
-        };
-        ip(&["netns", "add", &name]);
-        let host_end = format!("veo{}x{n}", std::process::id() % 100000);
-        let subnet = format!("192.168.{}", 231 + n);
-        ip(&[
-            "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name,
-        ]);
-        ip(&["addr", "add", &format!("{subnet}.1/24"), "dev", &host_end]);
-        ip(&["link", "set", &host_end, "up"]);
-        ip(&[
-            "-n",
-            &name,
-            "addr",
-            "add",
-            &format!("{subnet}.2/24"),
-            "dev",
-            "eth0",
-        ]);
-        ip(&["-n", &name, "link", "set", "eth0", "up"]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        OtherHost {
-            name,
-            host_ip: format!("{subnet}.1"),
-        }
-    }
-
-    fn run(&self, script: &str) -> String {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.name, "bash", "-c", script])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for OtherHost {
-    fn drop(&mut self) {
-        // Deleting the namespace takes its veth end, and the pair with it.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
 }
 
 fn nft_tables() -> String {
