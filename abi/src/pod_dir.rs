@@ -1,6 +1,10 @@
 //! Names of the files in a pod directory (`$dir/pods/<state>/<uuid>`), shared by
 //! stage0 and every stage1 (reference: rkt's pod-dir layout).
 
+/// The state directory of running pods (and of exited ones not yet marked
+/// for gc) under `$dir/pods`: a stage1's gc finds the pod's siblings there.
+pub const RUN_STATE_DIR: &str = "run";
+
 /// appc pod manifest written by stage0.
 pub const POD_MANIFEST: &str = "pod";
 /// Empty file whose mtime is the pod's creation time.

@@ -25,7 +25,19 @@ pub enum ChainError {
     },
     #[error("network {net:?}: teardown incomplete: {}", .errors.join("; "))]
     Del { net: String, errors: Vec<String> },
+    #[error("network {net:?}: garbage collection incomplete: {}", .errors.join("; "))]
+    Gc { net: String, errors: Vec<String> },
 }
+
+/// An attachment GC must keep (`cni.dev/valid-attachments`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidAttachment {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// The key of the valid attachments in a GC's input (CNI 1.1.0).
+pub const VALID_ATTACHMENTS: &str = "cni.dev/valid-attachments";
 
 /// Runs ADD of every plugin of `net`; the last plugin's result.
 pub fn add(runner: &PluginRunner, net: &NetConf, att: &Attachment) -> Result<Value, ChainError> {
@@ -87,6 +99,52 @@ pub fn del(
             net: net.name.clone(),
             errors,
         })
+    }
+}
+
+/// Whether `net`'s CNI version has GC (1.1.0 and later).
+pub fn has_gc(net: &NetConf) -> bool {
+    let parts: Vec<u32> = net
+        .cni_version
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    parts.as_slice() >= [1, 1].as_slice()
+}
+
+/// Runs GC of every plugin of `net` (CNI 1.1.0): each removes what it
+/// holds for attachments not in `valid`. Every failure is collected.
+pub fn gc(
+    runner: &PluginRunner,
+    net: &NetConf,
+    valid: &[ValidAttachment],
+) -> Result<(), ChainError> {
+    let valid: Vec<Value> = valid
+        .iter()
+        .map(|a| serde_json::json!({"containerID": a.container_id, "ifname": a.ifname}))
+        .collect();
+    let no_capabilities = serde_json::Map::new();
+    let errors: Vec<String> = (0..net.plugins.len())
+        .filter_map(|index| {
+            let mut input = plugin_input(net, index, None, &no_capabilities);
+            input[VALID_ATTACHMENTS] = Value::Array(valid.clone());
+            runner
+                .invoke(
+                    &net.plugins[index].plugin_type,
+                    CniCommand::Gc,
+                    None,
+                    &input,
+                )
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(ChainError::Gc {
+            net: net.name.clone(),
+            errors,
+        }),
     }
 }
 

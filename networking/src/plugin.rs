@@ -68,6 +68,7 @@ pub enum CniCommand {
     Del,
     Check,
     Version,
+    Gc,
 }
 
 impl CniCommand {
@@ -77,6 +78,7 @@ impl CniCommand {
             CniCommand::Del => "DEL",
             CniCommand::Check => "CHECK",
             CniCommand::Version => "VERSION",
+            CniCommand::Gc => "GC",
         }
     }
 }

@@ -19,7 +19,7 @@ use abi::pod_dir;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::chain::{self, ChainError};
+use crate::chain::{self, ChainError, ValidAttachment};
 use crate::conf::{self, ConfError, NetConf};
 use crate::netns::{self, NetnsError};
 use crate::plugin::{declares_capability, Attachment, PluginRunner};
@@ -48,6 +48,8 @@ pub enum PodNetError {
     },
     #[error("network teardown incomplete: {}", .0.join("; "))]
     Teardown(Vec<String>),
+    #[error("CNI garbage collection incomplete: {}", .0.join("; "))]
+    Gc(Vec<String>),
     #[error(transparent)]
     Port(#[from] PortError),
     #[error("--port needs a network with an address for the pod; none of its networks gave one")]
@@ -354,25 +356,7 @@ pub fn teardown(
     if let Err(e) = stop_forwarding(pod_dir, uuid) {
         errors.push(e.to_string());
     }
-    let nets = match std::fs::read(pod_dir.join(pod_dir::NET_INFO)) {
-        Ok(bytes) => NetInfo::parse_list(&bytes).unwrap_or_else(|e| {
-            errors.push(format!("{}: {e}", pod_dir::NET_INFO));
-            Vec::new()
-        }),
-        Err(_) => Vec::new(),
-    };
-    for info in nets.iter().rev() {
-        let conf_path = pod_dir.join(&info.net_conf);
-        let net = match std::fs::read(&conf_path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| NetConf::parse(&conf_path, &b).map_err(|e| e.to_string()))
-        {
-            Ok(net) => net,
-            Err(e) => {
-                errors.push(format!("network {:?}: {e}", info.net_name));
-                continue;
-            }
-        };
+    for (info, net) in recorded_nets(pod_dir, &mut errors).iter().rev() {
         let cached: Option<Value> = std::fs::read(pod_dir.join(result_path(&net.name)))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
@@ -388,7 +372,7 @@ pub fn teardown(
             args: (!info.args.is_empty()).then(|| info.args.clone()),
             capability_args,
         };
-        if let Err(e) = chain::del(runner, &net, &attachment, cached.as_ref()) {
+        if let Err(e) = chain::del(runner, net, &attachment, cached.as_ref()) {
             errors.push(e.to_string());
         }
     }
@@ -399,6 +383,113 @@ pub fn teardown(
         true => Ok(()),
         false => Err(PodNetError::Teardown(errors)),
     }
+}
+
+/// The networks the pod's records name, each with the copy of its
+/// configuration; what cannot be read is added to `errors`.
+fn recorded_nets(pod_dir: &Path, errors: &mut Vec<String>) -> Vec<(NetInfo, NetConf)> {
+    let nets = match std::fs::read(pod_dir.join(pod_dir::NET_INFO)) {
+        Ok(bytes) => NetInfo::parse_list(&bytes).unwrap_or_else(|e| {
+            errors.push(format!("{}: {e}", pod_dir::NET_INFO));
+            Vec::new()
+        }),
+        Err(_) => Vec::new(),
+    };
+    nets.into_iter()
+        .filter_map(|info| {
+            let conf_path = pod_dir.join(&info.net_conf);
+            match std::fs::read(&conf_path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| NetConf::parse(&conf_path, &b).map_err(|e| e.to_string()))
+            {
+                Ok(net) => Some((info, net)),
+                Err(e) => {
+                    errors.push(format!("network {:?}: {e}", info.net_name));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// CNI GC (1.1.0) of the networks the pod in `pod_dir` was on, after its
+/// own DEL: each plugin drops what it still holds for attachments that no
+/// pod of this data directory (`<pods>/run/*`) records, such as the leases
+/// and rules of pods whose DEL never ran. Only networks whose
+/// configuration says 1.1.0 or later take part: that is the user's consent
+/// to GC, and rkt's built-in networks (1.0.0) are shared by every data
+/// directory on the host, whose pods this one cannot see. Returns the
+/// networks collected.
+pub fn collect_garbage(pod_dir: &Path, runner: &PluginRunner) -> Result<Vec<String>, PodNetError> {
+    let mut errors = Vec::new();
+    let nets: Vec<NetConf> = recorded_nets(pod_dir, &mut errors)
+        .into_iter()
+        .map(|(_, net)| net)
+        .filter(chain::has_gc)
+        .collect();
+    let own_uuid = pod_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let run_dir = pod_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(|pods| pods.join(pod_dir::RUN_STATE_DIR));
+    let mut collected = Vec::new();
+    for net in nets {
+        // Unknown attachments would all count as garbage: no GC then.
+        let valid = match &run_dir {
+            Some(dir) => attachments_on(dir, &net.name, own_uuid.as_deref()),
+            None => Err(format!("{pod_dir:?} is not in a pods directory")),
+        };
+        let collected_net = valid
+            .map_err(|e| format!("network {:?}: no garbage collection: {e}", net.name))
+            .and_then(|valid| chain::gc(runner, &net, &valid).map_err(|e| e.to_string()));
+        match collected_net {
+            Ok(()) => collected.push(net.name),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(collected),
+        false => Err(PodNetError::Gc(errors)),
+    }
+}
+
+/// The attachments to network `name` that the pods in `run_dir` (but
+/// `skip`) record.
+fn attachments_on(
+    run_dir: &Path,
+    name: &str,
+    skip: Option<&str>,
+) -> Result<Vec<ValidAttachment>, String> {
+    let entries =
+        std::fs::read_dir(run_dir).map_err(|e| format!("cannot list {run_dir:?}: {e}"))?;
+    let mut valid = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {run_dir:?}: {e}"))?;
+        let uuid = entry.file_name().to_string_lossy().into_owned();
+        if Some(uuid.as_str()) == skip {
+            continue;
+        }
+        let path = entry.path().join(pod_dir::NET_INFO);
+        let nets = match std::fs::read(&path) {
+            Ok(bytes) => {
+                NetInfo::parse_list(&bytes).map_err(|e| format!("cannot read {path:?}: {e}"))?
+            }
+            // A pod without networks (yet: its record comes before ADD).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot read {path:?}: {e}")),
+        };
+        valid.extend(
+            nets.into_iter()
+                .filter(|n| n.net_name == name)
+                .map(|n| ValidAttachment {
+                    container_id: uuid.clone(),
+                    ifname: n.if_name,
+                }),
+        );
+    }
+    Ok(valid)
 }
 
 /// The CNI capability that carries port forwards.
@@ -522,6 +613,45 @@ fn prefix_mask(ip: IpAddr, prefix: u8) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn valid_attachments_are_those_the_running_pods_record() {
+        let pods = tempfile::tempdir().unwrap();
+        let run = pods.path().join("run");
+        let pod = |uuid: &str, info: &str| {
+            std::fs::create_dir_all(run.join(uuid)).unwrap();
+            if !info.is_empty() {
+                std::fs::write(run.join(uuid).join(pod_dir::NET_INFO), info).unwrap();
+            }
+        };
+        pod(
+            "a",
+            r#"[{"netName":"n","ifName":"eth0"},{"netName":"m","ifName":"eth1"}]"#,
+        );
+        pod("b", r#"[{"netName":"n","ifName":"eth1"}]"#);
+        pod("c", "");
+        pod("me", r#"[{"netName":"n","ifName":"eth0"}]"#);
+        let mut valid = attachments_on(&run, "n", Some("me")).unwrap();
+        valid.sort_by(|x, y| x.container_id.cmp(&y.container_id));
+        assert_eq!(
+            valid,
+            [
+                ValidAttachment {
+                    container_id: "a".into(),
+                    ifname: "eth0".into()
+                },
+                ValidAttachment {
+                    container_id: "b".into(),
+                    ifname: "eth1".into()
+                },
+            ]
+        );
+        // A record it cannot read: nothing is known, so nothing is valid
+        // and GC must not run.
+        pod("d", "not json");
+        assert!(attachments_on(&run, "n", Some("me")).is_err());
+        assert!(attachments_on(&pods.path().join("nope"), "n", None).is_err());
+    }
     use serde_json::json;
 
     #[test]

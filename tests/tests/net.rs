@@ -937,3 +937,61 @@ fn private_users_pods_get_cni_networks_too() {
     gc(&rkt);
     assert_no_network_left(&uuid, &default_leases(), veth.as_deref());
 }
+
+/// CNI GC (1.1.0): gc of a pod on a network that speaks 1.1.0 asks its
+/// plugins to drop what no pod of this data directory holds (here a lease
+/// left by a pod whose DEL never ran); a running pod's lease stays.
+#[test]
+fn gc_collects_what_dead_pods_leaked_on_1_1_0_networks() {
+    let rkt = setup();
+    let leases = rkt.root().join("leases-gc");
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("10-collected.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.1.0","name":"collected","plugins":[
+                {{"type":"ptp","ipam":{{"type":"host-local","subnet":"172.30.99.0/24",
+                  "dataDir":"{}"}}}}]}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    let s1 = stage1_flag();
+    let running = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=collected",
+            BUSYBOX,
+            "--exec=/bin/sleep",
+            "--",
+            "600",
+        ],
+    );
+    let net_dir = leases.join("collected");
+    let leaked = net_dir.join("172.30.99.200");
+    std::fs::write(&leaked, "a-pod-long-gone\r\neth0").unwrap();
+    // A 1.0.0 network: no GC, whatever it holds.
+    let old_dir = subnet_net(&rkt, "uncollected", "172.30.100.0/24", "");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    let kept = old_dir.join("172.30.100.200");
+    std::fs::write(&kept, "a-pod-long-gone\r\neth0").unwrap();
+    let (out, uuid) = sh(&rkt, "--net=collected,uncollected", "true");
+    out.expect_code(0);
+    assert_eq!(leases_of(&net_dir, &uuid).len(), 1);
+    gc(&rkt);
+    assert!(!leaked.exists(), "the leaked lease outlived GC");
+    assert!(kept.exists(), "GC ran on a 1.0.0 network");
+    assert_eq!(leases_of(&net_dir, &uuid), Vec::<String>::new());
+    assert_eq!(
+        leases_of(&net_dir, &running.uuid).len(),
+        1,
+        "GC took the running pod's lease"
+    );
+    // Once the running pod is gone too, its gc leaves nothing.
+    let uuid_running = running.uuid.clone();
+    drop(running);
+    gc(&rkt);
+    assert_no_network_left(&uuid_running, &net_dir, None);
+}

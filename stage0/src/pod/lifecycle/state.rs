@@ -113,7 +113,7 @@ impl StateDir {
             StateDir::Embryo => "embryo",
             StateDir::Prepare => "prepare",
             StateDir::Prepared => "prepared",
-            StateDir::Run => "run",
+            StateDir::Run => abi::pod_dir::RUN_STATE_DIR,
             StateDir::ExitedGarbage => "exited-garbage",
             StateDir::Garbage => "garbage",
         }

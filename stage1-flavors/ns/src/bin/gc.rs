@@ -5,7 +5,9 @@
 //! themselves may be stage0's overlays: stage0 unmounts those.
 //!
 //! Before that, the pod's networks are torn down from the record `run`
-//! left (`net-info.json`, the cached results, `netns`).
+//! left (`net-info.json`, the cached results, `netns`), and its networks
+//! that speak CNI 1.1.0 get a GC with the attachments of the pods still
+//! in `run/` (see `networking::pod::collect_garbage`).
 //!
 //! Then the pod's cgroups (found through `$pod/subcgroup`) are killed and
 //! removed, and the pod is unregistered from systemd-machined; `run`
@@ -43,6 +45,12 @@ fn run() -> Result<()> {
     debug(args.debug, "tearing down the pod's networks");
     if let Err(e) = podnet::teardown(&pod_dir, &args.uuid, &runner, None) {
         errors.push(e.to_string());
+    }
+    // Then what other pods of its (1.1.0) networks leaked.
+    match podnet::collect_garbage(&pod_dir, &runner) {
+        Ok(nets) if !nets.is_empty() => debug(args.debug, format!("CNI GC of {nets:?}")),
+        Ok(_) => {}
+        Err(e) => errors.push(e.to_string()),
     }
     for root in mount_roots(Path::new("")) {
         debug(args.debug, format!("unmounting anything below {root:?}"));
