@@ -312,3 +312,91 @@ fn killed_run_leaves_nothing_after_gc() {
     assert!(!Path::new(&format!("/run/netns/rkt-{uuid}")).exists());
     assert_eq!(rkt.mounts_under_root(), Vec::<String>::new());
 }
+
+/// Any CNI plugin: Debian's reference macvlan (on a veth standing in for a
+/// LAN link), chained with tuning, and the project's bridge as a second
+/// network; the VM gets both interfaces as the plugins made them and
+/// reaches the LAN's other end.
+#[test]
+fn reference_plugins_and_two_networks_reach_the_vm() {
+    let rkt = setup();
+    let master = format!("rktkvm{}", std::process::id() % 100000);
+    let lan_end = format!("{master}p");
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ip(&[
+        "link", "add", &master, "type", "veth", "peer", "name", &lan_end
+    ]));
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .status();
+        }
+    }
+    let _master = DelLink(master.clone());
+    assert!(ip(&["link", "set", &master, "up"]));
+    assert!(ip(&["addr", "add", "172.30.97.1/24", "dev", &lan_end]));
+    assert!(ip(&["link", "set", &lan_end, "up"]));
+    let leases = rkt.root().join("leases");
+    let dir = rkt.local_config.join("net.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("50-lan.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"lan","plugins":[
+                {{"type":"macvlan","master":"{master}","mode":"bridge",
+                  "ipam":{{"type":"host-local","subnet":"172.30.97.0/24",
+                           "rangeStart":"172.30.97.10","dataDir":"{}"}}}},
+                {{"type":"tuning","mtu":1400}}]}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    let bridge = format!("rktkbr{}", std::process::id() % 100000);
+    std::fs::write(
+        dir.join("60-br.conf"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"br","type":"bridge","bridge":"{bridge}",
+                "isGateway":true,
+                "ipam":{{"type":"host-local","subnet":"172.30.98.0/24","dataDir":"{}"}}}}"#,
+            leases.display()
+        ),
+    )
+    .unwrap();
+    let _bridge = DelLink(bridge);
+    let (out, uuid) = kvm_sh(
+        &rkt,
+        &["--net=lan,br"],
+        "ip -o link show eth0; ip -4 -o addr; \
+         ping -c1 -W5 172.30.97.1 >/dev/null && echo lan-reachable; \
+         ping -c1 -W5 172.30.98.1 >/dev/null && echo bridge-reachable",
+    );
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("mtu 1400"), "{out}");
+    assert!(out.stdout.contains("eth0    inet 172.30.97."), "{out}");
+    assert!(out.stdout.contains("eth1    inet 172.30.98."), "{out}");
+    assert!(out.stdout.contains("lan-reachable"), "{out}");
+    assert!(out.stdout.contains("bridge-reachable"), "{out}");
+    let info = std::fs::read_to_string(pod_dir(&rkt, "run", &uuid).join("net-info.json")).unwrap();
+    assert!(info.contains("/usr/lib/cni/macvlan"), "{info}");
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    assert!(!Path::new(&format!("/run/netns/rkt-{uuid}")).exists());
+    for net in ["lan", "br"] {
+        let left: Vec<String> = std::fs::read_dir(leases.join(net))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|o| o.contains(&uuid)))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "leases of {net} left: {left:?}");
+    }
+}
