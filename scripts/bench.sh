@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 rkt=$PWD/target/release/rkt
 fly="--stage1-path=$PWD/target/release/stage1-fly.aci"
 ns="--stage1-path=$PWD/target/release/stage1-ns.aci"
-sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7 8} "
+sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7 8 9} "
 work=$(mktemp -d /tmp/rkt-bench.XXXXXX)
 cleanup() {
 	"$rkt" --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
@@ -47,42 +47,10 @@ target/release/build-aci dir --manifest "$work/big/manifest.json" --rootfs "$wor
 # inode allocations of the imports timed next (see BENCHMARKS.md).
 }
 
-# --- 1. Import of a ~200 MB (uncompressed) gzip ACI, tree rendered ----------
-if want 1; then
-build_big
-echo "== import of the ~200 MB ACI from a file"
-size_unc=$(gzip -dc "$work/big.aci" | wc -c)
-echo "   ACI: $(du -m "$work/big.aci" | cut -f1) MB gzip, $((size_unc / 1000000)) MB uncompressed"
-best_pipe=999; best_rkt=999
-for i in 1 2 3 4 5; do
-	sync; t0=$(now); gzip -dc "$work/big.aci" | sha512sum >/dev/null; t1=$(now)
-	p=$(elapsed "$t0" "$t1"); best_pipe=$(echo "if ($p < $best_pipe) $p else $best_pipe" | bc -l)
-	# A fresh store each time; the old ones are deleted after the timings, so
-	# freeing their inodes does not weigh on the next import's allocations.
-	sync; t0=$(now); "$rkt" --dir="$work/import$i" --insecure-options=image fetch "$work/big.aci" >/dev/null 2>&1; t1=$(now)
-	r=$(elapsed "$t0" "$t1"); best_rkt=$(echo "if ($r < $best_rkt) $r else $best_rkt" | bc -l)
-done
-rm -rf --one-file-system "$work"/import?
-printf "   gzip -dc | sha512sum: %.2f s   rkt fetch (import + render): %.2f s   speedup: %sx\n" \
-	"$best_pipe" "$best_rkt" "$(ratio "$best_pipe" "$best_rkt")"
-fi
-
-# --- 2. run with 200 exited pods present, gc of 200 pods -------------------
-if want 2; then
-echo "== pods: run with 0 vs 200 exited pods; gc of 200 pods"
-runs() { for _ in $(seq "$1"); do R run "$fly" example.com/busybox --exec /bin/true >/dev/null; done; }
-runs 1
-t0=$(now); runs 10; t1=$(now); empty=$(echo "$(elapsed "$t0" "$t1") / 10" | bc -l)
-runs 190
-t0=$(now); runs 10; t1=$(now); full=$(echo "$(elapsed "$t0" "$t1") / 10" | bc -l)
-npods=$(R list --no-legend | wc -l)
-printf "   rkt run (fly, /bin/true): %.1f ms with none, %.1f ms with %d exited pods (ratio %s)\n" \
-	"$(echo "$empty * 1000" | bc -l)" "$(echo "$full * 1000" | bc -l)" "$npods" "$(ratio "$full" "$empty")"
-t0=$(now); R gc --grace-period=0s >/dev/null 2>&1; t1=$(now)
-printf "   rkt gc of %d exited pods: %.2f s\n" "$npods" "$(elapsed "$t0" "$t1")"
-fi
-
 # --- 3. rkt run (fly, ns) vs crun run vs runc run of the same rootfs -------
+# Section 3 runs first: the sections that delete big trees and many pods
+# leave this ext4 slow to allocate inodes for a while, which rkt (about 40
+# per pod) feels and crun (its bundle made once) does not (BENCHMARKS.md).
 if want 3; then
 echo "== start-to-exit of /bin/true on the busybox rootfs (hyperfine, median)"
 bundle="$work/bundle"
@@ -149,6 +117,41 @@ for k in ("rkt-fly", "rkt-ns", "rkt-ns-path"):
     print(f"   {k} / crun = {med[k] / med['crun']:.2f}   {k} / runc = {med[k] / med['runc']:.2f}")
 EOF_RATIOS
 R gc --grace-period=0s >/dev/null 2>&1 || true
+fi
+
+# --- 1. Import of a ~200 MB (uncompressed) gzip ACI, tree rendered ----------
+if want 1; then
+build_big
+echo "== import of the ~200 MB ACI from a file"
+size_unc=$(gzip -dc "$work/big.aci" | wc -c)
+echo "   ACI: $(du -m "$work/big.aci" | cut -f1) MB gzip, $((size_unc / 1000000)) MB uncompressed"
+best_pipe=999; best_rkt=999
+for i in 1 2 3 4 5; do
+	sync; t0=$(now); gzip -dc "$work/big.aci" | sha512sum >/dev/null; t1=$(now)
+	p=$(elapsed "$t0" "$t1"); best_pipe=$(echo "if ($p < $best_pipe) $p else $best_pipe" | bc -l)
+	# A fresh store each time; the old ones are deleted after the timings, so
+	# freeing their inodes does not weigh on the next import's allocations.
+	sync; t0=$(now); "$rkt" --dir="$work/import$i" --insecure-options=image fetch "$work/big.aci" >/dev/null 2>&1; t1=$(now)
+	r=$(elapsed "$t0" "$t1"); best_rkt=$(echo "if ($r < $best_rkt) $r else $best_rkt" | bc -l)
+done
+rm -rf --one-file-system "$work"/import?
+printf "   gzip -dc | sha512sum: %.2f s   rkt fetch (import + render): %.2f s   speedup: %sx\n" \
+	"$best_pipe" "$best_rkt" "$(ratio "$best_pipe" "$best_rkt")"
+fi
+
+# --- 2. run with 200 exited pods present, gc of 200 pods -------------------
+if want 2; then
+echo "== pods: run with 0 vs 200 exited pods; gc of 200 pods"
+runs() { for _ in $(seq "$1"); do R run "$fly" example.com/busybox --exec /bin/true >/dev/null; done; }
+runs 1
+t0=$(now); runs 10; t1=$(now); empty=$(echo "$(elapsed "$t0" "$t1") / 10" | bc -l)
+runs 190
+t0=$(now); runs 10; t1=$(now); full=$(echo "$(elapsed "$t0" "$t1") / 10" | bc -l)
+npods=$(R list --no-legend | wc -l)
+printf "   rkt run (fly, /bin/true): %.1f ms with none, %.1f ms with %d exited pods (ratio %s)\n" \
+	"$(echo "$empty * 1000" | bc -l)" "$(echo "$full * 1000" | bc -l)" "$npods" "$(ratio "$full" "$empty")"
+t0=$(now); R gc --grace-period=0s >/dev/null 2>&1; t1=$(now)
+printf "   rkt gc of %d exited pods: %.2f s\n" "$npods" "$(elapsed "$t0" "$t1")"
 fi
 
 # --- 4. supervisor memory of 100 running ns pods; all gone after gc -------
@@ -432,4 +435,35 @@ kill "$registry" 2>/dev/null; wait "$registry" 2>/dev/null || true
 rm -rf --one-file-system "$work"/pull? "$oci"/pulled? "$oci"/bundle?
 printf "   skopeo copy + umoci unpack: %.2f s   rkt fetch (download, verify, merge, import, render): %.2f s   speedup: %sx\n" \
 	"$best_base" "$best_rkt" "$(ratio "$best_base" "$best_rkt")"
+fi
+
+# --- 9. kvm: a pod's VM from rkt run to its exit vs a bare QEMU boot -------
+if want 9; then
+echo "== 9. rkt run on the kvm stage1 (/bin/true) vs the same kernel booted bare to an init that powers off"
+kvm_key=$(R --insecure-options=image fetch --full target/release/stage1-kvm.aci 2>/dev/null)
+bare="$work/bare"; mkdir -p "$bare/root/bin"
+tar -C "$bare" -xf target/release/stage1-kvm.aci rootfs/kvm/vmlinux
+cp /bin/busybox "$bare/root/bin/busybox"
+printf '#!/bin/busybox sh\n/bin/busybox poweroff -f\n' >"$bare/root/init"
+chmod 755 "$bare/root/init"
+(cd "$bare/root" && find . | busybox cpio -o -H newc 2>/dev/null) >"$bare/initramfs.cpio"
+tsc=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+# What kvm-run gives QEMU, minus the pod's devices: the machine, CPU,
+# memory and kernel command line are the same.
+bare_cmd="qemu-system-x86_64 -M microvm,rtc=on -accel tcg -cpu max -smp 1 -m 512M -nodefaults -no-user-config -nographic -no-reboot -kernel $bare/rootfs/kvm/vmlinux -initrd $bare/initramfs.cpio -append 'console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz=$tsc' -serial null"
+kvm_run="$rkt --dir=$work/data --local-config=$work/etc --system-config=$work/sys run --insecure-options=image --stage1-hash=$kvm_key"
+kvm_none="$kvm_run --net=none example.com/busybox --exec /bin/true"
+kvm_default="$kvm_run --net=default example.com/busybox --exec /bin/true"
+hyperfine --warmup 1 --runs 10 --export-json "$work/kvm.json" \
+	-n bare-qemu "$bare_cmd" -n rkt-kvm-none "$kvm_none" -n rkt-kvm-default "$kvm_default" >/dev/null
+python3 - "$work/kvm.json" <<'EOF_KVM'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: v["median"] * 1000 for k, v in r.items()}
+for k, v in med.items():
+    print(f"   {k:16s} {v:7.0f} ms")
+for k in ("rkt-kvm-none", "rkt-kvm-default"):
+    print(f"   {k} / bare-qemu = {med[k] / med['bare-qemu']:.2f}")
+EOF_KVM
+R gc --grace-period=0s >/dev/null 2>&1 || true
 fi
