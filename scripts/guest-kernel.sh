@@ -15,17 +15,23 @@ package() {
     apt-cache depends linux-image-amd64 2>/dev/null |
         awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
 }
-pkg=$(package)
+# Empty or stale package lists (a cleaned image): update once, then retry.
+pkg=$(package || true)
 if [ -z "$pkg" ]; then
     apt-get update -qq
-    pkg=$(package)
+    pkg=$(package || true)
 fi
 [ -n "$pkg" ] || { echo "guest-kernel: apt knows no linux-image-amd64 kernel" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "guest-kernel: fetching $pkg for the kvm stage1"
-(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null)
+download() { (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null); }
+if ! download; then
+    apt-get update -qq
+    pkg=$(package || true)
+    download
+fi
 dpkg-deb -x "$tmp"/*.deb "$tmp/root"
 kernel=$(echo "$tmp"/root/lib/modules/*/kernel)
 

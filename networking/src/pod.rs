@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use abi::net_info::NetInfo;
 use abi::pod_dir;
+use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -194,6 +195,8 @@ pub fn setup(
     spec: &PodNetSpec,
     host_mounts: Option<BorrowedFd<'_>>,
 ) -> Result<PodNetwork, PodNetError> {
+    // No GC runs while this pod's attachments are being made.
+    let _attaching = pods_lock(&spec.pod_dir, FlockArg::LockShared);
     let (nets, warnings) =
         conf::select(&spec.builtin_conf_dir, &spec.user_conf_dir, &spec.request)?;
     let netns_path = netns::pod_netns_path(&spec.uuid);
@@ -421,6 +424,12 @@ fn recorded_nets(pod_dir: &Path, errors: &mut Vec<String>) -> Vec<(NetInfo, NetC
 /// directory on the host, whose pods this one cannot see. Returns the
 /// networks collected.
 pub fn collect_garbage(pod_dir: &Path, runner: &PluginRunner) -> Result<Vec<String>, PodNetError> {
+    // GC runs alone: not while a pod is being attached (its lease would
+    // look like garbage between the listing and the GC). Busy now, it runs
+    // at a later gc.
+    let Some(_alone) = pods_lock(pod_dir, FlockArg::LockExclusiveNonblock) else {
+        return Ok(Vec::new());
+    };
     let mut errors = Vec::new();
     let nets: Vec<NetConf> = recorded_nets(pod_dir, &mut errors)
         .into_iter()
@@ -455,6 +464,23 @@ pub fn collect_garbage(pod_dir: &Path, runner: &PluginRunner) -> Result<Vec<Stri
     }
 }
 
+/// The pods directory's CNI lock (`<pods>/cni.lock`), taken as `how`;
+/// `None` when it cannot be (busy, or no pods directory above `pod_dir`).
+fn pods_lock(pod_dir: &Path, how: FlockArg) -> Option<Flock<std::fs::File>> {
+    let pods = pod_dir.parent()?.parent()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(pods.join(CNI_LOCK))
+        .ok()?;
+    Flock::lock(file, how).ok()
+}
+
+/// In the pods directory: held shared while a pod's networks are attached,
+/// exclusively while GC runs.
+const CNI_LOCK: &str = "cni.lock";
+
 /// The attachments to network `name` that the pods in `run_dir` (but
 /// `skip`) record.
 fn attachments_on(
@@ -467,6 +493,9 @@ fn attachments_on(
     let mut valid = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| format!("cannot list {run_dir:?}: {e}"))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         let uuid = entry.file_name().to_string_lossy().into_owned();
         if Some(uuid.as_str()) == skip {
             continue;

@@ -561,7 +561,11 @@ impl Socket {
             &tcmsg(from, INGRESS_HANDLE, TC_H_INGRESS, 0),
         );
         q.attr_str(TCA_KIND, "ingress");
-        self.request(q)?;
+        match self.request(q) {
+            // A chained plugin may have added one already.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            r => r.map(drop)?,
+        }
         let protocol = u32::from(ETH_P_ALL.to_be());
         let mut f = Msg::new(
             RTM_NEWTFILTER,

@@ -13,8 +13,21 @@ use serde::{Deserialize, Serialize};
 pub const KVM_DIR: &str = "kvm";
 /// The guest's configuration.
 pub const GUEST_CONFIG: &str = "kvm/guest.json";
-/// The pod's exit code, written by the guest before it powers off.
-pub const EXIT_CODE: &str = "kvm/exit-code";
+/// The pod's exit code, written by the guest before it powers off (in the
+/// stage1's runtime directory, which the guest may write).
+pub const EXIT_CODE: &str = "stage1/rootfs/rkt/kvm-exit-code";
+
+/// The parts of the pod directory the guest may write; everything else of
+/// it (the stage1's entrypoints and plugins, which the host runs, and the
+/// records the host tears the pod down by) it sees read-only.
+pub const WRITABLE: [(&str, &str); 3] = [
+    // The supervisor's status, env and pid files.
+    ("rkt-runtime", "stage1/rootfs/rkt"),
+    // The apps' root file systems.
+    ("rkt-apps", "stage1/rootfs/opt/stage2"),
+    // The pod's `empty` volumes.
+    ("rkt-volumes", abi::pod_dir::SHARED_VOLUMES),
+];
 /// The guest kernel's console (boot messages, the init's errors).
 pub const CONSOLE_LOG: &str = "kvm/console.log";
 /// The FIFO QEMU reads control requests from.
@@ -35,6 +48,8 @@ pub struct GuestConfig {
     pub wrote_resolv_conf: bool,
     /// The pod's network interfaces, in order.
     pub interfaces: Vec<GuestInterface>,
+    /// The writable parts of the pod directory, shared on their own.
+    pub writable: Vec<SharedDir>,
     /// Host directories shared for the pod's host volumes.
     pub shared_dirs: Vec<SharedDir>,
 }
@@ -63,6 +78,9 @@ pub struct GuestRoute {
 pub struct SharedDir {
     pub tag: String,
     pub path: PathBuf,
+    /// Exported read-only: the guest cannot write it, whatever it mounts.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 impl GuestConfig {
@@ -101,9 +119,15 @@ mod tests {
                     scope: 0,
                 }],
             }],
+            writable: vec![SharedDir {
+                tag: "rkt-runtime".into(),
+                path: dir.path().join("stage1/rootfs/rkt"),
+                read_only: false,
+            }],
             shared_dirs: vec![SharedDir {
                 tag: "rkt-vol0".into(),
                 path: "/srv/data".into(),
+                read_only: true,
             }],
         };
         config.write(dir.path()).unwrap();

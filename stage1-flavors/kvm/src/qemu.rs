@@ -34,6 +34,7 @@ pub struct VmSpec<'a> {
     /// Whether the host's KVM can run the guest kernel; TCG otherwise.
     pub kvm: bool,
     pub tsc_khz: Option<u64>,
+    /// The writable parts of the pod directory, then the host volumes.
     pub shared_dirs: &'a [SharedDir],
     pub nics: &'a [Nic],
     /// Write ends of the pipes the apps' stdout and stderr go to (inherited
@@ -48,18 +49,23 @@ fn opt_path(path: &Path) -> String {
 }
 
 impl VmSpec<'_> {
-    /// How many virtio-mmio transports the VM needs.
+    /// How many virtio-mmio transports the VM needs: the pod directory,
+    /// the serial bus, the other shares and the NICs.
     pub fn transports(shared_dirs: usize, nics: usize) -> usize {
         2 + shared_dirs + nics
     }
 
     pub fn args(&self) -> Vec<OsString> {
         let mut cmdline = String::from("console=ttyS0 quiet panic=-1 rdinit=/init");
-        if let Some(khz) = self.tsc_khz {
+        if let (Some(khz), false) = (self.tsc_khz, self.kvm) {
             // TCG sometimes hangs calibrating the TSC without it.
             cmdline.push_str(&format!(" tsc_early_khz={khz}"));
         }
         let mut a: Vec<String> = vec![
+            // QEMU itself gets no more than it needs: no new privileges,
+            // processes or resource changes.
+            "-sandbox".into(),
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into(),
             "-M".into(),
             "microvm,rtc=on".into(),
             "-accel".into(),
@@ -80,21 +86,26 @@ impl VmSpec<'_> {
             self.initramfs.to_string_lossy().into_owned(),
             "-append".into(),
             cmdline,
+            "-chardev".into(),
+            format!("file,id=console,path={}", opt_path(&self.console_log)),
             "-serial".into(),
-            format!("file:{}", opt_path(&self.console_log)),
+            "chardev:console".into(),
         ];
-        let mut share = |id: &str, path: &Path, tag: &str| {
+        let mut share = |id: &str, path: &Path, tag: &str, read_only: bool| {
             a.push("-fsdev".into());
             a.push(format!(
-                "local,id={id},path={},security_model=passthrough,multidevs=remap",
-                opt_path(path)
+                "local,id={id},path={},security_model=passthrough,multidevs=remap{}",
+                opt_path(path),
+                if read_only { ",readonly=on" } else { "" }
             ));
             a.push("-device".into());
             a.push(format!("virtio-9p-device,fsdev={id},mount_tag={tag}"));
         };
-        share("pod", self.pod_dir, POD_TAG);
+        // Read-only: the host runs what is in it (entrypoints, plugins) and
+        // trusts its records (pid, networks).
+        share("pod", self.pod_dir, POD_TAG, true);
         for (i, dir) in self.shared_dirs.iter().enumerate() {
-            share(&format!("vol{i}"), &dir.path, &dir.tag);
+            share(&format!("share{i}"), &dir.path, &dir.tag, dir.read_only);
         }
         a.extend([
             "-device".into(),
@@ -135,6 +146,7 @@ mod tests {
         let dirs = [SharedDir {
             tag: "rkt-vol0".into(),
             path: "/srv/a,b".into(),
+            read_only: true,
         }];
         let nics = [Nic {
             fd: 7,
@@ -163,10 +175,15 @@ mod tests {
         let joined = args.join(" ");
         assert!(joined.contains("-accel tcg -cpu max"));
         assert!(joined.contains("tsc_early_khz=2445000"));
-        assert!(joined.contains("path=/var/lib/rkt/pods/run/u,security_model=passthrough"));
+        // The pod directory is the guest's to read only.
+        assert!(joined.contains(
+            "path=/var/lib/rkt/pods/run/u,security_model=passthrough,multidevs=remap,readonly=on"
+        ));
+        assert!(joined.starts_with("-sandbox on,"));
         assert!(joined.contains("mount_tag=rkt-pod"));
         // A comma in a path must not end QEMU's option value.
-        assert!(joined.contains("path=/srv/a,,b,"));
+        assert!(joined
+            .contains("path=/srv/a,,b,security_model=passthrough,multidevs=remap,readonly=on"));
         assert!(joined.contains("-netdev tap,id=net0,fd=7"));
         assert!(joined.contains("mac=02:00:00:00:00:01"));
         assert!(joined.contains("name=rkt.control"));

@@ -109,7 +109,10 @@ pub fn run(placement: Placement, args: impl IntoIterator<Item = String>) -> Resu
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| namespaces::default_hostname(&args.uuid));
-    write_hostname_file(&stage1_rootfs, &hostname)?;
+    // A guest cannot write the stage1's /etc: the host wrote it.
+    if placement == Placement::Host {
+        write_hostname_file(&stage1_rootfs, &hostname)?;
+    }
     // Started first, so that it gets ready while the pod is set up. An
     // interactive app keeps the terminal to itself, as rkt's console did.
     let mut pod_journal = match args.interactive {
@@ -737,7 +740,8 @@ fn wait_for(child: Pid, signals: &BlockedSignals, console: Option<&Relay>) -> Re
     }
 }
 
-fn write_hostname_file(stage1_rootfs: &Path, hostname: &str) -> Result<()> {
+/// The stage1's `/etc/hostname`, which the apps' own are made from.
+pub fn write_hostname_file(stage1_rootfs: &Path, hostname: &str) -> Result<()> {
     let etc = stage1_rootfs.join("etc");
     std::fs::create_dir_all(&etc).with_context(|| format!("cannot create {etc:?}"))?;
     let path = etc.join("hostname");

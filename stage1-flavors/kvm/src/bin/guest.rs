@@ -8,7 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -17,6 +20,12 @@ use stage1_kvm::config::{GuestConfig, EXIT_CODE};
 use stage1_kvm::guest::{modules, mounts, net};
 use stage1_kvm::{parse_signal_request, CONTROL_PORT, STDERR_PORT, STDOUT_PORT};
 use stage1_ns::launch::{self, Placement};
+
+/// How long the guest waits for its virtio serial ports to appear.
+const PORT_WAIT: Duration = Duration::from_secs(10);
+
+/// Where the exit code goes, once the configuration says.
+static EXIT_FILE: OnceLock<PathBuf> = OnceLock::new();
 
 fn main() {
     let code = match boot() {
@@ -40,17 +49,20 @@ fn main() {
 fn boot() -> Result<i32> {
     mounts::mount_kernel_filesystems()?;
     modules::load_all(Path::new(modules::MODULES_DIR))?;
+    // From here on, errors reach the user's stderr, not only the console.
+    attach_stdio()?;
+    let control = virtio_port(CONTROL_PORT)?;
+    let control = File::open(&control).with_context(|| format!("cannot open {control:?}"))?;
     mounts::switch_to_tmpfs_root()?;
     mounts::mount_pod()?;
     let config = GuestConfig::read(Path::new(mounts::POD_MOUNT))
         .context("cannot read the guest's configuration from the pod directory")?;
-    mounts::mount_shared(&config.pod_dir, &config.shared_dirs)?;
+    mounts::mount_shared(&config.pod_dir, &config.shared_dirs, &config.writable)?;
+    EXIT_FILE
+        .set(config.pod_dir.join(EXIT_CODE))
+        .expect("set once");
     mounts::mount_cgroups()?;
     net::configure(&config.interfaces)?;
-    attach_stdio()?;
-    let control = virtio_port(CONTROL_PORT)?
-        .map(|dev| File::open(&dev).with_context(|| format!("cannot open {dev:?}")))
-        .transpose()?;
     let pod = match stage1_common::entry::fork()? {
         ForkResult::Child => {
             let code = std::env::set_current_dir(&config.pod_dir)
@@ -70,9 +82,7 @@ fn boot() -> Result<i32> {
         }
         ForkResult::Parent { child } => child,
     };
-    if let Some(control) = control {
-        std::thread::spawn(move || serve_control(control, pod));
-    }
+    std::thread::spawn(move || serve_control(control, pod));
     Ok(reap_until(pod))
 }
 
@@ -81,8 +91,7 @@ fn attach_stdio() -> Result<()> {
     let null = File::open("/dev/null").context("cannot open /dev/null")?;
     dup2(null.as_raw_fd(), 0).context("cannot set stdin")?;
     for (name, fd) in [(STDOUT_PORT, 1), (STDERR_PORT, 2)] {
-        let dev = virtio_port(name)?
-            .with_context(|| format!("the VM has no virtio serial port {name}"))?;
+        let dev = virtio_port(name)?;
         let port = OpenOptions::new()
             .write(true)
             .open(&dev)
@@ -92,14 +101,28 @@ fn attach_stdio() -> Result<()> {
     Ok(())
 }
 
-/// The device of the virtio serial port called `name`.
-fn virtio_port(name: &str) -> Result<Option<PathBuf>> {
-    let ports = std::fs::read_dir("/sys/class/virtio-ports")
-        .context("cannot list the VM's virtio serial ports")?;
-    Ok(ports.flatten().find_map(|port| {
-        let found = std::fs::read_to_string(port.path().join("name")).unwrap_or_default();
-        (found.trim() == name).then(|| PathBuf::from("/dev").join(port.file_name()))
-    }))
+/// The device of the virtio serial port called `name`. The driver adds
+/// ports, and learns their names, as the host announces them: wait a
+/// little for it.
+fn virtio_port(name: &str) -> Result<PathBuf> {
+    let deadline = Instant::now() + PORT_WAIT;
+    loop {
+        let found = std::fs::read_dir("/sys/class/virtio-ports")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|port| {
+                let named = std::fs::read_to_string(port.path().join("name")).unwrap_or_default();
+                (named.trim() == name).then(|| PathBuf::from("/dev").join(port.file_name()))
+            });
+        match found {
+            Some(dev) if dev.exists() => return Ok(dev),
+            _ if Instant::now() >= deadline => {
+                bail!("the VM has no virtio serial port {name} after {PORT_WAIT:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 /// Sends the pod's `run` the signals the host passes on (it forwards them
@@ -125,9 +148,13 @@ fn reap_until(pod: Pid) -> i32 {
     }
 }
 
-/// `$pod/kvm/exit-code` on the host, through the shared pod directory.
+/// The exit code for the host, in the pod's writable runtime directory
+/// (known once the configuration is read; before that, the host finds
+/// none and says so).
 fn leave_exit_code(code: i32) -> Result<()> {
-    let path = Path::new(mounts::POD_MOUNT).join(EXIT_CODE);
-    stage1_common::status::write_atomic(&path, format!("{code}\n").as_bytes())
+    let Some(path) = EXIT_FILE.get() else {
+        return Ok(());
+    };
+    stage1_common::status::write_atomic(path, format!("{code}\n").as_bytes())
         .with_context(|| format!("cannot write {path:?}"))
 }

@@ -21,12 +21,12 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{mkfifo, pipe2, Pid};
 use stage1_common::pod::Pod;
-use stage1_common::{lockfd, status};
+use stage1_common::{lockfd, status, volumes};
 use stage1_kvm::config::{self, GuestConfig, SharedDir};
 use stage1_kvm::qemu::{Nic, VmSpec, QEMU_BINARY, VIRTIO_TRANSPORTS};
 use stage1_kvm::{debug, fail, signal_request, tap};
 use stage1_ns::launch::{self, NetSetup};
-use stage1_ns::namespaces::NetMode;
+use stage1_ns::namespaces::{self, NetMode};
 use stage1_ns::plan;
 use stage1_ns::signals::{self, BlockedSignals, FORWARDED};
 
@@ -66,10 +66,26 @@ fn run() -> Result<i32> {
             bail!("the stage1 image has no {file:?}; rebuild it with `make images`");
         }
     }
-    let shared_dirs = shared_dirs(&pod)?;
+    let writable = writable_dirs(&pod)?;
+    let volumes = host_volumes(&pod)?;
+    // Refused before any network is set up (each network adds one more).
+    let needed = VmSpec::transports(writable.len() + volumes.len(), 0);
+    if needed > VIRTIO_TRANSPORTS {
+        bail!(
+            "the pod needs {needed} virtio devices ({} host volumes) and the VM has {VIRTIO_TRANSPORTS}; share fewer host directories",
+            volumes.len()
+        );
+    }
     let memory_mib = memory_mib(&pod)?;
     let kvm_dir = pod.dir.join(config::KVM_DIR);
     std::fs::create_dir_all(&kvm_dir).with_context(|| format!("cannot create {kvm_dir:?}"))?;
+    // Written here: the guest cannot write the stage1's /etc.
+    let hostname = args
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| namespaces::default_hostname(&args.uuid));
+    launch::write_hostname_file(&stage1_rootfs, &hostname)?;
 
     let setup = match net {
         NetMode::Cni => Some(launch::setup_network(
@@ -87,7 +103,7 @@ fn run() -> Result<i32> {
         &raw_args,
         setup.as_ref(),
         (&qemu, &kernel, &initramfs),
-        &shared_dirs,
+        (&writable, &volumes),
         memory_mib,
     );
     if setup.is_some() {
@@ -133,10 +149,40 @@ fn find_qemu() -> Result<PathBuf> {
         })
 }
 
-/// The host volumes the pod's apps use, each a directory shared into the
-/// guest at its own path.
-fn shared_dirs(pod: &Pod) -> Result<Vec<SharedDir>> {
+/// The parts of the pod directory the guest writes ([`config::WRITABLE`]),
+/// made before the VM starts: the runtime directory, and the `empty`
+/// volumes the guest's stage1 would otherwise create.
+fn writable_dirs(pod: &Pod) -> Result<Vec<SharedDir>> {
+    for volume in &pod.manifest.volumes {
+        if volume.kind == VolumeKind::Empty {
+            volumes::prepare_empty_volume(&pod.dir, volume)?;
+        }
+    }
     let mut dirs = Vec::new();
+    for (tag, rel) in config::WRITABLE {
+        let path = pod.dir.join(rel);
+        if rel == config::WRITABLE[0].1 {
+            std::fs::create_dir_all(&path).with_context(|| format!("cannot create {path:?}"))?;
+        }
+        if path.is_dir() {
+            dirs.push(SharedDir {
+                tag: tag.to_string(),
+                path,
+                read_only: false,
+            });
+        }
+    }
+    Ok(dirs)
+}
+
+/// Host directories the guest must not get as volumes: they would cover
+/// its own root or kernel file systems.
+const UNSHAREABLE: [&str; 4] = ["/", "/proc", "/sys", "/dev"];
+
+/// The host volumes the pod's apps use, each a directory shared into the
+/// guest at its own path (read-only when the volume is), parents first.
+fn host_volumes(pod: &Pod) -> Result<Vec<SharedDir>> {
+    let mut dirs: Vec<SharedDir> = Vec::new();
     for volume in &pod.manifest.volumes {
         if volume.kind != VolumeKind::Host {
             continue;
@@ -144,22 +190,35 @@ fn shared_dirs(pod: &Pod) -> Result<Vec<SharedDir>> {
         let Some(source) = volume.source.as_deref() else {
             continue;
         };
-        let path = Path::new(source);
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("volume {:?}: cannot use {path:?}", volume.name.as_str()))?;
-        if !meta.is_dir() {
+        let name = volume.name.as_str();
+        let path = std::fs::canonicalize(source)
+            .with_context(|| format!("volume {name:?}: cannot use {source:?}"))?;
+        if UNSHAREABLE
+            .iter()
+            .any(|u| path == Path::new(u) || (*u != "/" && path.starts_with(u)))
+        {
+            bail!("volume {name:?}: the kvm stage1 cannot share {path:?} with the VM (it would cover the guest's own); use a directory below it, or the ns stage1");
+        }
+        if !path.is_dir() {
             bail!(
-                "volume {:?}: the kvm stage1 shares directories with the VM and {path:?} is not one; share its directory instead, or use the ns stage1",
-                volume.name.as_str()
+                "volume {name:?}: the kvm stage1 shares directories with the VM and {path:?} is not one; share its directory instead, or use the ns stage1"
             );
         }
-        if dirs.iter().any(|d: &SharedDir| d.path == path) {
-            continue;
+        let read_only = volume.read_only == Some(true);
+        match dirs.iter_mut().find(|d| d.path == path) {
+            // Shared once; writable if any volume of it is.
+            Some(d) => d.read_only &= read_only,
+            None => dirs.push(SharedDir {
+                tag: String::new(),
+                path,
+                read_only,
+            }),
         }
-        dirs.push(SharedDir {
-            tag: format!("rkt-vol{}", dirs.len()),
-            path: path.to_path_buf(),
-        });
+    }
+    // A parent is mounted before what lies below it.
+    dirs.sort_by_key(|d| d.path.components().count());
+    for (i, d) in dirs.iter_mut().enumerate() {
+        d.tag = format!("rkt-vol{i}");
     }
     Ok(dirs)
 }
@@ -183,7 +242,7 @@ fn boot(
     raw_args: &[String],
     setup: Option<&NetSetup>,
     (qemu, kernel, initramfs): (&Path, &Path, &Path),
-    shared_dirs: &[SharedDir],
+    (writable, volumes): (&[SharedDir], &[SharedDir]),
     memory_mib: u64,
 ) -> Result<i32> {
     let taps = match setup {
@@ -198,11 +257,12 @@ fn boot(
         }
         None => Vec::new(),
     };
+    let shared_dirs: Vec<SharedDir> = writable.iter().chain(volumes).cloned().collect();
     let needed = VmSpec::transports(shared_dirs.len(), taps.len());
     if needed > VIRTIO_TRANSPORTS {
         bail!(
             "the pod needs {needed} virtio devices ({} host volumes, {} networks) and the VM has {VIRTIO_TRANSPORTS}; share fewer host directories or join fewer networks",
-            shared_dirs.len(),
+            volumes.len(),
             taps.len()
         );
     }
@@ -211,7 +271,8 @@ fn boot(
         run_args: raw_args.to_vec(),
         wrote_resolv_conf: setup.is_some_and(|s| s.wrote_resolv_conf),
         interfaces: taps.iter().map(|t| t.interface.clone()).collect(),
-        shared_dirs: shared_dirs.to_vec(),
+        writable: writable.to_vec(),
+        shared_dirs: volumes.to_vec(),
     };
     guest
         .write(&pod.dir)
@@ -238,7 +299,7 @@ fn boot(
         cpus: 1,
         kvm: hardware_virtualization(),
         tsc_khz: host_tsc_khz(),
-        shared_dirs,
+        shared_dirs: &shared_dirs,
         nics: &nics,
         stdout: stdout_w.as_raw_fd(),
         stderr: stderr_w.as_raw_fd(),
@@ -254,13 +315,18 @@ fn boot(
     let mut command = Command::new(qemu);
     command.args(&vm_args).stdin(Stdio::null());
     let restore = signals.clone();
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec the closure only makes async-signal-
-    // safe calls (prctl, fcntl, sigprocmask).
+    // safe calls (prctl, getppid, fcntl, sigprocmask).
     unsafe {
         command.pre_exec(move || {
-            // The VM dies with `run`: a killed `run` leaves no VM behind.
+            // The VM dies with `run`: a killed `run` leaves no VM behind,
+            // even one killed before the prctl took effect.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
             }
             for &fd in &inherited {
                 if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
@@ -278,8 +344,15 @@ fn boot(
         relay(stdout_r, std::io::stdout()),
         relay(stderr_r, std::io::stderr()),
     ];
-    status::write_pid(&pod.dir, std::process::id() as i32)?;
-    let vm = wait_for(child, &signals, &control);
+    let qemu_pid = Pid::from_raw(child.id() as i32);
+    let vm = status::write_pid(&pod.dir, std::process::id() as i32)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| wait_for(child, &signals, &control));
+    if vm.is_err() {
+        // The relays end when QEMU does.
+        let _ = nix::sys::signal::kill(qemu_pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(qemu_pid, None);
+    }
     // All the apps wrote is out before `run` returns.
     for r in relays {
         let _ = r.join();
@@ -303,14 +376,18 @@ fn boot(
     }
 }
 
-/// Copies what the VM writes to `from` until QEMU closes it.
+/// Copies what the VM writes to `from` until QEMU closes it. Once `to`
+/// fails (`rkt run … | head`), the rest is read and dropped: the apps
+/// must not block on a port nobody drains.
 fn relay(
     from: OwnedFd,
     mut to: impl std::io::Write + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut from = File::from(from);
-        let _ = std::io::copy(&mut from, &mut to);
+        if std::io::copy(&mut from, &mut to).is_err() {
+            let _ = std::io::copy(&mut from, &mut std::io::sink());
+        }
     })
 }
 
@@ -377,8 +454,15 @@ fn hardware_virtualization() -> bool {
             .is_ok()
 }
 
-/// The host's TSC rate, which TCG's guest TSC follows.
+/// The host's TSC rate, which TCG's guest TSC follows: the kernel's
+/// figure where it gives one, else the CPU's nominal MHz.
 fn host_tsc_khz() -> Option<u64> {
+    if let Some(khz) = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/tsc_freq_khz")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return Some(khz);
+    }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     let mhz: f64 = cpuinfo
         .lines()

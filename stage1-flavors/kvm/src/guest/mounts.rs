@@ -97,12 +97,16 @@ pub fn switch_to_tmpfs_root() -> Result<(), MountError> {
 
 /// 9p over virtio, as the host's QEMU shares it (passthrough: owners and
 /// modes are the host's).
-pub fn mount_9p(tag: &str, target: &Path) -> Result<(), MountError> {
+pub fn mount_9p(tag: &str, target: &Path, read_only: bool) -> Result<(), MountError> {
+    let flags = match read_only {
+        true => MsFlags::MS_RDONLY,
+        false => MsFlags::empty(),
+    };
     mount_fs(
         tag,
         target,
         "9p",
-        MsFlags::empty(),
+        flags,
         Some("trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client"),
     )
 }
@@ -111,15 +115,21 @@ pub fn mount_9p(tag: &str, target: &Path) -> Result<(), MountError> {
 /// host's path of it.
 pub const POD_MOUNT: &str = "/rkt-pod";
 
+/// The pod directory, which the host shares read-only.
 pub fn mount_pod() -> Result<(), MountError> {
-    mount_9p(POD_TAG, Path::new(POD_MOUNT))
+    mount_9p(POD_TAG, Path::new(POD_MOUNT), true)
 }
 
-/// Each shared host directory at its host path, and then the pod directory
-/// at its own (which may lie below one of them).
-pub fn mount_shared(pod_dir: &Path, shared: &[SharedDir]) -> Result<(), MountError> {
-    for dir in shared {
-        mount_9p(&dir.tag, &dir.path)?;
+/// Each host volume's directory at its host path (the host sorted them,
+/// parents first), the pod directory at its own (which may lie below one
+/// of them), and the pod's writable parts over it.
+pub fn mount_shared(
+    pod_dir: &Path,
+    volumes: &[SharedDir],
+    writable: &[SharedDir],
+) -> Result<(), MountError> {
+    for dir in volumes {
+        mount_9p(&dir.tag, &dir.path, dir.read_only)?;
     }
     std::fs::create_dir_all(pod_dir).map_err(|source| MountError::Mkdir {
         path: pod_dir.display().to_string(),
@@ -136,7 +146,13 @@ pub fn mount_shared(pod_dir: &Path, shared: &[SharedDir]) -> Result<(), MountErr
         what: POD_MOUNT.to_string(),
         target: pod_dir.display().to_string(),
         errno,
-    })
+    })?;
+    for dir in writable {
+        // The directories exist (the host made them): nothing is created
+        // on the read-only pod directory.
+        mount_9p(&dir.tag, &dir.path, false)?;
+    }
+    Ok(())
 }
 
 /// cgroup2 on /sys/fs/cgroup, for the pod's and apps' cgroups.

@@ -6,7 +6,7 @@ use std::io;
 use cni_plugins::netlink::{RouteSpec, Socket, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN};
 use thiserror::Error;
 
-use crate::config::GuestInterface;
+use crate::config::{GuestInterface, GuestRoute};
 
 #[derive(Debug, Error)]
 pub enum NetError {
@@ -29,6 +29,7 @@ pub fn configure(interfaces: &[GuestInterface]) -> Result<(), NetError> {
         nl.link_set_up(lo.index, true)?;
     }
     let links = nl.links()?;
+    let mut found = Vec::new();
     for iface in interfaces {
         let link = links
             .iter()
@@ -37,45 +38,74 @@ pub fn configure(interfaces: &[GuestInterface]) -> Result<(), NetError> {
                 name: iface.name.clone(),
                 mac: iface.mac.clone(),
             })?;
-        let step = |step: &str| {
-            let name = iface.name.clone();
-            let step = step.to_string();
-            move |source| NetError::Configure { name, step, source }
-        };
-        if link.name != iface.name {
-            nl.link_set_name(link.index, &iface.name)
-                .map_err(step("rename"))?;
-        }
-        nl.link_set_mtu(link.index, iface.mtu)
-            .map_err(step("mtu"))?;
-        nl.link_set_up(link.index, true).map_err(step("up"))?;
+        found.push(link.index);
+    }
+    // Through names of their own first: the kernel may have named the
+    // NICs in another order than the host's interfaces.
+    for (i, (&index, iface)) in found.iter().zip(interfaces).enumerate() {
+        nl.link_set_name(index, &format!("rktnic{i}"))
+            .map_err(step(iface, "rename"))?;
+    }
+    for (&index, iface) in found.iter().zip(interfaces) {
+        nl.link_set_name(index, &iface.name)
+            .map_err(step(iface, "rename"))?;
+        nl.link_set_mtu(index, iface.mtu)
+            .map_err(step(iface, "mtu"))?;
+        nl.link_set_up(index, true).map_err(step(iface, "up"))?;
         for addr in &iface.addresses {
-            ignore_existing(nl.addr_add(link.index, addr))
-                .map_err(step(&format!("address {addr}")))?;
+            nl.addr_add(index, addr)
+                .map_err(step(iface, &format!("address {addr}")))?;
         }
-        // Routes to the link first: a gateway must be reachable when its
-        // route is added.
-        let mut routes = iface.routes.clone();
-        routes.sort_by_key(|r| std::cmp::Reverse(r.scope));
-        for route in routes {
-            let mut spec = RouteSpec::new(route.dst, link.index);
-            spec.gw = route.gateway;
-            spec.scope = route.scope;
-            spec.table = RT_TABLE_MAIN as u32;
-            if route.gateway.is_some() {
-                spec.scope = RT_SCOPE_UNIVERSE;
-            }
-            ignore_existing(nl.route_add(&spec))
-                .map_err(step(&format!("route to {}", route.dst)))?;
-        }
+        set_routes(&mut nl, index, iface)?;
     }
     Ok(())
 }
 
-/// Adding what the kernel already made (a prefix route) is fine.
-fn ignore_existing(r: io::Result<()>) -> io::Result<()> {
-    match r {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r,
+fn step<'a>(iface: &'a GuestInterface, step: &'a str) -> impl FnOnce(io::Error) -> NetError + 'a {
+    move |source| NetError::Configure {
+        name: iface.name.clone(),
+        step: step.to_string(),
+        source,
     }
+}
+
+/// The link's routes become exactly the host's: routes the kernel made
+/// for the addresses go unless the host had them too (ptp replaces the
+/// on-link prefix route by one through the gateway, which pod-to-pod
+/// traffic needs), then the missing ones are added, links first.
+fn set_routes(nl: &mut Socket, index: u32, iface: &GuestInterface) -> Result<(), NetError> {
+    let same = |r: &RouteSpec, g: &GuestRoute| r.dst == g.dst && r.gw == g.gateway;
+    let mut current = Vec::new();
+    for ipv4 in [true, false] {
+        current.extend(
+            nl.routes(ipv4)
+                .map_err(step(iface, "routes"))?
+                .into_iter()
+                .filter(|r| r.oif == index && r.table == RT_TABLE_MAIN as u32),
+        );
+    }
+    for route in &current {
+        if !iface.routes.iter().any(|g| same(route, g)) {
+            nl.route_del(route)
+                .map_err(step(iface, &format!("route to {}", route.dst)))?;
+        }
+    }
+    let mut wanted: Vec<&GuestRoute> = iface
+        .routes
+        .iter()
+        .filter(|g| !current.iter().any(|r| same(r, g)))
+        .collect();
+    // A gateway must be reachable when its route is added.
+    wanted.sort_by_key(|r| std::cmp::Reverse(r.scope));
+    for route in wanted {
+        let mut spec = RouteSpec::new(route.dst, index);
+        spec.gw = route.gateway;
+        spec.scope = match route.gateway {
+            Some(_) => RT_SCOPE_UNIVERSE,
+            None => route.scope,
+        };
+        nl.route_add(&spec)
+            .map_err(step(iface, &format!("route to {}", route.dst)))?;
+    }
+    Ok(())
 }
