@@ -3,14 +3,15 @@
 # run, and print ratios. Results go to stdout; BENCHMARKS.md keeps the latest.
 #
 # BENCH_SECTIONS="3 4" runs only some sections (default: all); BENCH_PODS
-# sets the number of pods of section 4 (default 100).
+# sets the number of pods of section 4 (default 100); BENCH_DIR puts the
+# bench's files (pods, bundles, stores) on another file system (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rkt=$PWD/target/release/rkt
 fly="--stage1-path=$PWD/target/release/stage1-fly.aci"
 ns="--stage1-path=$PWD/target/release/stage1-ns.aci"
 sections=" ${BENCH_SECTIONS:-1 2 3 4 5 6 7 8 9} "
-work=$(mktemp -d /tmp/rkt-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/rkt-bench.XXXXXX")
 cleanup() {
 	"$rkt" --dir="$work/data" gc --grace-period=0s >/dev/null 2>&1 || true
 	if awk '{print $5}' /proc/self/mountinfo | grep -q "^$work"; then
