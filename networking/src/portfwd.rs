@@ -175,12 +175,18 @@ pub fn nft_ruleset(
         .iter()
         .map(|f| PortRule {
             protocol: f.protocol.as_str(),
-            host_ip: f.host_ip,
+            host_ip: f.host_ip.map(IpAddr::V4),
             host_port: f.host_port,
             container_port: f.pod_port,
         })
         .collect();
-    nft_forward::table(&table_name(uuid), pod_ip, &rules, true, guard_if)
+    nft_forward::table(
+        &table_name(uuid),
+        IpAddr::V4(pod_ip),
+        &rules,
+        true,
+        guard_if,
+    )
 }
 
 /// The iptables-restore input for hosts without `nft`: the pod's chains,

@@ -34,11 +34,13 @@ pub fn server_aci(rkt: &Rkt, reply: &str) -> PathBuf {
 }
 
 /// A "host" elsewhere: a network namespace joined to ours by a veth pair,
-/// `192.168.<23x>.1` on our side (`host_ip`) and `.2` on its; each one
-/// (tests run in parallel) on a subnet of its own.
+/// `192.168.<23x>.1` and `fd31:<23x>::1` on our side (`host_ip`,
+/// `host_ip6`) and `.2` / `::2` on its; each one (tests run in parallel)
+/// on subnets of its own.
 pub struct OtherHost {
     name: String,
     pub host_ip: String,
+    pub host_ip6: String,
 }
 
 impl OtherHost {
@@ -73,11 +75,32 @@ impl OtherHost {
             "dev",
             "eth0",
         ]);
+        // Without duplicate address detection: usable at once.
+        let subnet6 = format!("fd31:{}:", 231 + n);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{subnet6}:1/64"),
+            "dev",
+            &host_end,
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{subnet6}:2/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
         ip(&["-n", &name, "link", "set", "eth0", "up"]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
         OtherHost {
             name,
             host_ip: format!("{subnet}.1"),
+            host_ip6: format!("{subnet6}:1"),
         }
     }
 

@@ -703,6 +703,9 @@ fn overlapping_subnets_in_one_pod_are_refused() {
 /// adds no table of its own, and gc's DEL removes the plugin's rules.
 /// `plugin` is the type in the conflist; `refportmap` is Debian's portmap
 /// copied into `<local-config>/net.d` (searched first, rkt's rule).
+/// Forwarding through a portmap plugin (ours or the reference) chained
+/// after ptp, on a dual-stack network: from another host's IPv4 and IPv6
+/// and from the host's 127.0.0.1.
 fn ports_through_portmap(plugin: &str) {
     let rkt = setup();
     let leases = rkt.root().join("leases-pm");
@@ -716,8 +719,9 @@ fn ports_through_portmap(plugin: &str) {
         format!(
             r#"{{"cniVersion":"1.0.0","name":"pm","plugins":[
                 {{"type":"ptp","ipMasq":true,
-                  "ipam":{{"type":"host-local","subnet":"172.30.94.0/24","dataDir":"{}",
-                           "routes":[{{"dst":"0.0.0.0/0"}}]}}}},
+                  "ipam":{{"type":"host-local","dataDir":"{}",
+                           "ranges":[[{{"subnet":"172.30.94.0/24"}}],[{{"subnet":"fd30:94::/64"}}]],
+                           "routes":[{{"dst":"0.0.0.0/0"}},{{"dst":"::/0"}}]}}}},
                 {{"type":"{plugin}","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
             leases.display()
         ),
@@ -766,6 +770,17 @@ fn ports_through_portmap(plugin: &str) {
             remote.contains("hello-via-portmap")
         }),
         "from another host through {plugin}: {remote:?}"
+    );
+    let mut remote6 = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            remote6 = other.run(&format!(
+                "timeout 2 busybox nc {} {http} </dev/null",
+                other.host_ip6
+            ));
+            remote6.contains("hello-via-portmap")
+        }),
+        "from another host's IPv6 through {plugin}: {remote6:?}"
     );
     let mut local = String::new();
     assert!(

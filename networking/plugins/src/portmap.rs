@@ -3,12 +3,13 @@
 //! chained after the plugin that gave the container its address.
 //!
 //! Unlike the reference, which threads per-container chains through shared
-//! iptables chains, each attachment gets one nftables table of its own,
-//! `ip cni-portmap-<hash of network and container>` ([`nft_forward`]),
-//! written in one `nft -f` batch: ADD is that batch, DEL is dropping the
-//! table. `snat` (default on) adds the loopback masquerade and guard.
+//! iptables chains, each attachment gets one nftables table of its own per
+//! address family of the container, `ip cni-portmap-<hash of network and
+//! container>` and its `ip6` twin ([`nft_forward`]), written in one `nft
+//! -f` batch: ADD is that batch, DEL is dropping the tables. `snat`
+//! (default on) adds the loopback masquerade and guard (IPv4).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -75,11 +76,12 @@ fn table_name(args: &Args) -> String {
     format!("cni-portmap-{hex}")
 }
 
-/// The nftables batch for the attachment (mappings of the other family
-/// are skipped, as the reference skips them).
+/// The nftables table forwarding to `container` (mappings whose host IP
+/// is of the other family are left to the other table, as the reference
+/// does).
 fn ruleset(
     table: &str,
-    container: Ipv4Addr,
+    container: IpAddr,
     mappings: &[Mapping],
     snat: bool,
     host_if: Option<&str>,
@@ -98,17 +100,13 @@ fn ruleset(
             }
         };
         let host_ip = match m.host_ip.as_str() {
-            "" | "0.0.0.0" => None,
-            ip => match ip.parse::<Ipv4Addr>() {
-                Ok(ip) => Some(ip),
-                Err(_) if ip.parse::<std::net::Ipv6Addr>().is_ok() => continue,
-                Err(_) => {
-                    return Err(Error::new(
-                        ERR_INVALID_CONFIG,
-                        format!("invalid hostIP {ip:?} in portMappings"),
-                    ))
-                }
-            },
+            "" | "0.0.0.0" | "::" => None,
+            ip => Some(ip.parse::<IpAddr>().map_err(|_| {
+                Error::new(
+                    ERR_INVALID_CONFIG,
+                    format!("invalid hostIP {ip:?} in portMappings"),
+                )
+            })?),
         };
         rules.push(PortRule {
             protocol,
@@ -142,45 +140,61 @@ impl cni::Plugin for Portmap {
         if conf.mappings.is_empty() {
             return Ok(prev.versioned(&args.version));
         }
-        let container = prev
-            .ips
-            .iter()
-            .find_map(|ip| match ip.address.addr {
-                std::net::IpAddr::V4(v4) => Some(v4),
-                std::net::IpAddr::V6(_) => None,
-            })
-            .ok_or_else(|| {
-                Error::new(
-                    ERR_INVALID_CONFIG,
-                    "prevResult has no IPv4 address to forward to",
-                )
-            })?;
+        // The container's first address of each family.
+        let mut containers: Vec<IpAddr> = Vec::new();
+        for ip in prev.ips.iter().map(|ip| ip.address.addr) {
+            if !containers.iter().any(|c| c.is_ipv4() == ip.is_ipv4()) {
+                containers.push(ip);
+            }
+        }
+        if containers.is_empty() {
+            return Err(Error::new(
+                ERR_INVALID_CONFIG,
+                "prevResult has no address to forward to",
+            ));
+        }
         let host_if = prev
             .interfaces
             .iter()
             .find(|i| i.sandbox.is_empty())
             .and_then(|i| interface_name(&i.name));
-        if let (true, Some(iface)) = (conf.snat, host_if) {
+        let has_v4 = containers.iter().any(IpAddr::is_ipv4);
+        if let (true, Some(iface), true) = (conf.snat, host_if, has_v4) {
             crate::sysctl::set(&format!("net/ipv4/conf/{iface}/route_localnet"), "1")
                 .map_err(|e| Error::generic(format!("failed to enable route_localnet: {e}")))?;
         }
         let table = table_name(args);
-        let rules = ruleset(&table, container, &conf.mappings, conf.snat, host_if)?;
-        nft(&["-f", "-"], &rules)
+        let mut batch = String::new();
+        for container in containers {
+            batch.push_str(&ruleset(
+                &table,
+                container,
+                &conf.mappings,
+                conf.snat,
+                host_if,
+            )?);
+        }
+        nft(&["-f", "-"], &batch)
             .map_err(|e| Error::generic(format!("failed to add the port forwarding rules: {e}")))?;
         Ok(prev.versioned(&args.version))
     }
 
     fn del(&self, args: &Args) -> Result<(), Error> {
-        match nft(&["delete", "table", "ip", &table_name(args)], "") {
-            Ok(()) => Ok(()),
-            // Nothing was forwarded, or DEL runs again.
-            Err(e) if e.contains("No such file or directory") => Ok(()),
-            Err(e) if e.starts_with("cannot run nft") => Ok(()),
-            Err(e) => Err(Error::generic(format!(
-                "failed to remove the port forwarding rules: {e}"
-            ))),
+        let table = table_name(args);
+        for family in ["ip", "ip6"] {
+            match nft(&["delete", "table", family, &table], "") {
+                Ok(()) => {}
+                // Nothing was forwarded, or DEL runs again.
+                Err(e) if e.contains("No such file or directory") => {}
+                Err(e) if e.starts_with("cannot run nft") => {}
+                Err(e) => {
+                    return Err(Error::generic(format!(
+                        "failed to remove the port forwarding rules: {e}"
+                    )))
+                }
+            }
         }
+        Ok(())
     }
 
     fn check(&self, args: &Args) -> Result<(), Error> {
@@ -188,8 +202,24 @@ impl cni::Plugin for Portmap {
         if conf.mappings.is_empty() {
             return Ok(());
         }
-        nft(&["list", "table", "ip", &table_name(args)], "")
-            .map_err(|e| Error::generic(format!("the port forwarding rules are missing: {e}")))
+        let families = conf.prev.iter().flat_map(|p| &p.ips).map(|ip| {
+            if ip.address.addr.is_ipv4() {
+                "ip"
+            } else {
+                "ip6"
+            }
+        });
+        let table = table_name(args);
+        let mut checked = Vec::new();
+        for family in families {
+            if !checked.contains(&family) {
+                nft(&["list", "table", family, &table], "").map_err(|e| {
+                    Error::generic(format!("the port forwarding rules are missing: {e}"))
+                })?;
+                checked.push(family);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -212,14 +242,8 @@ mod tests {
             mapping(8080, 80, "tcp", ""),
             mapping(53, 5353, "UDP", "10.0.0.1"),
         ];
-        let r = ruleset(
-            "cni-portmap-x",
-            Ipv4Addr::new(10, 88, 0, 2),
-            &m,
-            true,
-            Some("veth1"),
-        )
-        .unwrap();
+        let container = IpAddr::from([10, 88, 0, 2]);
+        let r = ruleset("cni-portmap-x", container, &m, true, Some("veth1")).unwrap();
         assert!(r.starts_with("table ip cni-portmap-x {"), "{r}");
         assert!(
             r.contains("fib daddr type local tcp dport 8080 dnat to 10.88.0.2:80"),
@@ -234,20 +258,26 @@ mod tests {
             r.contains("iifname \"veth1\" ip daddr 127.0.0.0/8 drop"),
             "{r}"
         );
-        let plain = ruleset("t", Ipv4Addr::new(10, 88, 0, 2), &m, false, Some("veth1")).unwrap();
+        let plain = ruleset("t", container, &m, false, Some("veth1")).unwrap();
         assert!(
             !plain.contains("masquerade") && !plain.contains("guard"),
             "{plain}"
         );
-        let v6 = [mapping(1, 2, "tcp", "::1")];
-        assert!(!ruleset("t", Ipv4Addr::LOCALHOST, &v6, true, None)
+        // A host IP of the other family belongs to the other table.
+        let v6 = [mapping(1, 2, "tcp", "fd00::1")];
+        assert!(!ruleset("t", container, &v6, true, None)
             .unwrap()
             .contains("dnat"));
+        let six = ruleset("t", "fd00::2".parse().unwrap(), &v6, true, None).unwrap();
+        assert!(
+            six.contains("ip6 daddr fd00::1 tcp dport 1 dnat to [fd00::2]:2"),
+            "{six}"
+        );
         for bad in [
             mapping(1, 2, "icmp", ""),
             mapping(1, 2, "tcp", "host; drop"),
         ] {
-            assert!(ruleset("t", Ipv4Addr::LOCALHOST, &[bad], true, None).is_err());
+            assert!(ruleset("t", container, &[bad], true, None).is_err());
         }
         assert_eq!(interface_name("x\" drop"), None);
     }
