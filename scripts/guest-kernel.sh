@@ -33,7 +33,9 @@ if ! download; then
     download
 fi
 dpkg-deb -x "$tmp"/*.deb "$tmp/root"
-kernel=$(echo "$tmp"/root/lib/modules/*/kernel)
+# lib/modules in Debian 12's packages, usr/lib/modules in later ones.
+kernel=$(ls -d "$tmp"/root/lib/modules/*/kernel "$tmp"/root/usr/lib/modules/*/kernel 2>/dev/null | head -n1 || true)
+[ -n "$kernel" ] || { echo "guest-kernel: $pkg has no modules directory" >&2; exit 1; }
 
 rm -rf "$dest"
 mkdir -p "$dest/modules"
@@ -42,8 +44,8 @@ for dir in drivers/virtio net/9p fs/9p fs/netfs fs/fscache; do
     mkdir -p "$dest/modules/$dir"
     cp -r "$kernel/$dir/." "$dest/modules/$dir/"
 done
-for file in drivers/net/virtio_net.ko drivers/net/net_failover.ko net/core/failover.ko drivers/char/virtio_console.ko; do
+for file in drivers/net/virtio_net drivers/net/net_failover net/core/failover drivers/char/virtio_console; do
     mkdir -p "$dest/modules/$(dirname "$file")"
-    cp "$kernel/$file" "$dest/modules/$file"
+    cp "$kernel/$file".ko* "$dest/modules/$(dirname "$file")/"
 done
 touch "$dest/.complete"

@@ -95,7 +95,8 @@ fn unxz(data: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The `.ko` files below `dir`, by module name (`-` read as `_`, as the
+/// The `.ko` (or xz-compressed `.ko.xz`, as newer Debian kernels ship
+/// them) files below `dir`, by module name (`-` read as `_`, as the
 /// kernel does).
 fn index_modules(dir: &Path) -> Result<HashMap<String, PathBuf>, GuestError> {
     let mut found = HashMap::new();
@@ -106,7 +107,10 @@ fn index_modules(dir: &Path) -> Result<HashMap<String, PathBuf>, GuestError> {
             if path.is_dir() {
                 pending.push(path);
             } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                if let Some(module) = name.strip_suffix(".ko") {
+                if let Some(module) = name
+                    .strip_suffix(".ko")
+                    .or_else(|| name.strip_suffix(".ko.xz"))
+                {
                     found.insert(module.replace('-', "_"), path);
                 }
             }
@@ -154,7 +158,10 @@ pub fn resolve_modules(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u
             needed_by: needed_by.to_string(),
             dir: dir.to_path_buf(),
         })?;
-        let ko = fs::read(path).map_err(io_err("reading", path))?;
+        let mut ko = fs::read(path).map_err(io_err("reading", path))?;
+        if path.extension().is_some_and(|e| e == "xz") {
+            ko = unxz(&ko).map_err(io_err("decompressing", path))?;
+        }
         visiting.push(module.to_string());
         for dep in dependencies(&ko) {
             visit(&dep, module, dir, index, visiting, ordered)?;
@@ -213,6 +220,17 @@ mod tests {
         assert_eq!(names, ["9pnet", "netfs", "9p", "9pnet_virtio"]);
         let err = resolve_modules(dir.path(), &["virtio_net"]).unwrap_err();
         assert!(err.to_string().contains("virtio_net (needed by the guest)"));
+    }
+
+    #[test]
+    fn compressed_modules_are_read_uncompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
+        std::io::Write::write_all(&mut xz, &fake_ko("")).unwrap();
+        fs::write(dir.path().join("virtio-ring.ko.xz"), xz.finish().unwrap()).unwrap();
+        let ordered = resolve_modules(dir.path(), &["virtio_ring"]).unwrap();
+        assert_eq!(ordered[0].0, "virtio_ring");
+        assert_eq!(ordered[0].1, fake_ko(""));
     }
 
     #[test]
