@@ -262,7 +262,10 @@ fn volumes_and_what_the_flavor_refuses() {
     let shared = rkt.root().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::write(shared.join("from-host"), "host-data\n").unwrap();
-    let volume = format!("--volume=data,kind=host,source={}", shared.display());
+    // Named through a symlink: the guest finds it where the pod names it.
+    let link = rkt.root().join("shared-link");
+    std::os::unix::fs::symlink(&shared, &link).unwrap();
+    let volume = format!("--volume=data,kind=host,source={}", link.display());
     let (out, _) = kvm_sh(
         &rkt,
         &["--net=none", &volume, "--mount=volume=data,target=/data"],

@@ -751,7 +751,11 @@ fn ports_through_portmap(plugin: &str) {
     );
     let forwarded = || match plugin {
         "portmap" => nft_tables().contains("cni-portmap-"),
-        _ => nat_rules().contains(&format!("dport {http} -j DNAT")),
+        _ => {
+            let dnat = format!("dport {http} -j DNAT");
+            nat_rules().contains(&dnat)
+                || stdout_of("ip6tables", &["-t", "nat", "-S"]).contains(&dnat)
+        }
     };
     assert!(
         forwarded(),
@@ -784,11 +788,13 @@ fn ports_through_portmap(plugin: &str) {
     );
     let mut local = String::new();
     assert!(
-        wait_until(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(20), || {
             local = tcp_read(&format!("127.0.0.1:{http}"));
             local.contains("hello-via-portmap")
         }),
-        "via 127.0.0.1 through {plugin}: {local:?}"
+        "via 127.0.0.1 through {plugin}: {local:?}\n{}{}",
+        nat_rules(),
+        nft_tables()
     );
     let uuid = pod.uuid.clone();
     drop(pod);

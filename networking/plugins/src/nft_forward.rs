@@ -51,8 +51,8 @@ fn table_v6(name: &str, container: Ipv6Addr, rules: &[&PortRule<'_>]) -> String 
     for r in rules {
         let proto = r.protocol;
         let dst = match r.host_ip {
-            Some(ip) => format!("ip6 daddr {ip}"),
-            None => "fib daddr type local".to_string(),
+            Some(ip) if !ip.is_unspecified() => format!("ip6 daddr {ip}"),
+            _ => "fib daddr type local".to_string(),
         };
         let rule = format!(
             "{dst} {proto} dport {} dnat to [{container}]:{}\n",
@@ -81,8 +81,8 @@ fn table_v4(
     for r in rules {
         let proto = r.protocol;
         let dst = match r.host_ip {
-            Some(ip) => format!("ip daddr {ip}"),
-            None => "fib daddr type local".to_string(),
+            Some(ip) if !ip.is_unspecified() => format!("ip daddr {ip}"),
+            _ => "fib daddr type local".to_string(),
         };
         dnat.push_str(&format!(
             "    {dst} {proto} dport {} dnat to {container}:{}\n",

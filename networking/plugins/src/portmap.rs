@@ -99,8 +99,9 @@ fn ruleset(
                 ))
             }
         };
+        // "0.0.0.0" and "::" are any address of their own family only.
         let host_ip = match m.host_ip.as_str() {
-            "" | "0.0.0.0" | "::" => None,
+            "" => None,
             ip => Some(ip.parse::<IpAddr>().map_err(|_| {
                 Error::new(
                     ERR_INVALID_CONFIG,
@@ -263,6 +264,15 @@ mod tests {
             !plain.contains("masquerade") && !plain.contains("guard"),
             "{plain}"
         );
+        // Any address of one family is not the other's.
+        let any4 = [mapping(8080, 80, "tcp", "0.0.0.0")];
+        let four = ruleset("t", container, &any4, true, None).unwrap();
+        assert!(
+            four.contains("fib daddr type local tcp dport 8080"),
+            "{four}"
+        );
+        let six = ruleset("t", "fd00::2".parse().unwrap(), &any4, true, None).unwrap();
+        assert!(!six.contains("dnat"), "{six}");
         // A host IP of the other family belongs to the other table.
         let v6 = [mapping(1, 2, "tcp", "fd00::1")];
         assert!(!ruleset("t", container, &v6, true, None)

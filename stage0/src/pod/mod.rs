@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod mounts;
 pub mod options;
 pub mod overlay;
+pub mod pod_files;
 pub mod render;
 pub mod select;
 pub mod stage1;

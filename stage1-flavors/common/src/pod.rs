@@ -61,12 +61,21 @@ impl PodApp {
 /// Where a pod's leftover mounts could be, for `gc` to unmount what is
 /// below them before the directory goes: its shared volumes and every
 /// app's rootfs (an app rootfs itself may be stage0's overlay, which
-/// stage0 unmounts).
+/// stage0 unmounts). Only real directories: what a pod could write there
+/// (a kvm guest can) must not point gc at the host's mounts.
 pub fn mount_roots(pod_dir: &Path) -> Vec<PathBuf> {
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
     let mut roots = vec![pod_dir.join(pod_dir::SHARED_VOLUMES)];
     let stage2 = pod_dir.join(pod_dir::STAGE1_ROOTFS).join("opt/stage2");
     if let Ok(entries) = std::fs::read_dir(&stage2) {
-        roots.extend(entries.flatten().map(|e| e.path().join("rootfs")));
+        roots.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|app| real_dir(app))
+                .map(|app| app.join("rootfs"))
+                .filter(|rootfs| real_dir(rootfs)),
+        );
     }
     roots
 }
@@ -173,6 +182,24 @@ fn check_kind(path: &Path, kind: &str, expected: &'static str) -> Result<(), Pod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_roots_skip_what_is_not_a_real_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage2 = dir.path().join(pod_dir::STAGE1_ROOTFS).join("opt/stage2");
+        std::fs::create_dir_all(stage2.join("app/rootfs")).unwrap();
+        std::fs::create_dir_all(stage2.join("linked")).unwrap();
+        std::os::unix::fs::symlink("/", stage2.join("linked/rootfs")).unwrap();
+        std::os::unix::fs::symlink("/", stage2.join("escape")).unwrap();
+        let roots = mount_roots(dir.path());
+        assert_eq!(
+            roots,
+            [
+                dir.path().join(pod_dir::SHARED_VOLUMES),
+                stage2.join("app/rootfs")
+            ]
+        );
+    }
 
     const IMAGE: &str = r#"{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/app",
         "app":{"exec":["/bin/img"],"user":"0","group":"0"}}"#;

@@ -77,7 +77,10 @@ pub struct GuestRoute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedDir {
     pub tag: String,
+    /// Where the guest mounts it: the path the pod's files name it by.
     pub path: PathBuf,
+    /// The directory QEMU exports (`path` with its symlinks resolved).
+    pub host: PathBuf,
     /// Exported read-only: the guest cannot write it, whatever it mounts.
     #[serde(default)]
     pub read_only: bool,
@@ -122,11 +125,13 @@ mod tests {
             writable: vec![SharedDir {
                 tag: "rkt-runtime".into(),
                 path: dir.path().join("stage1/rootfs/rkt"),
+                host: dir.path().join("stage1/rootfs/rkt"),
                 read_only: false,
             }],
             shared_dirs: vec![SharedDir {
                 tag: "rkt-vol0".into(),
                 path: "/srv/data".into(),
+                host: "/mnt/disk/data".into(),
                 read_only: true,
             }],
         };

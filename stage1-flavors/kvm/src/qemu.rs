@@ -105,7 +105,7 @@ impl VmSpec<'_> {
         // trusts its records (pid, networks).
         share("pod", self.pod_dir, POD_TAG, true);
         for (i, dir) in self.shared_dirs.iter().enumerate() {
-            share(&format!("share{i}"), &dir.path, &dir.tag, dir.read_only);
+            share(&format!("share{i}"), &dir.host, &dir.tag, dir.read_only);
         }
         a.extend([
             "-device".into(),
@@ -145,7 +145,8 @@ mod tests {
     fn command_line_shares_the_pod_and_passes_taps() {
         let dirs = [SharedDir {
             tag: "rkt-vol0".into(),
-            path: "/srv/a,b".into(),
+            path: "/srv/link".into(),
+            host: "/srv/a,b".into(),
             read_only: true,
         }];
         let nics = [Nic {

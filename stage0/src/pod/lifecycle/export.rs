@@ -30,6 +30,24 @@ pub enum ExportError {
     Mounted { app: String, source: MountError },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "app {app}'s rootfs {path} is not a directory of the pod (a symlink?); nothing exported"
+    )]
+    NotARoot { app: String, path: PathBuf },
+}
+
+/// `app_rootfs` itself, read through: refused unless it and its parent are
+/// real directories (a kvm guest can write `opt/stage2`, and a symlink
+/// there must not export the host's files).
+fn real_root(app: &str, app_rootfs: &Path) -> Result<PathBuf, ExportError> {
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    match app_rootfs.parent().is_some_and(real_dir) && real_dir(app_rootfs) {
+        true => Ok(app_rootfs.to_path_buf()),
+        false => Err(ExportError::NotARoot {
+            app: app.to_string(),
+            path: app_rootfs.to_path_buf(),
+        }),
+    }
 }
 
 /// Writes app `app` of `pod` to `out` (an uncompressed ACI), through a
@@ -86,20 +104,21 @@ pub fn export_app(
                 // overlay mounted here; the kernel may refuse a second overlay
                 // on the same upper dir, so read through that one instead.
                 if mounts.is_mount_point(&app_rootfs) {
-                    app_rootfs.clone()
+                    real_root(app, &app_rootfs)?
                 } else {
                     return Err(ExportError::Mount(e.to_string()));
                 }
             }
         }
     } else {
+        let root = real_root(app, &app_rootfs)?;
         mounts
-            .ensure_no_mounts_under(&app_rootfs)
+            .ensure_no_mounts_under(&root)
             .map_err(|source| ExportError::Mounted {
                 app: app.to_string(),
                 source,
             })?;
-        app_rootfs.clone()
+        root
     };
 
     // A --private-users pod's files are owned by its id range on the host:

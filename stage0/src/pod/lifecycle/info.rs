@@ -39,7 +39,11 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 }
 
 fn read_int(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::pod::pod_files::read_small(path, 32)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Pod {

@@ -167,6 +167,7 @@ fn writable_dirs(pod: &Pod) -> Result<Vec<SharedDir>> {
         if path.is_dir() {
             dirs.push(SharedDir {
                 tag: tag.to_string(),
+                host: path.clone(),
                 path,
                 read_only: false,
             });
@@ -191,6 +192,10 @@ fn host_volumes(pod: &Pod) -> Result<Vec<SharedDir>> {
             continue;
         };
         let name = volume.name.as_str();
+        let guest_path = Path::new(source);
+        if !guest_path.is_absolute() {
+            bail!("volume {name:?}: its source {source:?} is not an absolute path");
+        }
         let path = std::fs::canonicalize(source)
             .with_context(|| format!("volume {name:?}: cannot use {source:?}"))?;
         if UNSHAREABLE
@@ -205,12 +210,15 @@ fn host_volumes(pod: &Pod) -> Result<Vec<SharedDir>> {
             );
         }
         let read_only = volume.read_only == Some(true);
-        match dirs.iter_mut().find(|d| d.path == path) {
+        match dirs.iter_mut().find(|d| d.path == guest_path) {
             // Shared once; writable if any volume of it is.
             Some(d) => d.read_only &= read_only,
+            // Mounted in the guest where the pod's stage1 looks for it,
+            // the path as the manifest gives it.
             None => dirs.push(SharedDir {
                 tag: String::new(),
-                path,
+                path: guest_path.to_path_buf(),
+                host: path,
                 read_only,
             }),
         }
@@ -364,15 +372,13 @@ fn boot(
             "the pod's VM ({QEMU_BINARY}) ended with code {code} before the pod did; QEMU's messages are above, the guest's console is in {log:?}"
         );
     }
-    match std::fs::read_to_string(&exit_file) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .with_context(|| format!("{exit_file:?} holds no exit code: {text:?}")),
-        Err(e) => {
+    match status::read_number_file(&exit_file) {
+        Ok(Some(code)) => Ok(code as i32),
+        Ok(None) => {
             let log = pod.dir.join(config::CONSOLE_LOG);
-            bail!("the pod's VM stopped without leaving its exit code ({exit_file:?}: {e}); its console is in {log:?}")
+            bail!("the pod's VM stopped without leaving its exit code ({exit_file:?}); its console is in {log:?}")
         }
+        Err(e) => bail!("the pod's VM left no usable exit code: {e}"),
     }
 }
 

@@ -104,8 +104,11 @@ fn set_routes(nl: &mut Socket, index: u32, iface: &GuestInterface) -> Result<(),
             Some(_) => RT_SCOPE_UNIVERSE,
             None => route.scope,
         };
-        nl.route_add(&spec)
-            .map_err(step(iface, &format!("route to {}", route.dst)))?;
+        match nl.route_add(&spec) {
+            // The kernel made the same one meanwhile (IPv6 link-local).
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            r => r.map_err(step(iface, &format!("route to {}", route.dst)))?,
+        }
     }
     Ok(())
 }
