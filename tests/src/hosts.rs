@@ -3,8 +3,30 @@
 //! and UDP on named ports.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use crate::pods::{tcp_read, wait_until};
 use crate::Rkt;
+
+/// Asserts that host port `port` serves `reply` from the host's 127.0.0.1
+/// (waiting up to `wait` for the pod to listen) and from another host;
+/// that host, for more checks.
+#[track_caller]
+pub fn assert_forwarded(port: u16, reply: &str, wait: Duration) -> OtherHost {
+    let local = format!("127.0.0.1:{port}");
+    let mut got = String::new();
+    assert!(
+        wait_until(wait, || {
+            got = tcp_read(&local);
+            got.contains(reply)
+        }),
+        "via 127.0.0.1: {got:?}"
+    );
+    let other = OtherHost::new();
+    let remote = other.run(&format!("busybox nc {} {port} </dev/null", other.host_ip));
+    assert!(remote.contains(reply), "from another host: {remote:?}");
+    other
+}
 
 /// A busybox image whose app serves `reply` on its tcp port `http` (80)
 /// and udp port `echo` (7), and declares both.
@@ -120,5 +142,44 @@ impl Drop for OtherHost {
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// Runs `ip ARGS`; whether it succeeded.
+pub fn ip(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A veth pair on the host standing in for a LAN link (these kernels
+/// have no dummy links): `name`, up, and its peer `<name>p`; deleted,
+/// with the peer, when dropped.
+pub struct LanLink {
+    pub name: String,
+    pub peer: String,
+}
+
+impl LanLink {
+    #[track_caller]
+    pub fn new(name: &str) -> LanLink {
+        let peer = format!("{name}p");
+        assert!(ip(&[
+            "link", "add", name, "type", "veth", "peer", "name", &peer
+        ]));
+        let link = LanLink {
+            name: name.to_string(),
+            peer,
+        };
+        assert!(ip(&["link", "set", name, "up"]));
+        link
+    }
+}
+
+impl Drop for LanLink {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.name]);
     }
 }

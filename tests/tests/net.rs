@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use functional_tests::hosts::{server_aci, OtherHost};
+use functional_tests::hosts::{assert_forwarded, server_aci, LanLink, OtherHost};
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::{
@@ -480,21 +480,7 @@ fn ports_are_forwarded_from_localhost_and_other_hosts() {
         "{}",
         nft_tables()
     );
-    let local = format!("127.0.0.1:{http}");
-    let mut got = String::new();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            got = tcp_read(&local);
-            got.contains("hello-from-pod")
-        }),
-        "via 127.0.0.1: {got:?}"
-    );
-    let other = OtherHost::new();
-    let remote = other.run(&format!("busybox nc {} {http} </dev/null", other.host_ip));
-    assert!(
-        remote.contains("hello-from-pod"),
-        "from another host: {remote:?}"
-    );
+    let other = assert_forwarded(http, "hello-from-pod", Duration::from_secs(10));
     // bash's /dev/udp: busybox's nc has no UDP.
     let udp = other.run(&format!(
         "exec 3<>/dev/udp/{}/{echo}; echo ping-udp >&3; timeout 3 head -n1 <&3",
@@ -583,35 +569,8 @@ fn dns_from_a_cni_result_becomes_resolv_conf() {
 #[test]
 fn reference_plugins_chain_macvlan_tuning_and_firewall() {
     let rkt = setup();
-    let master = format!("rktdum{}", std::process::id() % 100000);
-    let ip = |args: &[&str]| {
-        std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .unwrap()
-            .success()
-    };
-    // No dummy links on these kernels: a veth pair's end is the parent.
-    assert!(ip(&[
-        "link",
-        "add",
-        &master,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{master}p")
-    ]));
-    struct DelLink(String);
-    impl Drop for DelLink {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", &self.0])
-                .status();
-        }
-    }
-    let _master = DelLink(master.clone());
-    assert!(ip(&["link", "set", &master, "up"]));
+    let lan = LanLink::new(&format!("rktdum{}", std::process::id() % 100000));
+    let master = lan.name.clone();
     let leases = rkt.root().join("leases-mac");
     let dir = rkt.local_config.join("net.d");
     std::fs::create_dir_all(&dir).unwrap();

@@ -66,7 +66,19 @@ const DEFAULT_RESTRICTED_NET: &str = r#"{
 }
 "#;
 
-/// Every flavor `build-aci stage1` knows; add `ns` and `kvm` rows here.
+/// rkt's built-in networks, in the stage1's `net.d`.
+const BUILTIN_NETS: &[(&str, &str)] = &[
+    ("etc/rkt/net.d/99-default.conf", DEFAULT_NET),
+    (
+        "etc/rkt/net.d/99-default-restricted.conf",
+        DEFAULT_RESTRICTED_NET,
+    ),
+];
+
+/// The project's CNI plugins a networked stage1 ships.
+const OWN_PLUGINS: &[&str] = &["ptp", "bridge", "host-local", "loopback", "portmap"];
+
+/// Every flavor `build-aci stage1` knows.
 pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
     Stage1Flavor {
         name: "fly",
@@ -134,15 +146,9 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::PrivateUsers,
             Feature::MetadataService,
         ],
-        files: &[
-            ("etc/rkt/net.d/99-default.conf", DEFAULT_NET),
-            (
-                "etc/rkt/net.d/99-default-restricted.conf",
-                DEFAULT_RESTRICTED_NET,
-            ),
-        ],
+        files: BUILTIN_NETS,
         dirs: &["proc", "dev", "sys", "var/log/journal"],
-        cni_plugins: &["ptp", "bridge", "host-local", "loopback", "portmap"],
+        cni_plugins: OWN_PLUGINS,
         guest: false,
     },
     Stage1Flavor {
@@ -176,15 +182,9 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             Feature::OomScoreAdj,
             Feature::EventHandlers,
         ],
-        files: &[
-            ("etc/rkt/net.d/99-default.conf", DEFAULT_NET),
-            (
-                "etc/rkt/net.d/99-default-restricted.conf",
-                DEFAULT_RESTRICTED_NET,
-            ),
-        ],
+        files: BUILTIN_NETS,
         dirs: &["proc", "dev", "sys"],
-        cni_plugins: &["ptp", "bridge", "host-local", "loopback", "portmap"],
+        cni_plugins: OWN_PLUGINS,
         guest: true,
     },
 ];

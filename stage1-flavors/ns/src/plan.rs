@@ -99,16 +99,7 @@ pub fn plan_app(
         rootfs,
         &resolve_in_root(rootfs, Path::new(wd)).map_err(path_err)?,
     );
-    let isolators = app
-        .app
-        .isolators
-        .iter()
-        .map(|i| i.typed())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| PlanError::Isolator {
-            app: name.clone(),
-            source,
-        })?;
+    let isolators = typed_isolators(app)?;
     let insecure = Insecure {
         capabilities: args.disable_capabilities,
         seccomp: args.disable_seccomp,
@@ -168,8 +159,12 @@ pub fn set_metadata_url(
 
 /// The cgroup limits `app` will get (from its resource isolators).
 pub fn app_resources(app: &PodApp) -> Result<Resources, PlanError> {
-    let isolators = app
-        .app
+    Ok(resources(&typed_isolators(app)?))
+}
+
+/// The app's isolators, each parsed by its name.
+fn typed_isolators(app: &PodApp) -> Result<Vec<IsolatorValue>, PlanError> {
+    app.app
         .isolators
         .iter()
         .map(|i| i.typed())
@@ -177,8 +172,7 @@ pub fn app_resources(app: &PodApp) -> Result<Resources, PlanError> {
         .map_err(|source| PlanError::Isolator {
             app: app.name.clone(),
             source,
-        })?;
-    Ok(resources(&isolators))
+        })
 }
 
 /// The app's cgroup limits from its resource isolators.
