@@ -424,18 +424,21 @@ fn recorded_nets(pod_dir: &Path, errors: &mut Vec<String>) -> Vec<(NetInfo, NetC
 /// directory on the host, whose pods this one cannot see. Returns the
 /// networks collected.
 pub fn collect_garbage(pod_dir: &Path, runner: &PluginRunner) -> Result<Vec<String>, PodNetError> {
-    // GC runs alone: not while a pod is being attached (its lease would
-    // look like garbage between the listing and the GC). Busy now, it runs
-    // at a later gc.
-    let Some(_alone) = pods_lock(pod_dir, FlockArg::LockExclusiveNonblock) else {
-        return Ok(Vec::new());
-    };
     let mut errors = Vec::new();
     let nets: Vec<NetConf> = recorded_nets(pod_dir, &mut errors)
         .into_iter()
         .map(|(_, net)| net)
         .filter(chain::has_gc)
         .collect();
+    if nets.is_empty() {
+        return Ok(Vec::new());
+    }
+    // GC runs alone: not while a pod is being attached (its lease would
+    // look like garbage between the listing and the GC). Busy now, it runs
+    // at a later gc.
+    let Some(_alone) = pods_lock(pod_dir, FlockArg::LockExclusiveNonblock) else {
+        return Ok(Vec::new());
+    };
     let own_uuid = pod_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());

@@ -104,11 +104,7 @@ pub fn run(placement: Placement, args: impl IntoIterator<Item = String>) -> Resu
         );
     }
     let stage1_rootfs = pod.stage1_rootfs();
-    let hostname = args
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| namespaces::default_hostname(&args.uuid));
+    let hostname = namespaces::pod_hostname(&args);
     // A guest cannot write the stage1's /etc: the host wrote it.
     if placement == Placement::Host {
         write_hostname_file(&stage1_rootfs, &hostname)?;

@@ -113,6 +113,14 @@ pub fn default_hostname(uuid: &str) -> String {
     format!("rkt-{uuid}")
 }
 
+/// The pod's hostname: `--hostname`, else rkt's default.
+pub fn pod_hostname(args: &abi::stage1::RunArgs) -> String {
+    args.hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| default_hostname(&args.uuid))
+}
+
 /// Sets `IFF_UP` on `lo` in the current network namespace.
 pub fn loopback_up() -> Result<(), NamespaceError> {
     let err = |step| move |errno| NamespaceError::Loopback { step, errno };

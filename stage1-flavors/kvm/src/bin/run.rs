@@ -80,12 +80,7 @@ fn run() -> Result<i32> {
     let kvm_dir = pod.dir.join(config::KVM_DIR);
     std::fs::create_dir_all(&kvm_dir).with_context(|| format!("cannot create {kvm_dir:?}"))?;
     // Written here: the guest cannot write the stage1's /etc.
-    let hostname = args
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| namespaces::default_hostname(&args.uuid));
-    launch::write_hostname_file(&stage1_rootfs, &hostname)?;
+    launch::write_hostname_file(&stage1_rootfs, &namespaces::pod_hostname(&args))?;
 
     let setup = match net {
         NetMode::Cni => Some(launch::setup_network(
@@ -138,15 +133,9 @@ fn refuse_unsupported(args: &RunArgs, net: NetMode) -> Result<()> {
 }
 
 fn find_qemu() -> Result<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .chain(["/usr/bin".into(), "/usr/local/bin".into()])
-        .map(|dir| dir.join(QEMU_BINARY))
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!("the kvm stage1 needs QEMU's {QEMU_BINARY}, found in no PATH directory; install it (Debian: apt-get install qemu-system-x86)")
-        })
+    cni_plugins::tool::find_bin(QEMU_BINARY).map_err(|_| {
+        anyhow::anyhow!("the kvm stage1 needs QEMU's {QEMU_BINARY}, found in no PATH directory; install it (Debian: apt-get install qemu-system-x86)")
+    })
 }
 
 /// The parts of the pod directory the guest writes ([`config::WRITABLE`]),
@@ -297,6 +286,7 @@ fn boot(
         .collect();
     let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let kvm = hardware_virtualization();
     let spec = VmSpec {
         kernel: kernel.to_path_buf(),
         initramfs: initramfs.to_path_buf(),
@@ -305,8 +295,8 @@ fn boot(
         control_fifo: pod.dir.join(config::CONTROL_FIFO),
         memory_mib,
         cpus: 1,
-        kvm: hardware_virtualization(),
-        tsc_khz: host_tsc_khz(),
+        kvm,
+        tsc_khz: (!kvm).then(host_tsc_khz).flatten(),
         shared_dirs: &shared_dirs,
         nics: &nics,
         stdout: stdout_w.as_raw_fd(),
