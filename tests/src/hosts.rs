@@ -2,7 +2,7 @@
 //! namespace joined to ours by a veth pair, and an image that serves TCP
 //! and UDP on named ports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::pods::{tcp_read, wait_until};
@@ -182,4 +182,26 @@ impl Drop for LanLink {
     fn drop(&mut self) {
         let _ = ip(&["link", "del", &self.name]);
     }
+}
+
+/// The lease files (named by address) in a host-local directory.
+pub fn leases(net_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(net_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Lease files of `uuid` in the host-local directory of `net`.
+pub fn leases_of(net_dir: &Path, uuid: &str) -> Vec<String> {
+    leases(net_dir)
+        .into_iter()
+        .filter(|ip| {
+            std::fs::read_to_string(net_dir.join(ip)).is_ok_and(|owner| owner.contains(uuid))
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use functional_tests::hosts::{assert_forwarded, ip, server_aci, LanLink};
+use functional_tests::hosts::{assert_forwarded, ip, leases_of, server_aci, LanLink};
 use functional_tests::pods::{
     free_port, pod_dir, rkt_with_test_images as setup, run_pod, status, wait_until, BgPod,
 };
@@ -203,14 +203,11 @@ fn default_network_forwarded_ports_stop_and_gc() {
     );
     rkt.ok(&["gc", "--grace-period=0s"]);
     assert!(!Path::new(&format!("/run/netns/rkt-{uuid}")).exists());
-    let leases = std::fs::read_dir("/var/lib/cni/networks/default")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|o| o.contains(&uuid)))
-                .count()
-        })
-        .unwrap_or(0);
-    assert_eq!(leases, 0, "the pod's lease is left");
+    assert_eq!(
+        leases_of(Path::new("/var/lib/cni/networks/default"), &uuid),
+        Vec::<String>::new(),
+        "the pod's lease is left"
+    );
     assert_eq!(rkt.mounts_under_root(), Vec::<String>::new());
 }
 
@@ -390,14 +387,7 @@ fn reference_plugins_and_two_networks_reach_the_vm() {
     rkt.ok(&["gc", "--grace-period=0s"]);
     assert!(!Path::new(&format!("/run/netns/rkt-{uuid}")).exists());
     for net in ["lan", "br"] {
-        let left: Vec<String> = std::fs::read_dir(leases.join(net))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|o| o.contains(&uuid)))
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let left = leases_of(&leases.join(net), &uuid);
         assert!(left.is_empty(), "leases of {net} left: {left:?}");
     }
 }

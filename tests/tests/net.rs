@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use functional_tests::hosts::{assert_forwarded, server_aci, LanLink, OtherHost};
+use functional_tests::hosts::{
+    assert_forwarded, leases, leases_of, server_aci, LanLink, OtherHost,
+};
 use functional_tests::pods::ns_stage1_flag as stage1_flag;
 use functional_tests::pods::rkt_with_test_images as setup;
 use functional_tests::pods::{
@@ -35,27 +37,6 @@ fn stdout_of(program: &str, args: &[&str]) -> String {
 
 fn nat_rules() -> String {
     stdout_of("iptables", &["-t", "nat", "-S"])
-}
-
-fn leases(net_dir: &Path) -> Vec<String> {
-    std::fs::read_dir(net_dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Lease files of `uuid` in the host-local directory of `net`.
-fn leases_of(net_dir: &Path, uuid: &str) -> Vec<String> {
-    leases(net_dir)
-        .into_iter()
-        .filter(|ip| {
-            std::fs::read_to_string(net_dir.join(ip)).is_ok_and(|owner| owner.contains(uuid))
-        })
-        .collect()
 }
 
 /// Host veths whose peer is in the pod's namespace are gone with it; the
