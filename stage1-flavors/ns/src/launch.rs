@@ -145,39 +145,31 @@ pub fn run(placement: Placement, args: impl IntoIterator<Item = String>) -> Resu
         NetMode::Host | NetMode::None => None,
     };
     // Held until the pod ends: this process lives exactly as long.
-    let (network, _reserved_ports) = match setup {
+    let (network, _reserved_ports, wrote_resolv_conf) = match setup {
         Some(NetSetup {
             network,
             wrote_resolv_conf,
             reserved_ports,
-        }) => {
-            if wrote_resolv_conf {
-                // DNS from a CNI result: the apps get it as if stage0
-                // had written it.
-                for app in apps
-                    .iter_mut()
-                    .filter(|a| a.root.dns.resolv == ResolvMode::Default)
-                {
-                    app.root.dns.resolv = ResolvMode::Stage0;
-                }
-            }
-            (Some(network), reserved_ports)
-        }
-        None => {
-            if let Placement::Guest {
-                wrote_resolv_conf: true,
-            } = placement
-            {
-                for app in apps
-                    .iter_mut()
-                    .filter(|a| a.root.dns.resolv == ResolvMode::Default)
-                {
-                    app.root.dns.resolv = ResolvMode::Stage0;
-                }
-            }
-            (None, Vec::new())
-        }
+        }) => (Some(network), reserved_ports, wrote_resolv_conf),
+        None => (
+            None,
+            Vec::new(),
+            placement
+                == Placement::Guest {
+                    wrote_resolv_conf: true,
+                },
+        ),
     };
+    if wrote_resolv_conf {
+        // DNS from a CNI result: the apps get it as if stage0 had
+        // written it.
+        for app in apps
+            .iter_mut()
+            .filter(|a| a.root.dns.resolv == ResolvMode::Default)
+        {
+            app.root.dns.resolv = ResolvMode::Stage0;
+        }
+    }
     drop(host_mounts);
     if let Some(token) = &args.mds_token {
         let told = match net {
