@@ -61,7 +61,7 @@ fn kernel_knobs_are_read_only_and_leaky_files_hidden() {
 
     let script = "cat /proc/kcore 2>/dev/null | wc -c; ls -A /sys/firmware | wc -l; \
         ls -A /sys/module | wc -l; cat /proc/kallsyms | wc -c; \
-        grep -c ' /proc/sys/kernel ' /proc/self/mountinfo; echo done";
+        grep -c ' /proc/sys ro,' /proc/self/mountinfo; echo done";
     let out = sh(&rkt, &[], script).expect_code(0);
     assert_eq!(out.stdout, "0\n0\n0\n0\n1\ndone\n", "{out}");
     if host_has("/proc/kcore") {

@@ -267,6 +267,27 @@ pub fn attach_detached(tree: &OwnedFd, target: &Path) -> Result<(), MountError> 
 /// Adds `extra` (e.g. `MS_NODEV`) to the flags of the bind mount at
 /// `target`, keeping the ones the kernel locks.
 pub fn remount_bind(target: &Path, extra: MsFlags) -> Result<(), MountError> {
+    let attrs = [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+    ];
+    let wanted = attrs
+        .iter()
+        .filter(|(flag, _)| extra.contains(*flag))
+        .fold(0, |acc, (_, attr)| acc | attr);
+    // Only these four can be added without touching the other flags.
+    if extra.bits() & !attrs.iter().fold(0, |acc, (f, _)| acc | f.bits()) == 0 {
+        if let Some(done) = set_mount_attrs(target, wanted, false) {
+            return done.map_err(|errno| MountError::Mount {
+                op: "remount",
+                from: None,
+                target: target.to_path_buf(),
+                errno,
+            });
+        }
+    }
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra;
     if let Ok(st) = statvfs(target) {
         flags |= locked_flags(st.flags());
@@ -288,8 +309,18 @@ pub fn remount_bind(target: &Path, extra: MsFlags) -> Result<(), MountError> {
 /// `recursive` (MS_RDONLY does not propagate to submounts by itself). Flags
 /// the kernel locks (nosuid, nodev, noexec, atime) are kept.
 pub fn remount_readonly(target: &Path, recursive: bool) -> Result<(), MountError> {
-    // Only the recursive case compares with mountinfo, which needs the
-    // canonical path; resolving it walks every component (a readlink each).
+    if let Some(done) = set_mount_attrs(target, libc::MOUNT_ATTR_RDONLY, recursive) {
+        return done.map_err(|errno| MountError::Mount {
+            op: "remount read-only",
+            from: None,
+            target: target.to_path_buf(),
+            errno,
+        });
+    }
+    // Kernels before 5.12: one MS_REMOUNT per mount, each repeating the
+    // flags the kernel locks. Only the recursive case compares with
+    // mountinfo, which needs the canonical path; resolving it walks every
+    // component (a readlink each).
     let mut points = vec![if recursive {
         canonical(target)
     } else {
@@ -317,6 +348,45 @@ pub fn remount_readonly(target: &Path, recursive: bool) -> Result<(), MountError
         })?;
     }
     Ok(())
+}
+
+/// Sets `attrs` (`MOUNT_ATTR_*`) on the mount at `target`, or on every
+/// mount of its subtree when `recursive`, in one mount_setattr(2) that
+/// leaves the mounts' other flags as they are. `None` where the call is
+/// missing (Linux < 5.12) or filtered out, for the caller to fall back on
+/// MS_REMOUNT.
+fn set_mount_attrs(target: &Path, attrs: u64, recursive: bool) -> Option<Result<(), Errno>> {
+    let path = CString::new(target.as_os_str().as_bytes()).ok()?;
+    let attr = libc::mount_attr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags: libc::c_uint = if recursive {
+        libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        0
+    };
+    // SAFETY: mount_setattr(2) with a NUL-terminated path and a mount_attr
+    // of the size passed, both outliving the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    match rc {
+        0 => Some(Ok(())),
+        _ => match Errno::last() {
+            Errno::ENOSYS | Errno::EPERM => None,
+            errno => Some(Err(errno)),
+        },
+    }
 }
 
 fn locked_flags(st: FsFlags) -> MsFlags {

@@ -54,7 +54,7 @@ pub fn mount_own_cgroups(target: &Path) -> Result<(), RootfsError> {
                 };
                 let dir = target.join(name);
                 create_dir(&dir)?;
-                bind_read_only(&h.mount.join(relative(path)), &dir)?;
+                mnt::bind(&h.mount.join(relative(path)), &dir, false)?;
                 // `cpu` for a co-mounted `cpu,cpuacct`, as on the host.
                 for c in &h.controllers {
                     let link = target.join(c);
@@ -66,7 +66,8 @@ pub fn mount_own_cgroups(target: &Path) -> Result<(), RootfsError> {
                     }
                 }
             }
-            mnt::remount_readonly(target, false)?;
+            // The tmpfs and every leaf on it, in one go where the kernel can.
+            mnt::remount_readonly(target, true)?;
             Ok(())
         }
     }

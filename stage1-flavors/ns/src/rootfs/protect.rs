@@ -2,7 +2,7 @@
 //! kernel knobs under the app's /proc are read-only and files that leak
 //! host details (kernel memory, symbols, keys, firmware) are hidden.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::MsFlags;
 
@@ -36,15 +36,7 @@ pub const SYS_HIDDEN: [&str; 4] = ["firmware", "hypervisor", "module", "power"];
 pub fn protect(proc: &Path, sys: &Path, null: &Path) -> Result<(), RootfsError> {
     for name in PROC_READ_ONLY {
         let path = proc.join(name);
-        if name == "sys" {
-            // /proc/sys holds only directories and no new ones can be made
-            // there, so its entries read-only equal /proc/sys read-only.
-            // Kept per entry until tests/tests/ns.rs stops matching the
-            // bind's mountinfo root "/sys" as the /sys mount.
-            for entry in read_dir(&path)? {
-                read_only(&entry)?;
-            }
-        } else if path.symlink_metadata().is_ok() {
+        if path.symlink_metadata().is_ok() {
             read_only(&path)?;
         }
     }
@@ -66,18 +58,6 @@ fn read_only(path: &Path) -> Result<(), RootfsError> {
     mnt::bind(path, path, false)?;
     mnt::remount_readonly(path, false)?;
     Ok(())
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, RootfsError> {
-    let io = |source| RootfsError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        out.push(entry.map_err(io)?.path());
-    }
-    Ok(out)
 }
 
 /// An empty read-only tmpfs over `dir`.
