@@ -55,24 +55,47 @@ pub(crate) fn read_u64(path: &Path) -> Result<u64, CgroupError> {
         .map_err(|_| parse_error(path, &s, "expected an unsigned integer"))
 }
 
-/// Creates `dir` and its missing parents one level at a time, calling
-/// `prepare` on each directory this call created (cpuset needs its
-/// cpus/mems filled in before a child or a task can use it).
+/// Creates `dir` and its missing parents, calling `prepare` on each
+/// directory this call created, parents first (cpuset needs its cpus/mems
+/// filled in before a child or a task can use it). The leaf is tried
+/// first: its parents usually exist (the pod's cgroup for an app's).
 pub(crate) fn create_dirs(
     base: &Path,
     rel: &Path,
     mut prepare: impl FnMut(&Path) -> Result<(), CgroupError>,
 ) -> Result<(), CgroupError> {
-    let mut dir = base.to_path_buf();
-    for component in rel.components() {
-        dir.push(component);
-        match fs::create_dir(&dir) {
-            Ok(()) => prepare(&dir)?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(CgroupError::Create { path: dir, source }),
-        }
+    create_below(base, rel, &mut prepare)
+}
+
+fn create_below(
+    base: &Path,
+    rel: &Path,
+    prepare: &mut impl FnMut(&Path) -> Result<(), CgroupError>,
+) -> Result<(), CgroupError> {
+    if rel.as_os_str().is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let dir = base.join(rel);
+    match fs::create_dir(&dir) {
+        Ok(()) => prepare(&dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            if parent.as_os_str().is_empty() {
+                return Err(CgroupError::Create {
+                    path: dir,
+                    source: e,
+                });
+            }
+            create_below(base, parent, prepare)?;
+            match fs::create_dir(&dir) {
+                Ok(()) => prepare(&dir),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(source) => Err(CgroupError::Create { path: dir, source }),
+            }
+        }
+        Err(source) => Err(CgroupError::Create { path: dir, source }),
+    }
 }
 
 /// Pids listed in `dir/cgroup.procs`; a missing cgroup has none.
@@ -164,15 +187,39 @@ pub(crate) fn wait_empty(dirs: &[PathBuf], kill_stragglers: bool) -> Result<(), 
 
 /// Removes every cgroup in and below `dirs`, children first, if none has a
 /// process left: the common case of a pod whose processes have all exited
-/// costs one walk instead of reading every cgroup.procs first. `false` at
-/// the first cgroup that could not go (left for the careful path).
+/// costs an rmdir per cgroup (and a listing per parent) instead of reading
+/// every cgroup.procs first. `false` at the first cgroup that could not go
+/// (left for the careful path).
 pub(crate) fn remove_if_empty(dirs: &[PathBuf]) -> bool {
-    dirs.iter().all(|dir| {
-        subtree(dir).iter().all(|cg| match fs::remove_dir(cg) {
+    dirs.iter().all(|dir| remove_empty_tree(dir))
+}
+
+/// rmdir of `dir`, and on EBUSY of the cgroups below it first: a leaf,
+/// which most cgroups are, needs no listing of its (many) files.
+fn remove_empty_tree(dir: &Path) -> bool {
+    match fs::remove_dir(dir) {
+        Ok(()) => return true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+        // Child cgroups (or tasks, which the children's removal keeps).
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+        Err(_) => return false,
+    }
+    let mut children = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                children.push(entry.path());
+            }
+        }
+    }
+    if children.is_empty() {
+        return false;
+    }
+    children.iter().all(|child| remove_empty_tree(child))
+        && match fs::remove_dir(dir) {
             Ok(()) => true,
             Err(e) => e.kind() == io::ErrorKind::NotFound,
-        })
-    })
+        }
 }
 
 /// Removes `dir` and every cgroup below it with rmdir, children first.

@@ -284,8 +284,12 @@ impl CgroupManager for V1Manager {
 
     fn remove(&self, rel: &Path) -> Result<(), CgroupError> {
         check_rel(rel)?;
-        let dirs: Vec<PathBuf> = self.dirs(rel).into_iter().filter(|d| d.exists()).collect();
-        if dirs.is_empty() || cgfs::remove_if_empty(&dirs) {
+        let dirs = self.dirs(rel);
+        if cgfs::remove_if_empty(&dirs) {
+            return Ok(());
+        }
+        let dirs: Vec<PathBuf> = dirs.into_iter().filter(|d| d.exists()).collect();
+        if dirs.is_empty() {
             return Ok(());
         }
         let mut errors = Vec::new();
