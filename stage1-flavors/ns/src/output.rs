@@ -93,8 +93,10 @@ impl OutputMux {
         })
     }
 
-    /// Starts the thread. The supervisor does it once its first apps are
-    /// forked, so that they get the pod's first PIDs (the thread takes one).
+    /// Starts the thread; idempotent. The supervisor does it right before
+    /// it first waits for its apps: they get the pod's first PIDs (the
+    /// thread takes one), and a pod whose apps are already done by then
+    /// needs no thread at all ([`OutputMux::finish`] forwards inline).
     pub fn spawn(&mut self) -> Result<(), OutputError> {
         let Some(forwarder) = self.pending.take() else {
             return Ok(());

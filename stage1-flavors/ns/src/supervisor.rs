@@ -229,9 +229,6 @@ impl Supervisor {
                 break;
             }
         }
-        if let Some(output) = st.output.as_mut() {
-            output.spawn()?;
-        }
         if st.failure.is_some() {
             begin_stop(&mut st, Signal::SIGTERM);
         } else if let Err(e) = status::mark_ready(&self.stage1_rootfs) {
@@ -252,6 +249,12 @@ impl Supervisor {
                     output.finish();
                 }
                 return Ok(st.failure.unwrap_or(0));
+            }
+            // The forwarding thread starts only when the supervisor is
+            // about to wait: apps that are already done (a short command)
+            // have their output forwarded on this thread by `finish`.
+            if let Some(output) = st.output.as_mut() {
+                output.spawn()?;
             }
             let (signalled, requested) = wait_events(&sfd, listener.as_ref(), &st, &mut trimmed)?;
             if signalled {
