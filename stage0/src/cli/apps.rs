@@ -6,7 +6,8 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{ArgMatches, Args, FromArgMatches};
 
-/// Flags that apply to the image before them.
+// Flags that apply to the image before them. Not a doc comment: clap would
+// take it for the `about` of the commands that flatten it (see `cli::Command`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct AppFlags {
     /// local signature file to use in validating the preceding image

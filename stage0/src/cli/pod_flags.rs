@@ -11,7 +11,9 @@ use stage0::pod::stage1::Stage1Image;
 
 use super::apps::AppFlags;
 
-/// Image, app and pod-definition flags (`run` and `prepare`).
+// Image, app and pod-definition flags (`run` and `prepare`). Not a doc
+// comment: clap would take it for the `about` of the commands that flatten
+// it (their flags are built after their own `about`, see `cli::Command`).
 #[derive(Args, Debug, Clone)]
 pub struct PrepareFlags {
     /// URL to an image to use as stage1
@@ -74,7 +76,7 @@ pub struct PrepareFlags {
     pub images: Vec<String>,
 }
 
-/// Runtime flags (`run` and `run-prepared`).
+// Runtime flags (`run` and `run-prepared`); not a doc comment, as above.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RuntimeFlags {
     /// networks to join: host, none, all, default, default-restricted or NAME[:CNI_ARGS], comma separated
