@@ -102,18 +102,27 @@ fly_cmd="$rkt_run --stage1-hash=$fly_key example.com/busybox --exec /bin/true"
 # No CNI networking yet: --net=none (a new network namespace, loopback up).
 ns_cmd="$rkt_run --stage1-hash=$ns_key --net=none example.com/busybox --exec /bin/true"
 ns_path_cmd="$rkt_run $ns --net=none example.com/busybox --exec /bin/true"
-hyperfine -N --warmup 3 --runs 30 --export-json "$work/hf.json" \
+# Three rounds of ten runs each, every command in every round, and the
+# medians over all thirty: a machine whose speed drifts over the minute
+# the section takes then slows every command alike, not the ones that
+# happened to run last.
+for round in 1 2 3; do
+hyperfine -N --warmup 3 --runs 10 --export-json "$work/hf$round.json" \
 	-n rkt-fly "$fly_cmd" -n rkt-ns "$ns_cmd" -n rkt-ns-path "$ns_path_cmd" \
 	-n crun "bash -c \"$crun_cmd\"" -n runc "bash -c \"$runc_cmd\"" >/dev/null 2>&1 || \
-hyperfine --warmup 3 --runs 30 --export-json "$work/hf.json" \
+hyperfine --warmup 3 --runs 10 --export-json "$work/hf$round.json" \
 	-n rkt-fly "$fly_cmd" -n rkt-ns "$ns_cmd" -n rkt-ns-path "$ns_path_cmd" \
 	-n crun "$crun_cmd" -n runc "$runc_cmd" >/dev/null
-python3 - "$work/hf.json" <<'EOF_RATIOS'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
+done
+python3 - "$work"/hf[123].json <<'EOF_RATIOS'
+import json, statistics, sys
+times = {}
+for path in sys.argv[1:]:
+    for x in json.load(open(path))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+med = {k: statistics.median(v) * 1000 for k, v in times.items()}
 for k, v in med.items():
-    print(f"   {k:11s} {v:7.1f} ms")
+    print(f"   {k:11s} {v:7.1f} ms  ({len(times[k])} runs)")
 for k in ("rkt-fly", "rkt-ns", "rkt-ns-path"):
     print(f"   {k} / crun = {med[k] / med['crun']:.2f}   {k} / runc = {med[k] / med['runc']:.2f}")
 EOF_RATIOS
