@@ -98,12 +98,56 @@ pub fn masq_setup(args: &Args, ips: &[IpConfig]) -> Result<(), Error> {
 }
 
 /// Removes the attachment's masquerade rules, found by chain name, so it
-/// works without knowing the addresses.
-pub fn masq_teardown(args: &Args) -> Result<(), Error> {
+/// works without knowing the addresses. With the cached result only its
+/// address families are looked at: each is one run of iptables (or
+/// ip6tables) listing the whole nat table.
+pub fn masq_teardown(args: &Args, prev_result: Option<&serde_json::Value>) -> Result<(), Error> {
     let chain = iptables::chain_name(&args.name, &args.container_id);
-    iptables::teardown_masq(&chain, true)?;
-    iptables::teardown_masq(&chain, false)?;
+    let (v4, v6) = prev_result
+        .and_then(address_families)
+        .unwrap_or((true, true));
+    if v4 {
+        iptables::teardown_masq(&chain, true)?;
+    }
+    if v6 {
+        iptables::teardown_masq(&chain, false)?;
+    }
     Ok(())
+}
+
+/// Whether a CNI result has IPv4 and IPv6 addresses; `None` when it lists
+/// none (or cannot be read), so the caller looks at both.
+fn address_families(result: &serde_json::Value) -> Option<(bool, bool)> {
+    let addrs: Vec<IpNet> = result
+        .get("ips")?
+        .as_array()?
+        .iter()
+        .filter_map(|ip| ip.get("address")?.as_str()?.parse().ok())
+        .collect();
+    if addrs.is_empty() {
+        return None;
+    }
+    let v4 = addrs.iter().any(|a| a.is_ipv4());
+    Some((v4, addrs.iter().any(|a| !a.is_ipv4())))
+}
+
+/// DEL of a veth plugin: the link is deleted on a thread of its own while
+/// `rest` (IPAM release, rules) runs, since deleting a link waits for the
+/// kernel's RCU grace periods (25-30 ms here) and the rule tools take as
+/// long. Both always run; `rest`'s error comes first.
+pub fn del_veth_alongside(
+    args: &Args,
+    prev_result: Option<&serde_json::Value>,
+    rest: impl FnOnce() -> Result<(), Error>,
+) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let link = scope.spawn(|| del_veth_attachment(args, prev_result));
+        let rest = rest();
+        let link = link
+            .join()
+            .unwrap_or_else(|_| Err(Error::generic("deleting the veth failed: panic")));
+        rest.and(link)
+    })
 }
 
 /// Deletes the container end (which takes the host end with it).

@@ -392,7 +392,7 @@ impl Bridge {
             Err(e) => {
                 let _ = host.link_del(pair.host.index);
                 if conf.ip_masq {
-                    let _ = masq_teardown(args);
+                    let _ = masq_teardown(args, None);
                 }
                 if conf.macspoofchk {
                     let _ = spoofcheck::teardown(&args.container_id, &args.ifname);
@@ -475,18 +475,20 @@ impl cni::Plugin for Bridge {
 
     fn del(&self, args: &Args) -> Result<(), Error> {
         let conf = load(args)?;
-        if let Some(t) = is_layer3(args)? {
-            ipam::exec(&t, "DEL", args)?;
-        }
-        if conf.ip_masq {
-            masq_teardown(args)?;
-        }
-        if conf.macspoofchk {
-            spoofcheck::teardown(&args.container_id, &args.ifname)?;
-        }
-        attach::del_veth_attachment(args, conf.prev_result.as_ref())?;
+        let prev = conf.prev_result.as_ref();
         // The bridge stays: other containers may use it (as the reference).
-        Ok(())
+        attach::del_veth_alongside(args, prev, || {
+            if let Some(t) = is_layer3(args)? {
+                ipam::exec(&t, "DEL", args)?;
+            }
+            if conf.ip_masq {
+                masq_teardown(args, prev)?;
+            }
+            if conf.macspoofchk {
+                spoofcheck::teardown(&args.container_id, &args.ifname)?;
+            }
+            Ok(())
+        })
     }
 
     fn gc(&self, args: &Args) -> Result<(), Error> {

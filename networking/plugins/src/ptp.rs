@@ -127,7 +127,7 @@ impl Ptp {
         if let Err(e) = configured {
             let _ = host.link_del(pair.host.index);
             if conf.ip_masq {
-                let _ = masq_teardown(args);
+                let _ = masq_teardown(args, None);
             }
             return Err(e);
         }
@@ -172,14 +172,16 @@ impl cni::Plugin for Ptp {
 
     fn del(&self, args: &Args) -> Result<(), Error> {
         let conf = load(args)?;
-        ipam::exec(&ipam::ipam_type(args)?, "DEL", args)?;
-        // The rules are found by chain name, so they go even when the
-        // namespace (and with it the addresses) is already gone.
-        if conf.ip_masq {
-            masq_teardown(args)?;
-        }
-        attach::del_veth_attachment(args, conf.prev_result.as_ref())?;
-        Ok(())
+        let prev = conf.prev_result.as_ref();
+        attach::del_veth_alongside(args, prev, || {
+            ipam::exec(&ipam::ipam_type(args)?, "DEL", args)?;
+            // The rules are found by chain name, so they go even when the
+            // namespace (and with it the addresses) is already gone.
+            if conf.ip_masq {
+                masq_teardown(args, prev)?;
+            }
+            Ok(())
+        })
     }
 
     fn gc(&self, args: &Args) -> Result<(), Error> {

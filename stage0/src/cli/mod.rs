@@ -225,11 +225,14 @@ mod tests {
         fn check(cmd: &clap::Command, path: &str) {
             for sub in cmd.get_subcommands() {
                 let path = format!("{path} {}", sub.get_name());
-                let declared = sub.get_about().map(|a| a.to_string());
+                let texts = |c: &clap::Command| {
+                    [c.get_about(), c.get_long_about()].map(|a| a.map(|a| a.to_string()))
+                };
+                let declared = texts(sub);
                 let mut built = sub.clone();
                 built.build();
-                let shown = built.get_about().map(|a| a.to_string());
-                assert!(declared.is_some(), "{path} has no description");
+                let shown = texts(&built);
+                assert!(declared[0].is_some(), "{path} has no description");
                 assert_eq!(shown, declared, "{path}");
                 check(&built, &path);
             }

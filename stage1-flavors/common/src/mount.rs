@@ -356,6 +356,12 @@ pub fn remount_readonly(target: &Path, recursive: bool) -> Result<(), MountError
 /// missing (Linux < 5.12) or filtered out, for the caller to fall back on
 /// MS_REMOUNT.
 fn set_mount_attrs(target: &Path, attrs: u64, recursive: bool) -> Option<Result<(), Errno>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Set once the call is known missing or filtered: no second try.
+    static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+    if UNAVAILABLE.load(Ordering::Relaxed) {
+        return None;
+    }
     let path = CString::new(target.as_os_str().as_bytes()).ok()?;
     let attr = libc::mount_attr {
         attr_set: attrs,
@@ -383,7 +389,13 @@ fn set_mount_attrs(target: &Path, attrs: u64, recursive: bool) -> Option<Result<
     match rc {
         0 => Some(Ok(())),
         _ => match Errno::last() {
-            Errno::ENOSYS | Errno::EPERM => None,
+            Errno::ENOSYS => {
+                UNAVAILABLE.store(true, Ordering::Relaxed);
+                None
+            }
+            // A seccomp filter's answer, or a mount MS_REMOUNT may still
+            // change (and report on properly).
+            Errno::EPERM => None,
             errno => Some(Err(errno)),
         },
     }

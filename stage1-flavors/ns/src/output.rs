@@ -9,7 +9,6 @@
 //! The thread only polls, reads, allocates and writes raw descriptors, so
 //! the supervisor may still fork apps (it holds no lock a child uses).
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -160,7 +159,9 @@ struct Source {
 struct Forwarder {
     wake: OwnedFd,
     rx: Receiver<Message>,
-    sources: HashMap<RawFd, Source>,
+    /// In the order the apps' pipes came (stdout before stderr), which is
+    /// the order the final drain forwards them in.
+    sources: Vec<Source>,
     sink: Sink,
     finishing: bool,
 }
@@ -177,7 +178,7 @@ impl Forwarder {
         Forwarder {
             wake,
             rx,
-            sources: HashMap::new(),
+            sources: Vec::new(),
             sink,
             finishing: false,
         }
@@ -226,29 +227,26 @@ impl Forwarder {
             pipe.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
         );
-        self.sources.insert(
-            pipe.as_raw_fd(),
-            Source {
-                pipe,
-                app,
-                target,
-                pending: Vec::new(),
-                since: None,
-            },
-        );
+        self.sources.push(Source {
+            pipe,
+            app,
+            target,
+            pending: Vec::new(),
+            since: None,
+        });
     }
 
     /// The pipes with something to read (or at EOF).
     fn wait(&self) -> Vec<RawFd> {
         let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-        let order: Vec<RawFd> = self.sources.keys().copied().collect();
+        let order: Vec<RawFd> = self.sources.iter().map(|s| s.pipe.as_raw_fd()).collect();
         for fd in &order {
             // SAFETY: the descriptor is owned by `self.sources` for the
             // whole poll.
             let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
             fds.push(PollFd::new(borrowed, PollFlags::POLLIN));
         }
-        let timeout = match self.sources.values().filter_map(|s| s.since).min() {
+        let timeout = match self.sources.iter().filter_map(|s| s.since).min() {
             Some(since) => {
                 let left = (since + PARTIAL_LINE_WAIT).saturating_duration_since(Instant::now());
                 PollTimeout::try_from(left.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX)
@@ -268,26 +266,27 @@ impl Forwarder {
 
     /// Reads what is there; forwards whole lines; at EOF the rest too.
     fn read_from(&mut self, fd: RawFd) {
-        let Some(source) = self.sources.get_mut(&fd) else {
+        let Some(index) = self.sources.iter().position(|s| s.pipe.as_raw_fd() == fd) else {
             return;
         };
+        let source = &mut self.sources[index];
         let mut buf = vec![0u8; READ_CHUNK];
         match read(source.pipe.as_raw_fd(), &mut buf) {
             Ok(0) => {
                 source.flush_pending(&mut self.sink);
-                self.sources.remove(&fd);
+                self.sources.remove(index);
             }
             Ok(n) => source.take(&buf[..n], &mut self.sink),
             Err(Errno::EAGAIN | Errno::EINTR) => {}
             Err(_) => {
-                self.sources.remove(&fd);
+                self.sources.remove(index);
             }
         }
     }
 
     fn flush_stale_partials(&mut self) {
         let now = Instant::now();
-        for source in self.sources.values_mut() {
+        for source in self.sources.iter_mut() {
             if source.since.is_some_and(|s| now >= s + PARTIAL_LINE_WAIT) {
                 source.flush_pending(&mut self.sink);
             }
@@ -298,7 +297,7 @@ impl Forwarder {
     /// partial lines.
     fn drain(&mut self) {
         let mut buf = vec![0u8; READ_CHUNK];
-        for source in self.sources.values_mut() {
+        for source in self.sources.iter_mut() {
             let mut left = MAX_DRAIN;
             while let Ok(n @ 1..) = read(source.pipe.as_raw_fd(), &mut buf) {
                 source.take(&buf[..n], &mut self.sink);
