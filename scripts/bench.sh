@@ -259,8 +259,9 @@ cat >"$work/cni.sh" <<'EOS'
 conf="{\"cniVersion\":\"1.0.0\",\"name\":\"bench\",\"type\":\"ptp\",\"ipMasq\":true,
  \"ipam\":{\"type\":\"host-local\",\"subnet\":\"172.30.250.0/24\",\"dataDir\":\"$2\"}}"
 export CNI_CONTAINERID=bench CNI_NETNS=/run/netns/rkt-bench-cni CNI_IFNAME=eth0 CNI_PATH="$1"
-echo "$conf" | CNI_COMMAND=ADD "$1/ptp" >/dev/null || exit 1
-echo "$conf" | CNI_COMMAND=DEL "$1/ptp" >/dev/null
+res=$(echo "$conf" | CNI_COMMAND=ADD "$1/ptp") || exit 1
+# DEL gets the ADD's result as prevResult, as a runtime passes its cache.
+echo "${conf%\}},\"prevResult\":$res}" | CNI_COMMAND=DEL "$1/ptp" >/dev/null
 EOS
 chmod +x "$work/cni.sh"
 ours=$PWD/target/release
