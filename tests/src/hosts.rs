@@ -23,8 +23,16 @@ pub fn assert_forwarded(port: u16, reply: &str, wait: Duration) -> OtherHost {
         "via 127.0.0.1: {got:?}"
     );
     let other = OtherHost::new();
-    let remote = other.run(&format!("busybox nc {} {port} </dev/null", other.host_ip));
-    assert!(remote.contains(reply), "from another host: {remote:?}");
+    // The test servers answer one connection at a time (`nc -l` in a
+    // loop): the next one may take a moment to listen again.
+    let mut remote = String::new();
+    assert!(
+        wait_until(wait, || {
+            remote = other.run(&format!("busybox nc {} {port} </dev/null", other.host_ip));
+            remote.contains(reply)
+        }),
+        "from another host: {remote:?}"
+    );
     other
 }
 
