@@ -8,6 +8,7 @@
 //! layout is the administrator's.
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -39,6 +40,40 @@ pub fn ensure(data_dir: &Path) -> io::Result<()> {
     if let Some(group) = Group::from_name(GROUP).map_err(io::Error::from)? {
         chown(data_dir, None, Some(group.gid))?;
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o2750))?;
+    }
+    Ok(())
+}
+
+/// ext4's "top of directory hierarchies" flag (`chattr +T`).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Marks `dir` so ext4 places each new subdirectory in a block group of
+/// its own choosing (Orlov) instead of next to `dir`. For the directories
+/// below which rkt makes whole independent trees (pods, rendered images):
+/// packed into one group, every new inode there makes ext4 without a
+/// journal step over each inode freed in the last minute or so, which
+/// after a `gc` of many pods doubled the time of `rkt run`. Best effort:
+/// other filesystems refuse the ioctl, which changes nothing else.
+pub fn set_topdir(dir: &Path) -> io::Result<()> {
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut flags: libc::c_int = 0;
+    // SAFETY: fd is an open directory; the kernel writes one int to `flags`.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & FS_TOPDIR_FL != 0 {
+        return Ok(());
+    }
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: fd is an open directory; the kernel reads one int from `flags`.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -136,11 +136,9 @@ impl Store {
             .map_err(StoreError::io(format!("locking {}", lock_path.display())))?;
         let db = Db::open(&cas.join("db/images.sqlite"))?;
         drop(lock);
-        // Trees are rendered under tmp/. Each is a hierarchy of its own: on a
-        // filesystem without a journal, packing it where the last removed
-        // tree was makes ext4 step over every recently freed inode for each
-        // file it creates (a render of a few thousand files took twice as long).
-        if let Err(e) = sys::set_topdir(&cas.join("tmp")) {
+        // Trees are rendered under tmp/, each a hierarchy of its own (a
+        // render of a few thousand files took twice as long without).
+        if let Err(e) = crate::data_dir::set_topdir(&cas.join("tmp")) {
             tracing::trace!("cannot mark {}/tmp as a top directory: {e}", cas.display());
         }
         let store = Store {

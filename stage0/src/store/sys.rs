@@ -159,27 +159,3 @@ pub fn copy_file_range(
     };
     Errno::result(r).map(|n| n as usize)
 }
-
-/// ext4's "top of directory hierarchies" flag (`chattr +T`).
-const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
-
-/// Marks `dir` so ext4 spreads its new subdirectories over block groups
-/// (Orlov) instead of packing them next to it. Best effort: other
-/// filesystems refuse the ioctl, which changes nothing else.
-pub fn set_topdir(dir: &Path) -> io::Result<()> {
-    let fd = open_dir(dir)?;
-    let mut flags: libc::c_int = 0;
-    // SAFETY: fd is an open directory; the kernel writes one int to `flags`.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & FS_TOPDIR_FL != 0 {
-        return Ok(());
-    }
-    flags |= FS_TOPDIR_FL;
-    // SAFETY: fd is an open directory; the kernel reads one int from `flags`.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}

@@ -133,18 +133,28 @@ impl Pod {
     /// `pods/prepare/<uuid>`. The returned pod is [`PodState::Preparing`]
     /// and holds the lock.
     pub fn create(data_dir: &Path) -> Result<Pod, PodError> {
-        crate::data_dir::ensure(data_dir).map_err(io_err("cannot create directory", data_dir))?;
-        for dir in StateDir::ALL {
-            mkdir_all(&pods_dir(data_dir).join(dir.name()))?;
-        }
         let uuid = new_uuid();
         let embryo = state_path(data_dir, StateDir::Embryo, &uuid);
-        {
+        let embryos = pods_dir(data_dir).join(StateDir::Embryo.name());
+        let mkdir = || {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .mode(DIR_MODE)
-                .create(&embryo)
-                .map_err(io_err("cannot create pod directory", &embryo))?;
+            // Each pod in a block group of its own (see set_topdir); the
+            // flag is on `embryo` from its first pod, or an older rkt's.
+            let _ = crate::data_dir::set_topdir(&embryos);
+            std::fs::DirBuilder::new().mode(DIR_MODE).create(&embryo)
+        };
+        match mkdir() {
+            Ok(()) => {}
+            // The data directory's first pod.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::data_dir::ensure(data_dir)
+                    .map_err(io_err("cannot create directory", data_dir))?;
+                for dir in StateDir::ALL {
+                    mkdir_all(&pods_dir(data_dir).join(dir.name()))?;
+                }
+                mkdir().map_err(io_err("cannot create pod directory", &embryo))?;
+            }
+            Err(e) => return Err(io_err("cannot create pod directory", &embryo)(e)),
         }
         let fd = lock::open_dir(&embryo).map_err(io_err("cannot open pod directory", &embryo))?;
         if !lock::try_exclusive(&fd).map_err(io_err("cannot lock pod directory", &embryo))? {
@@ -420,10 +430,16 @@ impl Pod {
 
     fn rename_to(&mut self, to: StateDir) -> Result<(), PodError> {
         let dest = state_path(&self.data_dir, to, &self.uuid);
+        let mut renamed = std::fs::rename(&self.path, &dest);
         // Data dirs made by other tools may lack some state dirs; a missing
         // one must not look like a lost race.
-        mkdir_all(&pods_dir(&self.data_dir).join(to.name()))?;
-        if let Err(e) = std::fs::rename(&self.path, &dest) {
+        if matches!(&renamed, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            && self.path.exists()
+        {
+            mkdir_all(&pods_dir(&self.data_dir).join(to.name()))?;
+            renamed = std::fs::rename(&self.path, &dest);
+        }
+        if let Err(e) = renamed {
             return Err(if e.kind() == std::io::ErrorKind::NotFound {
                 PodError::Gone(self.uuid.clone())
             } else {
@@ -513,6 +529,33 @@ mod tests {
 
     fn probe_state(data: &Path, uuid: &str) -> PodState {
         Pod::load(data, uuid).unwrap().state()
+    }
+
+    /// On ext4 (these tests' /tmp here) pods are placed like top-level
+    /// directories, each in a block group of ext4's choosing.
+    #[test]
+    fn pods_are_spread_over_block_groups_on_ext4() {
+        const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        Pod::create(d).unwrap();
+        let embryos = d.join("pods/embryo");
+        let fs = nix::sys::statfs::statfs(&embryos).unwrap();
+        if fs.filesystem_type().0 as i64 != EXT4_SUPER_MAGIC {
+            return;
+        }
+        let dir = std::fs::File::open(&embryos).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: an open directory; the kernel writes one int.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&dir),
+                libc::FS_IOC_GETFLAGS,
+                &mut flags,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_ne!(flags & 0x0002_0000, 0, "pods/embryo is not a top directory");
     }
 
     #[test]
