@@ -27,6 +27,11 @@ pub enum ChainError {
     Del { net: String, errors: Vec<String> },
     #[error("network {net:?}: garbage collection incomplete: {}", .errors.join("; "))]
     Gc { net: String, errors: Vec<String> },
+    #[error("network {net:?}: {error}")]
+    Check {
+        net: String,
+        error: Box<PluginError>,
+    },
 }
 
 /// An attachment GC must keep (`cni.dev/valid-attachments`).
@@ -104,12 +109,46 @@ pub fn del(
 
 /// Whether `net`'s CNI version has GC (1.1.0 and later).
 pub fn has_gc(net: &NetConf) -> bool {
+    version_at_least(net, &[1, 1])
+}
+
+fn version_at_least(net: &NetConf, wanted: &[u32]) -> bool {
     let parts: Vec<u32> = net
         .cni_version
         .split('.')
         .map(|p| p.parse().unwrap_or(0))
         .collect();
-    parts.as_slice() >= [1, 1].as_slice()
+    parts.as_slice() >= wanted
+}
+
+/// Runs CHECK of every plugin of `net` in ADD's order, each with the
+/// cached ADD result as `prevResult`; stops at the first plugin that
+/// finds the attachment not as it left it. `Ok(false)` when the network
+/// does not take CHECK: `disableCheck`, or a CNI version before 0.4.0.
+pub fn check(
+    runner: &PluginRunner,
+    net: &NetConf,
+    att: &Attachment,
+    cached: &Value,
+) -> Result<bool, ChainError> {
+    if net.disable_check || !version_at_least(net, &[0, 4]) {
+        return Ok(false);
+    }
+    for index in 0..net.plugins.len() {
+        let input = plugin_input(net, index, Some(cached), &att.capability_args);
+        runner
+            .invoke(
+                &net.plugins[index].plugin_type,
+                CniCommand::Check,
+                Some(att),
+                &input,
+            )
+            .map_err(|e| ChainError::Check {
+                net: net.name.clone(),
+                error: Box::new(e),
+            })?;
+    }
+    Ok(true)
 }
 
 /// Runs GC of every plugin of `net` (CNI 1.1.0): each removes what it
@@ -211,6 +250,67 @@ mod tests {
         assert!(!host_link_exists(&host_veth), "the host veth is gone");
         let ip = address.split('/').next().unwrap();
         assert!(!lease_dir.join(ip).exists(), "the lease is released");
+    }
+
+    /// CHECK of ptp + host-local, Debian's and the project's: fine right
+    /// after ADD, an error naming what is off once the pod's address is
+    /// gone, and not run at all for `disableCheck` or a 0.3.1 network.
+    #[test]
+    fn check_finds_a_broken_attachment() {
+        let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release");
+        for (label, dirs, subnet) in [
+            ("reference", Vec::new(), "172.29.253.0/24"),
+            ("ours", vec![ours], "172.29.254.0/24"),
+        ] {
+            let ns = Netns::new(&format!("chk{label}"));
+            let leases = tempfile::tempdir().unwrap();
+            let conf = |version: &str, disable: bool| {
+                serde_json::json!({
+                    "cniVersion": version,
+                    "name": format!("chk{label}{}", std::process::id()),
+                    "disableCheck": disable,
+                    "plugins": [{
+                        "type": "ptp",
+                        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": leases.path()},
+                    }],
+                })
+                .to_string()
+            };
+            let net =
+                NetConf::parse(Path::new("c.conflist"), conf("1.0.0", false).as_bytes()).unwrap();
+            let att = Attachment {
+                container_id: format!("chk-{label}-{}", std::process::id()),
+                netns: ns.path(),
+                ifname: "eth0".into(),
+                args: None,
+                capability_args: Map::new(),
+            };
+            // Found first, so Debian's does not stand in for a missing one.
+            for dir in &dirs {
+                assert!(dir.join("ptp").exists(), "build the plugins first: {dir:?}");
+            }
+            let runner = PluginRunner::new(dirs, Duration::from_secs(10));
+            let result = add(&runner, &net, &att).unwrap();
+            assert!(check(&runner, &net, &att, &result).unwrap(), "{label}");
+
+            let address = result["ips"][0]["address"].as_str().unwrap().to_string();
+            let flushed = Command::new("ip")
+                .args(["-n", &ns.0, "addr", "del", &address, "dev", "eth0"])
+                .status()
+                .unwrap();
+            assert!(flushed.success());
+            let e = check(&runner, &net, &att, &result).unwrap_err();
+            assert!(matches!(e, ChainError::Check { .. }), "{label}: {e:?}");
+            assert!(e.to_string().contains("ptp"), "{label}: {e}");
+
+            for (version, disable) in [("1.0.0", true), ("0.3.1", false)] {
+                let other =
+                    NetConf::parse(Path::new("c.conflist"), conf(version, disable).as_bytes())
+                        .unwrap();
+                assert!(!check(&runner, &other, &att, &result).unwrap(), "{label}");
+            }
+            del(&runner, &net, &att, Some(&result)).unwrap();
+        }
     }
 
     /// A failing plugin in the middle of a chain: the ADD error names it,
