@@ -654,13 +654,16 @@ fn ports_through_portmap(plugin: &str) {
     if plugin == "refportmap" {
         std::fs::copy("/usr/lib/cni/portmap", dir.join("refportmap")).unwrap();
     }
+    // Subnets of its own per plugin: the two tests run at the same time,
+    // and two pods with one address would take each other's routes.
+    let net = if plugin == "refportmap" { 96 } else { 94 };
     std::fs::write(
         dir.join("60-pm.conflist"),
         format!(
             r#"{{"cniVersion":"1.0.0","name":"pm","plugins":[
                 {{"type":"ptp","ipMasq":true,
                   "ipam":{{"type":"host-local","dataDir":"{}",
-                           "ranges":[[{{"subnet":"172.30.94.0/24"}}],[{{"subnet":"fd30:94::/64"}}]],
+                           "ranges":[[{{"subnet":"172.30.{net}.0/24"}}],[{{"subnet":"fd30:{net}::/64"}}]],
                            "routes":[{{"dst":"0.0.0.0/0"}},{{"dst":"::/0"}}]}}}},
                 {{"type":"{plugin}","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
             leases.display()
