@@ -95,7 +95,7 @@ impl AppLogFiles {
     pub fn read_new(&mut self) -> Vec<Entry> {
         let mut out = Vec::new();
         for path in &self.files {
-            let Ok(mut file) = crate::pod::pod_files::open(path) else {
+            let Ok(mut file) = abi::pod_file::open(path) else {
                 continue;
             };
             let Ok(meta) = file.metadata() else {

@@ -9,7 +9,6 @@ pub mod manifest;
 pub mod mounts;
 pub mod options;
 pub mod overlay;
-pub mod pod_files;
 pub mod render;
 pub mod select;
 pub mod stage1;

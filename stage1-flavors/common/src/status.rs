@@ -29,27 +29,6 @@ pub enum StatusError {
     Parse { path: PathBuf, content: String },
 }
 
-/// The first `max` bytes of `path`, a file the pod may have written (a kvm
-/// guest writes its runtime directory itself): a regular file, opened
-/// without following a symlink or blocking on a FIFO.
-pub fn read_pod_written(path: &Path, max: u64) -> io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    let mut text = String::new();
-    file.take(max).read_to_string(&mut text)?;
-    Ok(text)
-}
-
 /// Writes `contents` to `path` through a temporary file in the same directory
 /// and a rename, so readers never see a partial file. No fsync: these are
 /// runtime files of a live pod, meaningless after a host crash.
@@ -135,7 +114,7 @@ pub fn write_number_file(path: &Path, n: i64) -> Result<(), StatusError> {
 
 /// Reads a decimal number file; `Ok(None)` when it does not exist.
 pub fn read_number_file(path: &Path) -> Result<Option<i64>, StatusError> {
-    let content = match read_pod_written(path, 64) {
+    let content = match abi::pod_file::read_small(path, 64) {
         Ok(c) => c,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {

@@ -39,7 +39,7 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 }
 
 fn read_int(path: &Path) -> Option<i32> {
-    crate::pod::pod_files::read_small(path, 32)
+    abi::pod_file::read_small(path, 32)
         .ok()?
         .trim()
         .parse()

@@ -118,18 +118,23 @@ pub(crate) fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
 
 /// `dir` and every cgroup below it, children before parents (rmdir order).
 pub(crate) fn subtree(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                out.extend(subtree(&entry.path()));
-            }
-        }
-    }
+    let mut out: Vec<PathBuf> = children(dir).iter().flat_map(|c| subtree(c)).collect();
     if dir.is_dir() {
         out.push(dir.to_path_buf());
     }
     out
+}
+
+/// The cgroups right below `dir` (none when it cannot be read).
+fn children(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Pids in `dir` and below, in every given hierarchy directory.
@@ -204,14 +209,7 @@ fn remove_empty_tree(dir: &Path) -> bool {
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
         Err(_) => return false,
     }
-    let mut children = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                children.push(entry.path());
-            }
-        }
-    }
+    let children = children(dir);
     if children.is_empty() {
         return false;
     }

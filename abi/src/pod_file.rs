@@ -1,4 +1,5 @@
-//! Reading files a pod's stage1 wrote (exit codes, logs): a kvm guest
+//! Reading files a pod's stage1 wrote (exit codes, status, logs), by
+//! stage0 and by the stage1's own host-side entrypoints alike: a kvm guest
 //! writes its stage1's runtime directory itself, so such a file may be
 //! anything it could make there. Never through a symlink (the host's
 //! files stay the host's), never blocking on a FIFO, regular files only.
@@ -46,7 +47,9 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert!(read_small(&link, 64).is_err());
         let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
         // A FIFO with no writer: refused, not waited on.
         assert!(read_small(&fifo, 64).is_err());
         assert!(read_small(Path::new("/dev/zero"), 64).is_err());
