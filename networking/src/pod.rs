@@ -51,6 +51,9 @@ pub enum PodNetError {
     Teardown(Vec<String>),
     #[error("CNI garbage collection incomplete: {}", .0.join("; "))]
     Gc(Vec<String>),
+    /// Each entry names its network (and plugin).
+    #[error("{}", .0.join("; "))]
+    Check(Vec<String>),
     #[error(transparent)]
     Port(#[from] PortError),
     #[error("--port needs a network with an address for the pod; none of its networks gave one")]
@@ -334,47 +337,16 @@ pub fn teardown(
     runner: &PluginRunner,
     host_mounts: Option<BorrowedFd<'_>>,
 ) -> Result<(), PodNetError> {
-    let netns_path = match std::fs::read_to_string(pod_dir.join(pod_dir::NETNS)) {
-        // Only ever the path this pod's setup uses: the record is in a
-        // directory gc must not trust to name what it unmounts.
-        Ok(p) if Path::new(p.trim()) == netns::pod_netns_path(uuid) => PathBuf::from(p.trim()),
-        Ok(p) => {
-            return Err(PodNetError::BadRecord {
-                path: pod_dir.join(pod_dir::NETNS),
-                problem: format!(
-                    "names {:?}, not this pod's network namespace; remove what it set up by hand",
-                    p.trim()
-                ),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(PodNetError::BadRecord {
-                path: pod_dir.join(pod_dir::NETNS),
-                problem: e.to_string(),
-            })
-        }
+    let Some(netns_path) = recorded_netns(pod_dir, uuid)? else {
+        return Ok(());
     };
     let mut errors = Vec::new();
     if let Err(e) = stop_forwarding(pod_dir, uuid) {
         errors.push(e.to_string());
     }
     for (info, net) in recorded_nets(pod_dir, &mut errors).iter().rev() {
-        let cached: Option<Value> = std::fs::read(pod_dir.join(result_path(&net.name)))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let capability_args: Map<String, Value> =
-            std::fs::read(pod_dir.join(capabilities_path(&net.name)))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-        let attachment = Attachment {
-            container_id: uuid.to_string(),
-            netns: netns_path.clone(),
-            ifname: info.if_name.clone(),
-            args: (!info.args.is_empty()).then(|| info.args.clone()),
-            capability_args,
-        };
+        let attachment = recorded_attachment(pod_dir, uuid, &netns_path, info, net);
+        let cached = cached_result(pod_dir, &net.name);
         if let Err(e) = chain::del(runner, net, &attachment, cached.as_ref()) {
             errors.push(e.to_string());
         }
@@ -385,6 +357,110 @@ pub fn teardown(
     match errors.is_empty() {
         true => Ok(()),
         false => Err(PodNetError::Teardown(errors)),
+    }
+}
+
+/// How CHECK found one of a running pod's networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetCheck {
+    pub net: String,
+    /// `false`: the network does not take CHECK (`disableCheck`, or a CNI
+    /// version before 0.4.0).
+    pub checked: bool,
+}
+
+/// CNI CHECK of every network the pod's records name, in ADD's order and
+/// each with its cached ADD result: whether the pod's interfaces,
+/// addresses and routes are still as ADD left them. Every network is
+/// checked and every failure collected. A pod without networks (`host`,
+/// `none`) has nothing to check.
+pub fn check(
+    pod_dir: &Path,
+    uuid: &str,
+    runner: &PluginRunner,
+) -> Result<Vec<NetCheck>, PodNetError> {
+    let Some(netns_path) = recorded_netns(pod_dir, uuid)? else {
+        return Ok(Vec::new());
+    };
+    let mut errors = Vec::new();
+    let mut checks = Vec::new();
+    for (info, net) in recorded_nets(pod_dir, &mut errors) {
+        // CHECK is never run before ADD: without its result there is
+        // nothing to compare against.
+        let Some(cached) = cached_result(pod_dir, &net.name) else {
+            errors.push(format!(
+                "network {:?}: no ADD result in {}; the pod's network setup did not finish",
+                net.name,
+                result_path(&net.name).display()
+            ));
+            continue;
+        };
+        let attachment = recorded_attachment(pod_dir, uuid, &netns_path, &info, &net);
+        match chain::check(runner, &net, &attachment, &cached) {
+            Ok(checked) => checks.push(NetCheck {
+                net: net.name,
+                checked,
+            }),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(checks),
+        false => Err(PodNetError::Check(errors)),
+    }
+}
+
+/// The pod's network namespace from its `netns` record; `None` when the
+/// pod never had one (`host`, `none`, or setup did not get that far).
+fn recorded_netns(pod_dir: &Path, uuid: &str) -> Result<Option<PathBuf>, PodNetError> {
+    match std::fs::read_to_string(pod_dir.join(pod_dir::NETNS)) {
+        // Only ever the path this pod's setup uses: the record is in a
+        // directory gc must not trust to name what it unmounts.
+        Ok(p) if Path::new(p.trim()) == netns::pod_netns_path(uuid) => {
+            Ok(Some(PathBuf::from(p.trim())))
+        }
+        Ok(p) => Err(PodNetError::BadRecord {
+            path: pod_dir.join(pod_dir::NETNS),
+            problem: format!(
+                "names {:?}, not this pod's network namespace; remove what it set up by hand",
+                p.trim()
+            ),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PodNetError::BadRecord {
+            path: pod_dir.join(pod_dir::NETNS),
+            problem: e.to_string(),
+        }),
+    }
+}
+
+/// The cached ADD result of network `net`, if it is there and readable.
+fn cached_result(pod_dir: &Path, net: &str) -> Option<Value> {
+    std::fs::read(pod_dir.join(result_path(net)))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// The attachment ADD made for a recorded network, with the capability
+/// arguments it was given.
+fn recorded_attachment(
+    pod_dir: &Path,
+    uuid: &str,
+    netns_path: &Path,
+    info: &NetInfo,
+    net: &NetConf,
+) -> Attachment {
+    let capability_args: Map<String, Value> =
+        std::fs::read(pod_dir.join(capabilities_path(&net.name)))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+    Attachment {
+        container_id: uuid.to_string(),
+        netns: netns_path.to_path_buf(),
+        ifname: info.if_name.clone(),
+        args: (!info.args.is_empty()).then(|| info.args.clone()),
+        capability_args,
     }
 }
 
