@@ -168,6 +168,9 @@ fn default_network_forwarded_ports_stop_and_gc() {
         .unwrap_or_else(|| panic!("no address in {list}"))
         .to_string();
     assert_eq!(vms_of(&rkt).len(), 1, "one VM runs the pod");
+    // CNI CHECK finds the VM's interface in the pod's netns as ADD left it.
+    let status = rkt.ok(&["status", "--check-networks", &pod.uuid]).stdout;
+    assert!(status.contains("\nnetwork-check=default:ok\n"), "{status}");
     // Pod to pod on the same network: an ns pod reaches the VM's server
     // (the guest routes the subnet through the gateway, as ptp set it up).
     let ns = functional_tests::pods::ns_stage1_flag();

@@ -739,6 +739,25 @@ fn ports_through_portmap(plugin: &str) {
         nat_rules(),
         nft_tables()
     );
+    // CHECK through the chain, the port mappings passed as at ADD.
+    let check = rkt.run(&["status", "--check-networks", &pod.uuid]);
+    match plugin {
+        "portmap" => assert!(
+            check.code == 0 && check.stdout.contains("\nnetwork-check=pm:ok\n"),
+            "{check}"
+        ),
+        // Debian's portmap (1.1.1) checks an IPv4 attachment's rules in
+        // ip6tables too and fails (containernetworking/plugins#819); what
+        // is tested is that the runtime reports the plugin's own error.
+        _ => assert!(
+            check.code == 254
+                && check
+                    .stderr
+                    .contains("CNI plugin \"refportmap\" failed CHECK")
+                && check.stderr.contains("could not check ipv6 dnat"),
+            "{check}"
+        ),
+    }
     let uuid = pod.uuid.clone();
     drop(pod);
     gc(&rkt);
@@ -810,6 +829,77 @@ fn enter_joins_the_pods_network() {
     drop(pod);
     gc(&rkt);
     assert_no_network_left(&uuid, &default_leases(), None);
+}
+
+/// `rkt status --check-networks` runs CNI CHECK of a running pod's
+/// networks with their cached results: all fine after ADD, a network with
+/// `disableCheck` skipped, and once the pod's address is gone, a one-line
+/// error naming the network and the plugin; an exited pod is refused.
+#[test]
+fn status_checks_a_running_pods_networks() {
+    let rkt = setup();
+    let s1 = stage1_flag();
+    let quiet = subnet_net(&rkt, "quiet", "172.30.97.0/24", r#","disableCheck":true"#);
+    let pod = BgPod::start(
+        &rkt,
+        &[
+            &s1,
+            "--net=default,quiet",
+            BUSYBOX,
+            "--exec=/bin/sleep",
+            "--",
+            "30",
+        ],
+    );
+    let uuid = pod.uuid.clone();
+    let status = rkt
+        .ok(&["status", "--wait-ready=10s", "--check-networks", &uuid])
+        .stdout;
+    assert!(
+        // ADD's order: user networks first (eth0), then default (eth1).
+        status.contains("\nnetwork-check=quiet:skipped,default:ok\n"),
+        "{status}"
+    );
+    // JSON output is rkt's, unchanged; the exit code carries the check.
+    let json = rkt
+        .ok(&["status", "--format=json", "--check-networks", &uuid])
+        .stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("status JSON");
+    assert_eq!(v["state"], "running", "{json}");
+
+    // Both networks lose their addresses; only the checked one is found out.
+    let netns = format!("rkt-{uuid}");
+    for ifname in ["eth0", "eth1"] {
+        let flushed = std::process::Command::new("ip")
+            .args(["-n", &netns, "-4", "addr", "flush", "dev", ifname])
+            .status()
+            .unwrap();
+        assert!(flushed.success());
+    }
+    let out = rkt.run(&["status", "--check-networks", &uuid]);
+    assert_eq!(out.code, 254, "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {out}");
+    assert!(
+        out.stderr.contains("\"default\""),
+        "names the network: {out}"
+    );
+    assert!(out.stderr.contains("\"ptp\""), "names the plugin: {out}");
+    assert!(
+        !out.stderr.contains("quiet"),
+        "disableCheck is honoured: {out}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no status after a failed check: {out}"
+    );
+
+    drop(pod);
+    let out = rkt.run(&["status", "--check-networks", &uuid]);
+    assert_eq!(out.code, 254, "{out}");
+    assert!(out.stderr.contains("isn't running"), "{out}");
+    gc(&rkt);
+    assert_no_network_left(&uuid, &default_leases(), None);
+    assert_no_network_left(&uuid, &quiet, None);
 }
 
 /// Issue 4's load check: 50 pods started at once on `default` each get an

@@ -369,6 +369,9 @@ impl GcArgs {
     }
 }
 
+/// Arguments of the `net/check` entrypoint: gc's.
+pub type NetCheckArgs = GcArgs;
+
 /// Arguments of the `stop` entrypoint: `[--force] UUID`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StopArgs {

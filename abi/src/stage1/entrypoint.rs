@@ -15,10 +15,16 @@ pub enum Entrypoint {
     AppStart,
     AppStop,
     Attach,
+    /// This project's addition, optional like the app entrypoints: CNI
+    /// CHECK of a running pod's networks (`rkt status --check-networks`).
+    /// It takes gc's arguments ([`super::NetCheckArgs`]), prints one
+    /// `NETWORK ok|skipped` line per network and exits non-zero with the
+    /// failure on stderr.
+    NetCheck,
 }
 
 impl Entrypoint {
-    pub const ALL: [Entrypoint; 9] = [
+    pub const ALL: [Entrypoint; 10] = [
         Entrypoint::Run,
         Entrypoint::Enter,
         Entrypoint::Gc,
@@ -28,6 +34,7 @@ impl Entrypoint {
         Entrypoint::AppStart,
         Entrypoint::AppStop,
         Entrypoint::Attach,
+        Entrypoint::NetCheck,
     ];
 
     /// The manifest annotation whose value is the entrypoint's path in rootfs.
@@ -42,6 +49,7 @@ impl Entrypoint {
             Entrypoint::AppStart => "coreos.com/rkt/stage1/app/start",
             Entrypoint::AppStop => "coreos.com/rkt/stage1/app/stop",
             Entrypoint::Attach => "coreos.com/rkt/stage1/attach",
+            Entrypoint::NetCheck => "coreos.com/rkt/stage1/net/check",
         }
     }
 }

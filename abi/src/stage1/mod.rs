@@ -7,8 +7,8 @@ mod features;
 mod id_range;
 
 pub use args::{
-    AppArgs, ArgsError, DnsConfMode, EnterArgs, GcArgs, HostsMode, IpcMode, ResolvMode, RunArgs,
-    StopArgs,
+    AppArgs, ArgsError, DnsConfMode, EnterArgs, GcArgs, HostsMode, IpcMode, NetCheckArgs,
+    ResolvMode, RunArgs, StopArgs,
 };
 pub use entrypoint::{Entrypoint, InterfaceVersion, INTERFACE_VERSION_ANNOTATION};
 pub use features::{format_features, parse_features, Feature, FEATURES_ANNOTATION};

@@ -114,6 +114,7 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
             (Entrypoint::Enter, "/enter", "ns-enter"),
             (Entrypoint::Gc, "/gc", "ns-gc"),
             (Entrypoint::Stop, "/stop", "ns-stop"),
+            (Entrypoint::NetCheck, "/net_check", "ns-net-check"),
             (Entrypoint::AppAdd, "/app_add", "ns-app-add"),
             (Entrypoint::AppStart, "/app_start", "ns-app-start"),
             (Entrypoint::AppStop, "/app_stop", "ns-app-stop"),
@@ -155,12 +156,13 @@ pub const STAGE1_FLAVORS: &[Stage1Flavor] = &[
         name: "kvm",
         image_name: "coreos.com/rkt/stage1-kvm",
         // Inside the VM the pod runs under the ns flavor's supervisor;
-        // on the host, its gc (networks) and stop (SIGTERM to `run`,
-        // which asks the guest to stop) serve as they are.
+        // on the host, its gc and net/check (networks) and stop (SIGTERM
+        // to `run`, which asks the guest to stop) serve as they are.
         entrypoints: &[
             (Entrypoint::Run, "/init", "kvm-run"),
             (Entrypoint::Gc, "/gc", "ns-gc"),
             (Entrypoint::Stop, "/stop", "ns-stop"),
+            (Entrypoint::NetCheck, "/net_check", "ns-net-check"),
         ],
         interface_version: 6,
         features: &[
@@ -307,6 +309,11 @@ mod tests {
             && c.contains("172.16.28.0/24")
             && c.contains("\"ipMasq\": true")));
         assert!(ns.cni_plugins.contains(&"ptp") && ns.cni_plugins.contains(&"host-local"));
+        // At the rootfs' root: it finds the plugins beside itself.
+        assert_eq!(
+            m.annotation(Entrypoint::NetCheck.annotation()),
+            Some("/net_check")
+        );
         assert!(Stage1Flavor::find("nope")
             .unwrap_err()
             .to_string()
@@ -319,6 +326,10 @@ mod tests {
         let m = stage1_manifest(kvm, "0.1.0").unwrap();
         assert_eq!(m.annotation(Entrypoint::Run.annotation()), Some("/init"));
         assert_eq!(m.annotation(Entrypoint::Gc.annotation()), Some("/gc"));
+        assert_eq!(
+            m.annotation(Entrypoint::NetCheck.annotation()),
+            Some("/net_check")
+        );
         // No enter entrypoint: stage0 refuses `rkt enter` by the features.
         assert_eq!(m.annotation(Entrypoint::Enter.annotation()), None);
         let features = parse_features(m.annotation(FEATURES_ANNOTATION).unwrap());

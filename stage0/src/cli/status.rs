@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use serde::Serialize;
-use stage0::pod::lifecycle::{parse_wait, read_uuid_file, Pod, PodState};
+use stage0::pod::lifecycle::{
+    ensure_superuser, parse_wait, read_uuid_file, NetCheck, Pod, PodState,
+};
 
 use super::list::fmt_nets;
 use super::output::full_time;
@@ -26,6 +28,11 @@ pub struct StatusArgs {
     /// If empty, then the result is printed as key value pairs
     #[arg(long, default_value = "", value_name = "FORMAT")]
     format: String,
+    /// run CNI CHECK of the running pod's networks (root only): exit 254
+    /// naming the network and plugin that found it changed; the text
+    /// output gains network-check=NET:ok|skipped,...
+    #[arg(long)]
+    check_networks: bool,
     /// read pod UUID from file instead of argument
     #[arg(long, value_name = "FILE")]
     uuid_file: Option<std::path::PathBuf>,
@@ -77,6 +84,16 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
         .map_err(|e| anyhow!("error waiting for pod readiness: {e}"))?;
     pod.wait_finished(wait)
         .map_err(|e| anyhow!("error waiting for pod to finish: {e}"))?;
+    let checks = match args.check_networks {
+        true => {
+            ensure_superuser()?;
+            let checks = pod
+                .check_networks(&ctx.local_config, ctx.debug)
+                .map_err(|e| anyhow!("network check of pod {:?}: {e}", pod.uuid()))?;
+            Some(checks)
+        }
+        false => None,
+    };
 
     if let Some(pretty) = json {
         let v = pod
@@ -91,7 +108,19 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
         return Ok(0);
     }
     print!("{}", text_status(&pod)?);
+    if let Some(checks) = checks {
+        println!("network-check={}", fmt_checks(&checks));
+    }
     Ok(0)
+}
+
+/// `NET:ok|skipped` per network, comma-separated, in ADD's order.
+fn fmt_checks(checks: &[NetCheck]) -> String {
+    checks
+        .iter()
+        .map(|c| format!("{}:{}", c.net, if c.checked { "ok" } else { "skipped" }))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn text_status(pod: &Pod) -> Result<String> {

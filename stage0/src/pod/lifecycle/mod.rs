@@ -12,6 +12,7 @@ mod export;
 mod gc;
 mod info;
 mod lock;
+mod net_check;
 mod state;
 mod uuid;
 pub mod v1;
@@ -28,6 +29,7 @@ pub use duration::{parse_go_duration, parse_go_duration_nanos, parse_wait, Durat
 pub use export::{export_app, ExportError};
 pub use gc::DeleteOptions;
 pub use info::NetInfo;
+pub use net_check::{NetCheck, NetCheckError};
 pub use state::{PodState, StateDir};
 pub use uuid::{is_uuid, new_uuid, read_uuid_file, write_uuid_file};
 
