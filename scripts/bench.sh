@@ -249,6 +249,20 @@ hyperfine -N --warmup 3 --runs 30 --export-json "$work/net.json" \
 	-n none "$rkt_run --net=none example.com/busybox --exec /bin/true" \
 	-n default "$rkt_run --net=default example.com/busybox --exec /bin/true" >/dev/null
 R gc --grace-period=0s >/dev/null 2>&1 || true
+# CNI CHECK of a running pod on default (status --check-networks: the
+# stage1's net/check entrypoint runs ptp's CHECK, which calls host-local's)
+# against a plain status of the same pod.
+$rkt_run --uuid-file-save="$work/check.uuid" --net=default example.com/busybox \
+	--exec /bin/sleep -- 600 >/dev/null 2>&1 &
+check_pod=$!
+R status --wait-ready=20s "$(until [ -s "$work/check.uuid" ]; do sleep 0.05; done; cat "$work/check.uuid")" >/dev/null
+rkt_status="$rkt --dir=$work/data --local-config=$work/etc --system-config=$work/sys status $(cat "$work/check.uuid")"
+hyperfine -N --warmup 3 --runs 30 --export-json "$work/check.json" \
+	-n status "$rkt_status" \
+	-n check "$rkt_status --check-networks" >/dev/null
+R stop "$(cat "$work/check.uuid")" >/dev/null 2>&1 || true
+wait $check_pod || true
+R gc --grace-period=0s >/dev/null 2>&1 || true
 # ADD + DEL of the same ptp + host-local chain in a fresh netns, driven the
 # way a runtime does (CNI_* environment, config on stdin).
 ip netns add rkt-bench-cni
@@ -268,7 +282,7 @@ ours=$PWD/target/release
 hyperfine -N --warmup 3 --runs 30 --export-json "$work/cni.json" \
 	-n ours "$work/cni.sh $ours $work/leases-ours" \
 	-n reference "$work/cni.sh /usr/lib/cni $work/leases-ref" >/dev/null
-python3 - "$work/net.json" "$work/cni.json" <<'EOF_NET'
+python3 - "$work/net.json" "$work/cni.json" "$work/check.json" <<'EOF_NET'
 import json, sys
 med = {}
 for f in sys.argv[1:]:
@@ -276,6 +290,7 @@ for f in sys.argv[1:]:
         med[x["command"]] = x["median"] * 1000
 print(f"   rkt run --net=none     {med['none']:7.1f} ms")
 print(f"   rkt run --net=default  {med['default']:7.1f} ms   network setup adds {med['default'] - med['none']:.1f} ms")
+print(f"   rkt status --check-networks {med['check']:.1f} ms (plain status {med['status']:.1f} ms): CHECK adds {med['check'] - med['status']:.1f} ms")
 print(f"   ptp+host-local ADD+DEL: ours {med['ours']:.1f} ms, reference {med['reference']:.1f} ms: "
       f"ours {med['reference'] / med['ours']:.2f}x faster")
 EOF_NET

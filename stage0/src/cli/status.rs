@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use serde::Serialize;
 use stage0::pod::lifecycle::{
-    ensure_superuser, parse_wait, read_uuid_file, NetCheck, Pod, PodState,
+    ensure_superuser, parse_wait, read_uuid_file, NetCheck, Pod, PodState, Wait,
 };
 
 use super::list::fmt_nets;
@@ -30,7 +30,8 @@ pub struct StatusArgs {
     format: String,
     /// run CNI CHECK of the running pod's networks (root only): exit 254
     /// naming the network and plugin that found it changed; the text
-    /// output gains network-check=NET:ok|skipped,...
+    /// output gains network-check=NET:ok|skipped,... (JSON output does not
+    /// change: its exit code is the check's)
     #[arg(long)]
     check_networks: bool,
     /// read pod UUID from file instead of argument
@@ -79,6 +80,12 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
         "json-pretty" => Some(true),
         other => bail!("unknown format {other:?}; use json or json-pretty"),
     };
+    if args.check_networks {
+        if wait != Wait::No {
+            bail!("--check-networks needs a running pod and --wait waits until it has finished; pass one of them");
+        }
+        ensure_superuser().map_err(|e| anyhow!("--check-networks: {e}"))?;
+    }
     let mut pod = pod_from_args(ctx, args.uuid_file.as_deref(), args.uuid.as_deref())?;
     pod.wait_ready(wait_ready)
         .map_err(|e| anyhow!("error waiting for pod readiness: {e}"))?;
@@ -86,7 +93,6 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
         .map_err(|e| anyhow!("error waiting for pod to finish: {e}"))?;
     let checks = match args.check_networks {
         true => {
-            ensure_superuser()?;
             let checks = pod
                 .check_networks(&ctx.local_config, ctx.debug)
                 .map_err(|e| anyhow!("network check of pod {:?}: {e}", pod.uuid()))?;

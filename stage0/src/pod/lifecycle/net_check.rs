@@ -13,23 +13,30 @@ use crate::pod::stage1::Stage1Image;
 
 #[derive(Debug, Error)]
 pub enum NetCheckError {
-    #[error("pod {0:?} isn't running; only a running pod's networks can be checked")]
-    NotRunning(String),
+    #[error("the pod isn't running; only a running pod's networks can be checked")]
+    NotRunning,
+    #[error("the pod is still starting (its networks may be being set up); retry in a moment")]
+    Starting,
+    #[error("the pod exited during the check: {0}")]
+    ExitedDuringCheck(String),
     #[error(transparent)]
     Stage1(#[from] crate::pod::stage1::Stage1Error),
     #[error(
-        "the {0} stage1 cannot check networks (it has no {annotation} entrypoint); \
-         use the ns or kvm stage1",
+        "its stage1 image {0} has no {annotation} entrypoint, so its networks cannot be \
+         checked (fly pods use the host's network; the ns and kvm stage1 images of this \
+         release have it)",
         annotation = Entrypoint::NetCheck.annotation()
     )]
     Unsupported(String),
+    #[error("the stage1 net/check entrypoint printed {0:?}, not `NETWORK ok|skipped`")]
+    Output(String),
     #[error("cannot run {path}: {source}")]
     Spawn {
         path: String,
         source: std::io::Error,
     },
     /// The entrypoint's own message, which names the network and plugin.
-    #[error("{0}")]
+    #[error("{0}; restart the pod to set its networks up again")]
     Failed(String),
 }
 
@@ -45,16 +52,21 @@ impl Pod {
     /// Runs the stage1 `net/check` entrypoint of this running pod. With
     /// `debug`, the entrypoint's debug output goes to stderr as it comes.
     pub fn check_networks(
-        &self,
+        &mut self,
         local_config: &Path,
         debug: bool,
     ) -> Result<Vec<NetCheck>, NetCheckError> {
         if self.state() != PodState::Running {
-            return Err(NetCheckError::NotRunning(self.uuid().to_string()));
+            return Err(NetCheckError::NotRunning);
+        }
+        // Stage1 writes `pid` once the networks are set up: no CHECK while
+        // an ADD may still run (CNI allows one operation at a time).
+        if self.pid_file().is_none() {
+            return Err(NetCheckError::Starting);
         }
         let s1 = Stage1Image::load(self.path())?;
         if s1.entrypoint(Entrypoint::NetCheck).is_none() {
-            return Err(NetCheckError::Unsupported(s1.flavor().to_string()));
+            return Err(NetCheckError::Unsupported(s1.name().to_string()));
         }
         let ep = s1.entrypoint_path(self.path(), Entrypoint::NetCheck)?;
         let argv = NetCheckArgs {
@@ -78,42 +90,54 @@ impl Pod {
                 source,
             })?;
         if !out.status.success() {
-            return Err(NetCheckError::Failed(match debug {
+            let message = match debug {
                 true => format!(
                     "the stage1 net/check entrypoint exited with {}; its messages are above",
                     out.status
                 ),
                 false => failure_message(&out.stderr, &out.status),
-            }));
+            };
+            // A pod that ended meanwhile lost its networks to its own exit.
+            let _ = self.refresh();
+            return Err(match self.state() {
+                PodState::Running => NetCheckError::Failed(message),
+                _ => NetCheckError::ExitedDuringCheck(message),
+            });
         }
-        Ok(parse_outcomes(&String::from_utf8_lossy(&out.stdout)))
+        // Warnings of a successful check (e.g. a bad plugin timeout).
+        std::io::Write::write_all(&mut std::io::stderr(), &out.stderr).ok();
+        parse_outcomes(&String::from_utf8_lossy(&out.stdout))
     }
 }
 
-/// The entrypoint's last stderr line without its `stage1: ` prefix, or its
-/// exit status when it said nothing.
+/// The entrypoint's last `stage1: ` line (its error, one line) without
+/// that prefix, else its last line, else its exit status.
 fn failure_message(stderr: &[u8], status: &std::process::ExitStatus) -> String {
     let text = String::from_utf8_lossy(stderr);
-    match text.lines().rev().find(|l| !l.trim().is_empty()) {
-        Some(line) => line.trim().trim_start_matches("stage1: ").to_string(),
+    let said = || text.lines().rev().map(str::trim).filter(|l| !l.is_empty());
+    match said()
+        .find_map(|l| l.strip_prefix("stage1: "))
+        .or_else(|| said().next())
+    {
+        Some(line) => line.to_string(),
         None => format!("the stage1 net/check entrypoint exited with {status}"),
     }
 }
 
-/// `NETWORK ok|skipped` lines; anything else is not an outcome.
-fn parse_outcomes(stdout: &str) -> Vec<NetCheck> {
+/// `NETWORK ok|skipped` lines, nothing else.
+fn parse_outcomes(stdout: &str) -> Result<Vec<NetCheck>, NetCheckError> {
     stdout
         .lines()
-        .filter_map(|line| match line.split_once(' ')? {
-            (net, "ok") => Some(NetCheck {
+        .map(|line| match line.split_once(' ') {
+            Some((net, "ok")) => Ok(NetCheck {
                 net: net.to_string(),
                 checked: true,
             }),
-            (net, "skipped") => Some(NetCheck {
+            Some((net, "skipped")) => Ok(NetCheck {
                 net: net.to_string(),
                 checked: false,
             }),
-            _ => None,
+            _ => Err(NetCheckError::Output(line.to_string())),
         })
         .collect()
 }
@@ -125,8 +149,13 @@ mod tests {
 
     #[test]
     fn outcomes_are_read_line_by_line() {
+        assert!(matches!(
+            parse_outcomes("default ok\nnoise\n"),
+            Err(NetCheckError::Output(l)) if l == "noise"
+        ));
+        assert_eq!(parse_outcomes("").unwrap(), []);
         assert_eq!(
-            parse_outcomes("default ok\nquiet skipped\nnoise\n"),
+            parse_outcomes("default ok\nquiet skipped\n").unwrap(),
             [
                 NetCheck {
                     net: "default".into(),
@@ -161,6 +190,6 @@ mod tests {
         let err = pod
             .check_networks(Path::new("/etc/rkt"), false)
             .unwrap_err();
-        assert!(matches!(err, NetCheckError::NotRunning(_)), "{err}");
+        assert!(matches!(err, NetCheckError::NotRunning), "{err}");
     }
 }

@@ -14,7 +14,8 @@ use stage1_ns::{debug, fail};
 
 fn main() {
     if let Err(e) = run() {
-        fail(format!("{e:#}"));
+        // One line: stage0 shows it as the check's error.
+        fail(format!("{e:#}").replace('\n', " "));
     }
 }
 
