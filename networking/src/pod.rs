@@ -190,6 +190,20 @@ impl PodNetwork {
 /// In the pod dir: which tool holds the pod's port forwarding rules.
 const FORWARDING: &str = "net/forwarding";
 
+/// The tool the pod's forwarding record names; `None` without a record
+/// (no `--port`, or the rules went with the pod's end).
+fn forwarding_backend(pod_dir: &Path) -> Result<Option<Backend>, PodNetError> {
+    let Ok(tool) = std::fs::read_to_string(pod_dir.join(FORWARDING)) else {
+        return Ok(None);
+    };
+    Backend::parse(&tool)
+        .map(Some)
+        .ok_or_else(|| PodNetError::BadRecord {
+            path: pod_dir.join(FORWARDING),
+            problem: format!("unknown tool {tool:?}"),
+        })
+}
+
 /// Sets up the networks of `spec` (the caller checked it is neither
 /// `host` nor `none`). `host_mounts` is the mount namespace the netns bind
 /// must live in. On failure everything done is undone (DEL in reverse,
@@ -310,13 +324,9 @@ fn attach(
 /// Removes the pod's port forwarding rules, if it has any (the record
 /// stays: removing again is harmless).
 pub fn stop_forwarding(pod_dir: &Path, uuid: &str) -> Result<(), PodNetError> {
-    let Ok(tool) = std::fs::read_to_string(pod_dir.join(FORWARDING)) else {
+    let Some(backend) = forwarding_backend(pod_dir)? else {
         return Ok(());
     };
-    let backend = Backend::parse(&tool).ok_or_else(|| PodNetError::BadRecord {
-        path: pod_dir.join(FORWARDING),
-        problem: format!("unknown tool {tool:?}"),
-    })?;
     portfwd::remove(backend, uuid)?;
     // Gone: gc, which runs this again, has nothing left to look for.
     match std::fs::remove_file(pod_dir.join(FORWARDING)) {
@@ -371,8 +381,9 @@ pub struct NetCheck {
 
 /// CNI CHECK of every network the pod's records name, in ADD's order and
 /// each with its cached ADD result: whether the pod's interfaces,
-/// addresses and routes are still as ADD left them. Every network is
-/// checked and every failure collected. A pod without networks (`host`,
+/// addresses and routes are still as ADD left them; then whether the
+/// pod's `--port` rules are in place. Every network is checked and every
+/// failure collected. A pod without networks (`host`,
 /// `none`) has nothing to check.
 pub fn check(
     pod_dir: &Path,
@@ -402,6 +413,13 @@ pub fn check(
                 checked,
             }),
             Err(e) => errors.push(e.to_string()),
+        }
+    }
+    // The runtime's own part: the rules of `--port` (portmap's, when a
+    // network chains it, were checked with that network).
+    if let Some(backend) = forwarding_backend(pod_dir)? {
+        if let Err(e) = portfwd::check(backend, uuid) {
+            errors.push(e.to_string());
         }
     }
     match errors.is_empty() {

@@ -39,6 +39,8 @@ pub enum PortError {
     NotIpv4(IpAddr),
     #[error("cannot apply the port forwarding rules with {tool}: {detail}")]
     Apply { tool: &'static str, detail: String },
+    #[error("the pod's --port forwarding rules ({rules}) are gone: {detail}")]
+    Missing { rules: String, detail: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +349,31 @@ pub fn remove(backend: Backend, uuid: &str) -> Result<(), PortError> {
                     detail: errors.join("; "),
                 }),
             }
+        }
+    }
+}
+
+/// Whether the pod's rules are still in place (its table, or its DNAT
+/// chain and the jumps to it): CHECK's counterpart for `--port`.
+pub fn check(backend: Backend, uuid: &str) -> Result<(), PortError> {
+    let missing = |rules: String, detail: String| PortError::Missing { rules, detail };
+    match backend {
+        Backend::Nft => {
+            let table = table_name(uuid);
+            tool::run("nft", &["list", "table", "ip", &table], None)
+                .map(drop)
+                .map_err(|e| missing(format!("nft table ip {table}"), e.detail()))
+        }
+        Backend::Iptables => {
+            let dnat = iptables_chain(uuid, "DNAT");
+            let rules = format!("iptables nat chain {dnat}");
+            iptables(&["-t", "nat", "-L", &dnat, "-n"])
+                .map_err(|detail| missing(rules.clone(), detail))?;
+            for from in ["PREROUTING", "OUTPUT"] {
+                iptables(&["-t", "nat", "-C", from, "-j", &dnat])
+                    .map_err(|detail| missing(format!("{rules}, jumped to from {from}"), detail))?;
+            }
+            Ok(())
         }
     }
 }

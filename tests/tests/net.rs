@@ -462,6 +462,9 @@ fn ports_are_forwarded_from_localhost_and_other_hosts() {
         nft_tables()
     );
     let other = assert_forwarded(http, "hello-from-pod", Duration::from_secs(10));
+    // The network check covers the runtime's own rules too.
+    let status = rkt.ok(&["status", "--check-networks", &pod.uuid]).stdout;
+    assert!(status.contains("\nnetwork-check=default:ok\n"), "{status}");
     // bash's /dev/udp: busybox's nc has no UDP.
     let udp = other.run(&format!(
         "exec 3<>/dev/udp/{}/{echo}; echo ping-udp >&3; timeout 3 head -n1 <&3",
@@ -841,15 +844,16 @@ fn status_checks_a_running_pods_networks() {
     let rkt = setup();
     let s1 = stage1_flag();
     let quiet = subnet_net(&rkt, "quiet", "172.30.97.0/24", r#","disableCheck":true"#);
+    let aci = server_aci(&rkt, "checked").display().to_string();
+    let port_http = format!("--port=http:{}", free_port());
     let pod = BgPod::start(
         &rkt,
         &[
+            "--insecure-options=image",
             &s1,
             "--net=default,quiet",
-            BUSYBOX,
-            "--exec=/bin/sleep",
-            "--",
-            "600",
+            &port_http,
+            &aci,
         ],
     );
     let uuid = pod.uuid.clone();
@@ -871,7 +875,14 @@ fn status_checks_a_running_pods_networks() {
     assert_eq!(out.code, 254, "{out}");
     assert!(out.stderr.contains("pass one of them"), "{out}");
 
-    // Both networks lose their addresses; only the checked one is found out.
+    // Both networks lose their addresses, and the runtime's --port rules
+    // go: all is found out but the network that takes no CHECK.
+    let table = format!("rkt-{uuid}");
+    let deleted = std::process::Command::new("nft")
+        .args(["delete", "table", "ip", &table])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
     let netns = format!("rkt-{uuid}");
     for ifname in ["eth0", "eth1"] {
         let flushed = std::process::Command::new("ip")
@@ -892,6 +903,8 @@ fn status_checks_a_running_pods_networks() {
         !out.stderr.contains("quiet"),
         "disableCheck is honoured: {out}"
     );
+    let gone = format!("--port forwarding rules (nft table ip {table}) are gone");
+    assert!(out.stderr.contains(&gone), "{out}");
     assert!(
         out.stdout.is_empty(),
         "no status after a failed check: {out}"

@@ -28,8 +28,9 @@ pub struct StatusArgs {
     /// If empty, then the result is printed as key value pairs
     #[arg(long, default_value = "", value_name = "FORMAT")]
     format: String,
-    /// run CNI CHECK of the running pod's networks (root only): exit 254
-    /// naming the network and plugin that found it changed; the text
+    /// run CNI CHECK of the running pod's networks and look for its --port
+    /// rules (root only): exit 254 naming the network and plugin that found
+    /// it changed, or the rules that are gone; the text
     /// output gains network-check=NET:ok|skipped,... (JSON output does not
     /// change: its exit code is the check's)
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! ns (and kvm) `net/check` entrypoint, this project's addition to the
 //! stage1 ABI: CNI CHECK of a running pod's networks from the record `run`
-//! left (`net-info.json`, the cached results, `netns`), in ADD's order.
+//! left (`net-info.json`, the cached results, `netns`), in ADD's order,
+//! and whether the pod's `--port` rules are still in place.
 //! Prints `NETWORK ok` for each network checked and `NETWORK skipped` for
 //! one that does not take CHECK (`disableCheck`, CNI before 0.4.0); exits
 //! non-zero with every failure on stderr.
