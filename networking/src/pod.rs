@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use abi::net_info::NetInfo;
 use abi::pod_dir;
+use abi::stage1::NetCheckOutcome;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -370,26 +371,17 @@ pub fn teardown(
     }
 }
 
-/// How CHECK found one of a running pod's networks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetCheck {
-    pub net: String,
-    /// `false`: the network does not take CHECK (`disableCheck`, or a CNI
-    /// version before 0.4.0).
-    pub checked: bool,
-}
-
 /// CNI CHECK of every network the pod's records name, in ADD's order and
 /// each with its cached ADD result: whether the pod's interfaces,
 /// addresses and routes are still as ADD left them; then whether the
 /// pod's `--port` rules are in place. Every network is checked and every
-/// failure collected. A pod without networks (`host`,
-/// `none`) has nothing to check.
+/// failure collected. A pod without networks (`host`, `none`) has
+/// nothing to check.
 pub fn check(
     pod_dir: &Path,
     uuid: &str,
     runner: &PluginRunner,
-) -> Result<Vec<NetCheck>, PodNetError> {
+) -> Result<Vec<NetCheckOutcome>, PodNetError> {
     let Some(netns_path) = recorded_netns(pod_dir, uuid)? else {
         return Ok(Vec::new());
     };
@@ -408,7 +400,7 @@ pub fn check(
         };
         let attachment = recorded_attachment(pod_dir, uuid, &netns_path, &info, &net);
         match chain::check(runner, &net, &attachment, &cached) {
-            Ok(checked) => checks.push(NetCheck {
+            Ok(checked) => checks.push(NetCheckOutcome {
                 net: net.name,
                 checked,
             }),

@@ -18,8 +18,8 @@ pub enum Entrypoint {
     /// This project's addition, optional like the app entrypoints: CNI
     /// CHECK of a running pod's networks (`rkt status --check-networks`).
     /// It takes gc's arguments ([`super::NetCheckArgs`]), prints one
-    /// `NETWORK ok|skipped` line per network and exits non-zero with the
-    /// failure on stderr.
+    /// [`super::NetCheckOutcome`] line per network and exits non-zero with
+    /// the failure on stderr.
     NetCheck,
 }
 

@@ -5,6 +5,7 @@ mod args;
 mod entrypoint;
 mod features;
 mod id_range;
+mod net_check;
 
 pub use args::{
     AppArgs, ArgsError, DnsConfMode, EnterArgs, GcArgs, HostsMode, IpcMode, NetCheckArgs,
@@ -13,6 +14,7 @@ pub use args::{
 pub use entrypoint::{Entrypoint, InterfaceVersion, INTERFACE_VERSION_ANNOTATION};
 pub use features::{format_features, parse_features, Feature, FEATURES_ANNOTATION};
 pub use id_range::{IdRange, ID_RANGE_COUNT};
+pub use net_check::NetCheckOutcome;
 
 /// Environment variable carrying the fd of the pod directory whose exclusive
 /// flock marks the pod as running. Stage1 keeps it open for the pod's life.

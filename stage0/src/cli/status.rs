@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
+use abi::stage1::NetCheckOutcome;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use serde::Serialize;
-use stage0::pod::lifecycle::{
-    ensure_superuser, parse_wait, read_uuid_file, NetCheck, Pod, PodState, Wait,
-};
+use stage0::pod::lifecycle::{ensure_superuser, parse_wait, read_uuid_file, Pod, PodState, Wait};
 
 use super::list::fmt_nets;
 use super::output::full_time;
@@ -93,12 +92,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
     pod.wait_finished(wait)
         .map_err(|e| anyhow!("error waiting for pod to finish: {e}"))?;
     let checks = match args.check_networks {
-        true => {
-            let checks = pod
-                .check_networks(&ctx.local_config, ctx.debug)
-                .map_err(|e| anyhow!("network check of pod {:?}: {e}", pod.uuid()))?;
-            Some(checks)
-        }
+        true => Some(
+            pod.check_networks(&ctx.local_config, ctx.debug)
+                .map_err(|e| anyhow!("network check of pod {:?}: {e}", pod.uuid()))?,
+        ),
         false => None,
     };
 
@@ -122,10 +119,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<i32> {
 }
 
 /// `NET:ok|skipped` per network, comma-separated, in ADD's order.
-fn fmt_checks(checks: &[NetCheck]) -> String {
+fn fmt_checks(checks: &[NetCheckOutcome]) -> String {
     checks
         .iter()
-        .map(|c| format!("{}:{}", c.net, if c.checked { "ok" } else { "skipped" }))
+        .map(|c| format!("{}:{}", c.net, c.word()))
         .collect::<Vec<_>>()
         .join(",")
 }

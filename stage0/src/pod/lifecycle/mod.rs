@@ -29,7 +29,7 @@ pub use duration::{parse_go_duration, parse_go_duration_nanos, parse_wait, Durat
 pub use export::{export_app, ExportError};
 pub use gc::DeleteOptions;
 pub use info::NetInfo;
-pub use net_check::{NetCheck, NetCheckError};
+pub use net_check::NetCheckError;
 pub use state::{PodState, StateDir};
 pub use uuid::{is_uuid, new_uuid, read_uuid_file, write_uuid_file};
 

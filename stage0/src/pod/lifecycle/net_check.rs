@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use abi::stage1::{Entrypoint, NetCheckArgs};
+use abi::stage1::{Entrypoint, NetCheckArgs, NetCheckOutcome};
 use thiserror::Error;
 
 use super::{Pod, PodState};
@@ -40,14 +40,6 @@ pub enum NetCheckError {
     Failed(String),
 }
 
-/// One network's outcome: `checked` is false for a network that does not
-/// take CHECK (`disableCheck`, or a CNI version before 0.4.0).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetCheck {
-    pub net: String,
-    pub checked: bool,
-}
-
 impl Pod {
     /// Runs the stage1 `net/check` entrypoint of this running pod. With
     /// `debug`, the entrypoint's debug output goes to stderr as it comes.
@@ -55,7 +47,7 @@ impl Pod {
         &mut self,
         local_config: &Path,
         debug: bool,
-    ) -> Result<Vec<NetCheck>, NetCheckError> {
+    ) -> Result<Vec<NetCheckOutcome>, NetCheckError> {
         if self.state() != PodState::Running {
             return Err(NetCheckError::NotRunning);
         }
@@ -124,20 +116,12 @@ fn failure_message(stderr: &[u8], status: &std::process::ExitStatus) -> String {
     }
 }
 
-/// `NETWORK ok|skipped` lines, nothing else.
-fn parse_outcomes(stdout: &str) -> Result<Vec<NetCheck>, NetCheckError> {
+/// The entrypoint's outcome lines, nothing else.
+fn parse_outcomes(stdout: &str) -> Result<Vec<NetCheckOutcome>, NetCheckError> {
     stdout
         .lines()
-        .map(|line| match line.split_once(' ') {
-            Some((net, "ok")) => Ok(NetCheck {
-                net: net.to_string(),
-                checked: true,
-            }),
-            Some((net, "skipped")) => Ok(NetCheck {
-                net: net.to_string(),
-                checked: false,
-            }),
-            _ => Err(NetCheckError::Output(line.to_string())),
+        .map(|line| {
+            NetCheckOutcome::parse_line(line).ok_or_else(|| NetCheckError::Output(line.to_string()))
         })
         .collect()
 }
@@ -157,11 +141,11 @@ mod tests {
         assert_eq!(
             parse_outcomes("default ok\nquiet skipped\n").unwrap(),
             [
-                NetCheck {
+                NetCheckOutcome {
                     net: "default".into(),
                     checked: true
                 },
-                NetCheck {
+                NetCheckOutcome {
                     net: "quiet".into(),
                     checked: false
                 },

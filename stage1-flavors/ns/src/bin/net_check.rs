@@ -2,9 +2,9 @@
 //! stage1 ABI: CNI CHECK of a running pod's networks from the record `run`
 //! left (`net-info.json`, the cached results, `netns`), in ADD's order,
 //! and whether the pod's `--port` rules are still in place.
-//! Prints `NETWORK ok` for each network checked and `NETWORK skipped` for
-//! one that does not take CHECK (`disableCheck`, CNI before 0.4.0); exits
-//! non-zero with every failure on stderr.
+//! Prints an `abi::stage1::NetCheckOutcome` line per network (`NETWORK ok`,
+//! or `NETWORK skipped` for one that does not take CHECK); exits non-zero
+//! with every failure on stderr, on one line.
 
 use std::path::{Path, PathBuf};
 
@@ -27,9 +27,8 @@ fn run() -> Result<()> {
     let local_config = args.local_config.as_deref().unwrap_or("/etc/rkt");
     let runner = podnet::plugin_runner(&stage1_rootfs()?, Path::new(local_config));
     debug(args.debug, "checking the pod's networks");
-    for check in podnet::check(&pod_dir, &args.uuid, &runner)? {
-        let outcome = if check.checked { "ok" } else { "skipped" };
-        println!("{} {outcome}", check.net);
+    for outcome in podnet::check(&pod_dir, &args.uuid, &runner)? {
+        println!("{}", outcome.to_line());
     }
     Ok(())
 }
