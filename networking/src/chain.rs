@@ -196,6 +196,17 @@ mod tests {
 
     use crate::test_netns::TestNetns as Netns;
 
+    /// `eth0` in `ns` for a container named `name` and this test process.
+    fn eth0_of(ns: &Netns, name: &str) -> Attachment {
+        Attachment {
+            container_id: format!("{name}-{}", std::process::id()),
+            netns: ns.path(),
+            ifname: "eth0".into(),
+            args: None,
+            capability_args: Map::new(),
+        }
+    }
+
     fn host_link_exists(name: &str) -> bool {
         Path::new("/sys/class/net").join(name).exists()
     }
@@ -219,13 +230,7 @@ mod tests {
             }],
         });
         let net = NetConf::parse(Path::new("t.conflist"), conf.to_string().as_bytes()).unwrap();
-        let att = Attachment {
-            container_id: format!("chain-{}", std::process::id()),
-            netns: ns.path(),
-            ifname: "eth0".into(),
-            args: None,
-            capability_args: Map::new(),
-        };
+        let att = eth0_of(&ns, "chain");
         let runner = PluginRunner::new(Vec::new(), Duration::from_secs(10));
         let result = add(&runner, &net, &att).unwrap();
         let address = result["ips"][0]["address"].as_str().unwrap().to_string();
@@ -278,13 +283,7 @@ mod tests {
             };
             let net =
                 NetConf::parse(Path::new("c.conflist"), conf("1.0.0", false).as_bytes()).unwrap();
-            let att = Attachment {
-                container_id: format!("chk-{label}-{}", std::process::id()),
-                netns: ns.path(),
-                ifname: "eth0".into(),
-                args: None,
-                capability_args: Map::new(),
-            };
+            let att = eth0_of(&ns, &format!("chk-{label}"));
             // Found first, so Debian's does not stand in for a missing one.
             for dir in &dirs {
                 assert!(dir.join("ptp").exists(), "build the plugins first: {dir:?}");
@@ -329,13 +328,7 @@ mod tests {
             ],
         });
         let net = NetConf::parse(Path::new("u.conflist"), conf.to_string().as_bytes()).unwrap();
-        let att = Attachment {
-            container_id: format!("undo-{}", std::process::id()),
-            netns: ns.path(),
-            ifname: "eth0".into(),
-            args: None,
-            capability_args: Map::new(),
-        };
+        let att = eth0_of(&ns, "undo");
         let runner = PluginRunner::new(Vec::new(), Duration::from_secs(10));
         let e = add(&runner, &net, &att).unwrap_err();
         let text = e.to_string();

@@ -282,25 +282,8 @@ fn communicate(child: &mut Child, input: &[u8], deadline: Instant) -> Option<Exi
             }
         }
         for (pipe, out) in pipes.iter_mut().zip(output.iter_mut()) {
-            let Some(fd) = pipe else { continue };
-            let mut buf = [0u8; 16384];
-            loop {
-                match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-                    Ok(0) => {
-                        *pipe = None;
-                        break;
-                    }
-                    Ok(n) => {
-                        let room = (MAX_OUTPUT as usize).saturating_sub(out.len());
-                        out.extend_from_slice(&buf[..n.min(room)]);
-                    }
-                    Err(Errno::EINTR) => {}
-                    Err(Errno::EAGAIN) => break,
-                    Err(_) => {
-                        *pipe = None;
-                        break;
-                    }
-                }
+            if pipe.as_ref().is_some_and(|fd| !read_available(fd, out)) {
+                *pipe = None;
             }
         }
     }
@@ -310,6 +293,25 @@ fn communicate(child: &mut Child, input: &[u8], deadline: Instant) -> Option<Exi
         out,
         err,
     })
+}
+
+/// Reads what the non-blocking `fd` holds now into `out`, which keeps at
+/// most [`MAX_OUTPUT`] bytes; `false` once the pipe is at its end (or
+/// broken).
+fn read_available(fd: &OwnedFd, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 16384];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                let room = (MAX_OUTPUT as usize).saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return true,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// A pidfd of process `pid` (pidfd_open(2)), readable once it exits.

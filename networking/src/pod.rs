@@ -446,7 +446,12 @@ fn recorded_netns(pod_dir: &Path, uuid: &str) -> Result<Option<PathBuf>, PodNetE
 
 /// The cached ADD result of network `net`, if it is there and readable.
 fn cached_result(pod_dir: &Path, net: &str) -> Option<Value> {
-    std::fs::read(pod_dir.join(result_path(net)))
+    read_json_record(&pod_dir.join(result_path(net)))
+}
+
+/// A JSON record of the pod dir; `None` when missing or unreadable.
+fn read_json_record<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
@@ -461,10 +466,7 @@ fn recorded_attachment(
     net: &NetConf,
 ) -> Attachment {
     let capability_args: Map<String, Value> =
-        std::fs::read(pod_dir.join(capabilities_path(&net.name)))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        read_json_record(&pod_dir.join(capabilities_path(&net.name))).unwrap_or_default();
     Attachment {
         container_id: uuid.to_string(),
         netns: netns_path.to_path_buf(),

@@ -239,13 +239,11 @@ impl Forwarder {
     /// The pipes with something to read (or at EOF).
     fn wait(&self) -> Vec<RawFd> {
         let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-        let order: Vec<RawFd> = self.sources.iter().map(|s| s.pipe.as_raw_fd()).collect();
-        for fd in &order {
-            // SAFETY: the descriptor is owned by `self.sources` for the
-            // whole poll.
-            let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
-            fds.push(PollFd::new(borrowed, PollFlags::POLLIN));
-        }
+        fds.extend(
+            self.sources
+                .iter()
+                .map(|s| PollFd::new(s.pipe.as_fd(), PollFlags::POLLIN)),
+        );
         let timeout = match self.sources.iter().filter_map(|s| s.since).min() {
             Some(since) => {
                 let left = (since + PARTIAL_LINE_WAIT).saturating_duration_since(Instant::now());
@@ -258,9 +256,9 @@ impl Forwarder {
         }
         fds[1..]
             .iter()
-            .zip(order)
+            .zip(&self.sources)
             .filter(|(p, _)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, fd)| fd)
+            .map(|(_, s)| s.pipe.as_raw_fd())
             .collect()
     }
 
