@@ -402,7 +402,6 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn runner(extra: &[&Path]) -> PluginRunner {
         PluginRunner::new(
@@ -411,10 +410,20 @@ mod tests {
         )
     }
 
+    /// Installs an executable script. It is written by `install`, not
+    /// here: a plugin another test forks meanwhile would inherit our write
+    /// descriptor until its exec, and running the script would then fail
+    /// with ETXTBSY.
     fn script(dir: &Path, name: &str, body: &str) {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let source = dir.join(format!(".{name}.src"));
+        std::fs::write(&source, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let installed = Command::new("install")
+            .args(["-m", "0755"])
+            .arg(&source)
+            .arg(dir.join(name))
+            .status()
+            .unwrap();
+        assert!(installed.success(), "install {name}");
     }
 
     use crate::test_netns::TestNetns as Netns;
