@@ -8,7 +8,7 @@
 //! layout is the administrator's.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -55,27 +55,32 @@ const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 /// after a `gc` of many pods doubled the time of `rkt run`. Best effort:
 /// other filesystems refuse the ioctl, which changes nothing else.
 pub fn set_topdir(dir: &Path) -> io::Result<()> {
-    let fd = nix::fcntl::open(
-        dir,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: open just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut flags: libc::c_int = 0;
-    // SAFETY: fd is an open directory; the kernel writes one int to `flags`.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let dir = std::fs::File::open(dir)?;
+    let flags = inode_flags(&dir)?;
     if flags & FS_TOPDIR_FL != 0 {
         return Ok(());
     }
-    flags |= FS_TOPDIR_FL;
-    // SAFETY: fd is an open directory; the kernel reads one int from `flags`.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+    let flags = flags | FS_TOPDIR_FL;
+    // SAFETY: an open file; the kernel reads one int from `flags`.
+    if unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether `dir` carries the flag [`set_topdir`] sets.
+pub fn is_topdir(dir: &Path) -> io::Result<bool> {
+    Ok(inode_flags(&std::fs::File::open(dir)?)? & FS_TOPDIR_FL != 0)
+}
+
+/// The file's inode flags (`lsattr`).
+fn inode_flags(file: &std::fs::File) -> io::Result<libc::c_int> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: an open file; the kernel writes one int to `flags`.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags)
 }
 
 #[cfg(test)]
